@@ -1,0 +1,384 @@
+--- Azure Monitor Log Analytics queries from Lua.
+--
+--    local la = require "loganalytics"
+--    local client = la.new{ workspace = "DEMO_WORKSPACE", api_key = "DEMO_KEY" }
+--    local result, err = client:query("Heartbeat | take 10", { timespan = "PT1H" })
+--
+-- Option checking, URLs, headers and error objects live here; the C module
+-- `loganalytics.core` owns the libcurl handle and parses responses as they
+-- arrive.
+-- @module loganalytics
+
+local core = require "loganalytics.core"
+local timespan = require "loganalytics.timespan"
+local errors = require "loganalytics.errors"
+
+local type, pairs, ipairs, tostring, select, pcall, error, setmetatable =
+  type, pairs, ipairs, tostring, select, pcall, error, setmetatable
+local format, concat = string.format, table.concat
+
+local la = {
+  _VERSION = "0.1.0",
+  --- JSON null: a light userdata NULL, equal to cjson.null and ngx.null.
+  null = core.null,
+  is_error = errors.is_error,
+}
+
+local DEFAULT_ENDPOINT = "https://api.loganalytics.azure.com"
+local DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
+local QUERY_SCOPE = "https://api.loganalytics.io/.default"
+local ARM_SCOPE = "https://management.azure.com/.default"
+local ARM_API_VERSION = "2017-10-01"
+-- tokens from functions that give expires_on are renewed this long before it
+local TOKEN_EARLY_RENEWAL = 300
+
+local USER_AGENT = format("loganalytics-lua/%s (%s; libcurl/%s)",
+  la._VERSION, _VERSION, core.curl_version)
+
+------------------------------------------------------------------ checking
+
+local function misuse(message)
+  error("loganalytics: " .. message, 0)
+end
+
+local function check_type(name, value, expected)
+  if type(value) ~= expected then
+    misuse(format("option '%s' must be a %s, got %s", name, expected, type(value)))
+  end
+end
+
+local function check_text(name, value)
+  check_type(name, value, "string")
+  if value == "" then misuse(format("option '%s' must not be empty", name)) end
+  -- would break a header line or the URL: never legitimate here
+  if value:find("[%z\r\n]") then
+    misuse(format("option '%s' must not contain NUL or line breaks", name))
+  end
+end
+
+local function check_known(options, allowed, what)
+  for key in pairs(options) do
+    if not allowed[key] then
+      misuse(format("unknown %s option '%s'", what, tostring(key)))
+    end
+  end
+end
+
+local function is_callable(v)
+  if type(v) == "function" then return true end
+  local mt = getmetatable(v)
+  return type(mt) == "table" and mt.__call ~= nil
+end
+
+-- Hosts a plain http:// endpoint may use without allow_http.
+local function is_loopback(host)
+  host = host:lower()
+  return host == "localhost" or host == "[::1]" or host:match("^127%.%d+%.%d+%.%d+$") ~= nil
+end
+
+local function check_endpoint(name, url, allow_http)
+  check_text(name, url)
+  local scheme, host = url:match("^(%a[%w+.-]*)://([^/:?#]+)")
+  if host and host:sub(1, 1) == "[" then host = url:match("^%a[%w+.-]*://(%[[^%]]*%])") end
+  if not scheme or not host then
+    misuse(format("option '%s' must be an http(s) URL, got '%s'", name, url))
+  end
+  scheme = scheme:lower()
+  if scheme ~= "https" and scheme ~= "http" then
+    misuse(format("option '%s' must use https, got '%s'", name, scheme))
+  end
+  if scheme == "http" and not allow_http and not is_loopback(host) then
+    misuse(format("option '%s' is plain http to a non-loopback host; use https or allow_http = true", name))
+  end
+  return (url:gsub("/+$", ""))
+end
+
+-- Percent-encodes everything but unreserved characters (and "/" when asked).
+local function escape(s, keep_slash)
+  local pattern = keep_slash and "[^%w%-%._~/]" or "[^%w%-%._~]"
+  return (s:gsub(pattern, function(c) return format("%%%02X", c:byte()) end))
+end
+
+------------------------------------------------------------------ client
+
+local Client = {}
+Client.__index = Client
+Client.__name = "loganalytics.client"
+
+local CLIENT_OPTIONS = {
+  workspace = true, endpoint = true, arm_endpoint = true, api_key = true,
+  api_key_in = true, token = true, credential = true, allow_http = true,
+  user_agent = true, connect_timeout = true, timeout = true,
+}
+
+local function check_workspace_table(ws)
+  check_known(ws, { subscription = true, resource_group = true, name = true }, "workspace")
+  check_text("workspace.subscription", ws.subscription)
+  check_text("workspace.resource_group", ws.resource_group)
+  check_text("workspace.name", ws.name)
+end
+
+local function check_seconds(name, v)
+  if v ~= nil then
+    check_type(name, v, "number")
+    if not (v > 0 and v < math.huge) then misuse(format("option '%s' must be a positive number", name)) end
+  end
+end
+
+--- Makes a client.
+-- @tparam table options workspace, endpoint, api_key, api_key_in, token,
+--   credential, arm_endpoint, allow_http, user_agent, connect_timeout, timeout
+-- @return a client
+function la.new(options)
+  if type(options) ~= "table" then
+    error("loganalytics: la.new expects an options table, got " .. type(options), 2)
+  end
+  check_known(options, CLIENT_OPTIONS, "la.new")
+  local allow_http = options.allow_http
+  if allow_http ~= nil then check_type("allow_http", allow_http, "boolean") end
+
+  local ws = options.workspace
+  if type(ws) == "table" then
+    check_workspace_table(ws)
+  elseif ws ~= nil then
+    check_text("workspace", ws)
+  end
+
+  local auth_ways = 0
+  for _, name in ipairs { "api_key", "token", "credential" } do
+    if options[name] ~= nil then auth_ways = auth_ways + 1 end
+  end
+  if auth_ways > 1 then
+    misuse("give only one of 'api_key', 'token' and 'credential'")
+  end
+  if options.api_key ~= nil then check_text("api_key", options.api_key) end
+  local key_in = options.api_key_in
+  if key_in ~= nil then
+    check_type("api_key_in", key_in, "string")
+    if key_in ~= "header" and key_in ~= "query" and key_in ~= "basic" then
+      misuse("option 'api_key_in' must be 'header', 'query' or 'basic', got '" .. key_in .. "'")
+    end
+    if options.api_key == nil then misuse("option 'api_key_in' needs 'api_key'") end
+  end
+  local token = options.token
+  if token ~= nil and type(token) ~= "string" and not is_callable(token) then
+    misuse("option 'token' must be a string or a function, got " .. type(token))
+  end
+  if type(token) == "string" then check_text("token", token) end
+  local credential = options.credential
+  if credential ~= nil then
+    local kind = type(credential)
+    local ok, get = pcall(function() return credential.get_token end)
+    if (kind ~= "table" and kind ~= "userdata") or not ok or not is_callable(get) then
+      misuse("option 'credential' must be an object with a get_token method")
+    end
+  end
+  if options.user_agent ~= nil then check_text("user_agent", options.user_agent) end
+  check_seconds("connect_timeout", options.connect_timeout)
+  check_seconds("timeout", options.timeout)
+
+  local self = setmetatable({
+    workspace = ws,
+    endpoint = check_endpoint("endpoint", options.endpoint or DEFAULT_ENDPOINT, allow_http),
+    arm_endpoint = check_endpoint("arm_endpoint", options.arm_endpoint or DEFAULT_ARM_ENDPOINT,
+                                  allow_http),
+    connect_timeout = options.connect_timeout,
+    timeout = options.timeout,
+    user_agent = options.user_agent and (options.user_agent .. " " .. USER_AGENT) or USER_AGENT,
+    http = core.new(),
+  }, Client)
+  -- secrets live in a closure, out of reach of pairs() and tostring
+  local api_key, key_mode = options.api_key, key_in or "header"
+  local cached = {}
+  self.authorize = function(request, scope)
+    if api_key then
+      if key_mode == "header" then
+        request.headers[#request.headers + 1] = "X-Api-Key: " .. api_key
+      elseif key_mode == "query" then
+        request.url = request.url .. (request.url:find("?", 1, true) and "&" or "?")
+          .. "api_key=" .. escape(api_key)
+      else
+        request.username, request.password = api_key, ""
+      end
+      return true
+    end
+    local access
+    if type(token) == "string" then
+      access = token
+    elseif token or credential then
+      local entry = cached[scope]
+      if entry and entry.expires_on - TOKEN_EARLY_RENEWAL > os.time() then
+        access = entry.token
+      else
+        local ok, got, expires_on
+        if token then
+          ok, got, expires_on = pcall(token, scope)
+        else
+          ok, got, expires_on = pcall(credential.get_token, credential, scope)
+        end
+        if not ok or type(got) ~= "string" or got == "" or got:find("[%z\r\n]") then
+          local why = not ok and tostring(got)
+            or (got == nil and expires_on ~= nil and tostring(expires_on))
+            or "the token provider returned no usable token"
+          return nil, errors.new { kind = "auth", message = "no token: " .. why,
+                                   code = errors.is_error(expires_on) and expires_on.code or nil }
+        end
+        access = got
+        -- without an expiry the provider is asked again next time
+        cached[scope] = type(expires_on) == "number" and { token = got, expires_on = expires_on } or nil
+      end
+    else
+      return true
+    end
+    request.headers[#request.headers + 1] = "Authorization: Bearer " .. access
+    return true
+  end
+  return self
+end
+
+function Client:__tostring()
+  local ws = self.workspace
+  if type(ws) == "table" then ws = ws.name end
+  return format("loganalytics.client (%s, workspace %s)", self.endpoint, tostring(ws or "none"))
+end
+
+--- Releases the libcurl handle and its connections; also done by the GC.
+function Client:close()
+  self.http:close()
+end
+
+local QUERY_OPTIONS = {
+  timespan = true, workspace = true, workspaces = true, resource = true,
+  server_timeout = true, statistics = true, render = true,
+}
+
+-- The URL and auth scope for a query, from the options and the client.
+local function target(self, opts)
+  if opts.resource ~= nil then
+    local resource = opts.resource
+    check_text("resource", resource)
+    if resource:sub(1, 1) ~= "/" then
+      misuse("option 'resource' must be a resource id starting with '/', got '" .. resource .. "'")
+    end
+    if opts.workspace ~= nil then misuse("give either 'workspace' or 'resource', not both") end
+    return self.endpoint .. "/v1" .. escape(resource, true) .. "/query", QUERY_SCOPE
+  end
+  local ws = opts.workspace
+  if ws ~= nil then check_text("workspace", ws) else ws = self.workspace end
+  if ws == nil then
+    misuse("no workspace: give 'workspace' to la.new or to query, or a 'resource'")
+  end
+  if type(ws) == "table" then
+    return format("%s/subscriptions/%s/resourceGroups/%s/providers/Microsoft.OperationalInsights/workspaces/%s/api/query?api-version=%s",
+      self.arm_endpoint, escape(ws.subscription), escape(ws.resource_group), escape(ws.name),
+      ARM_API_VERSION), ARM_SCOPE
+  end
+  return self.endpoint .. "/v1/workspaces/" .. escape(ws) .. "/query", QUERY_SCOPE
+end
+
+local function prefer_header(opts)
+  local prefs = {}
+  local wait = opts.server_timeout
+  if wait ~= nil then
+    check_type("server_timeout", wait, "number")
+    if not (wait >= 1 and wait == math.floor(wait) and wait < 2^31) then
+      misuse("option 'server_timeout' must be a whole number of seconds >= 1")
+    end
+    prefs[#prefs + 1] = format("wait=%d", wait)
+  end
+  for _, name in ipairs { "statistics", "render" } do
+    local v = opts[name]
+    if v ~= nil then
+      check_type(name, v, "boolean")
+      if v then prefs[#prefs + 1] = "include-" .. name .. "=true" end
+    end
+  end
+  if #prefs > 0 then return "Prefer: " .. concat(prefs, ",") end
+end
+
+local function check_workspaces(list)
+  check_type("workspaces", list, "table")
+  local n = #list
+  for key in pairs(list) do
+    if type(key) ~= "number" or key < 1 or key > n or key ~= math.floor(key) then
+      misuse("option 'workspaces' must be an array of workspace ids")
+    end
+  end
+  for i = 1, n do check_text("workspaces[" .. i .. "]", list[i]) end
+  return n > 0 and list or nil
+end
+
+-- What the response table from core says, as the API's result or error.
+local function outcome(response)
+  local status, headers = response.status, response.headers
+  if response.transport then
+    local t = response.transport
+    return nil, errors.new { kind = t.kind, status = status, message = t.message, curl_code = t.code }
+  end
+  if response.parse_error then
+    return nil, errors.new { kind = "protocol", status = status, message = response.parse_error,
+                             request_id = headers["x-ms-request-id"] }
+  end
+  if not status or status < 200 or status > 299 then
+    return nil, errors.from_http(status or 0, headers, response.body)
+  end
+  local result = response.result
+  if not result then
+    return nil, errors.new { kind = "protocol", status = status,
+                             message = "the response has no query result" }
+  end
+  result.request_id = headers["x-ms-request-id"]
+  if result.error ~= nil then
+    result.error = errors.from_service("service", result.error, status, headers)
+    result.status = "partial"
+  else
+    result.status = "success"
+  end
+  return result
+end
+
+--- Runs a KQL query.
+-- @tparam string kql the query
+-- @tparam[opt] table opts timespan, workspace, workspaces, resource,
+--   server_timeout, statistics, render
+-- @treturn[1] table result: status, tables, error (partial), statistics, render
+-- @treturn[2] nil
+-- @treturn[2] table err: kind, status, code, message, ...
+function Client:query(kql, opts)
+  if getmetatable(self) ~= Client then
+    error("loganalytics: use client:query(kql), not client.query(kql)", 2)
+  end
+  if type(kql) ~= "string" then
+    misuse("the query must be a string, got " .. type(kql))
+  end
+  if kql:find("^%s*$") then misuse("the query must not be empty") end
+  if kql:find("%z") then misuse("the query must not contain NUL bytes") end
+  if opts == nil then opts = {} end
+  check_type("opts", opts, "table")
+  check_known(opts, QUERY_OPTIONS, "query")
+
+  local url, scope = target(self, opts)
+  local span
+  if opts.timespan ~= nil then
+    local ok, text = pcall(timespan.format, opts.timespan)
+    if not ok then misuse("option " .. text) end
+    span = text
+  end
+  local workspaces = opts.workspaces ~= nil and check_workspaces(opts.workspaces) or nil
+  local headers = { "Content-Type: application/json", "Accept: application/json" }
+  headers[#headers + 1] = prefer_header(opts)
+
+  local request = {
+    url = url,
+    headers = headers,
+    body = core.query_body(kql, span, workspaces),
+    user_agent = self.user_agent,
+    connect_timeout = self.connect_timeout,
+    timeout = self.timeout,
+  }
+  local authorized, err = self.authorize(request, scope)
+  if not authorized then return nil, err end
+  return outcome(self.http:perform(request))
+end
+
+return la

@@ -1,0 +1,109 @@
+--- Error objects: what `client:query` returns as `err` when the world fails.
+-- Fields: kind, status, code, message, details, innererror, correlation_id,
+-- request_id, retry_after; `tostring(err)` gives one readable line.
+-- @module loganalytics.errors
+
+local core = require "loganalytics.core"
+
+local type, tostring, tonumber, setmetatable = type, tostring, tonumber, setmetatable
+local concat = table.concat
+
+local M = {}
+
+local error_mt = { __name = "loganalytics.error" }
+error_mt.__index = error_mt
+
+--- The deepest `innererror` message, which is the one that says what is wrong.
+local function innermost_message(e)
+  local found
+  local inner = type(e) == "table" and e.innererror
+  local depth = 0
+  while type(inner) == "table" and depth < 100 do
+    if type(inner.message) == "string" then found = inner.message end
+    inner, depth = inner.innererror, depth + 1
+  end
+  return found
+end
+
+function error_mt.__tostring(e)
+  local parts = { "loganalytics: ", e.kind or "unknown", " error" }
+  if e.status or e.code then
+    parts[#parts + 1] = " ("
+    if e.status then parts[#parts + 1] = "HTTP " .. tostring(e.status) end
+    if e.status and e.code then parts[#parts + 1] = " " end
+    if e.code then parts[#parts + 1] = tostring(e.code) end
+    parts[#parts + 1] = ")"
+  end
+  parts[#parts + 1] = ": " .. tostring(e.message or "no message")
+  local inner = innermost_message(e)
+  if inner and inner ~= e.message then parts[#parts + 1] = ": " .. inner end
+  return concat(parts)
+end
+
+--- Makes an error object from its fields.
+function M.new(fields)
+  return setmetatable(fields, error_mt)
+end
+
+--- Is `v` an error object made here?
+function M.is_error(v)
+  return type(v) == "table" and getmetatable(v) == error_mt
+end
+
+local function retry_after_seconds(headers)
+  local ms = tonumber(headers["x-ms-retry-after-ms"] or "")
+  if ms then return ms / 1000 end
+  return tonumber(headers["retry-after"] or "")
+end
+
+--- An error object from the service's `{"error": {...}}` body (decoded).
+-- Also used for the `error` member of a partial result.
+function M.from_service(kind, info, status, headers)
+  headers = headers or {}
+  info = type(info) == "table" and info or {}
+  return M.new {
+    kind = kind,
+    status = status,
+    code = type(info.code) == "string" and info.code or nil,
+    message = type(info.message) == "string" and info.message or "the service reported an error",
+    details = info.details,
+    innererror = info.innererror,
+    correlation_id = info.correlationId,
+    request_id = headers["x-ms-request-id"],
+    retry_after = retry_after_seconds(headers),
+  }
+end
+
+local function kind_for_status(status)
+  if status == 401 or status == 403 then return "auth" end
+  if status == 408 or status == 504 then return "timeout" end
+  return "service"
+end
+
+-- A short, printable excerpt of a non-JSON body (a proxy's HTML page, say).
+local function excerpt(body)
+  local text = body:gsub("<[^>]*>", " "):gsub("%s+", " "):gsub("^ ", "")
+  text = text:gsub("[%c\128-\255]", "?")
+  if #text > 200 then text = text:sub(1, 200) .. "..." end
+  return text
+end
+
+--- An error object for a non-2xx HTTP response.
+function M.from_http(status, headers, body)
+  local kind = kind_for_status(status)
+  local decoded = body and body ~= "" and core.decode_json(body)
+  if type(decoded) == "table" and type(decoded.error) == "table" then
+    return M.from_service(kind, decoded.error, status, headers)
+  end
+  if type(decoded) == "table" and type(decoded.error) == "string" then
+    -- identity-provider style: {"error": "invalid_client", "error_description": ...}
+    local e = M.from_service(kind, { code = decoded.error, message = decoded.error_description },
+                             status, headers)
+    return e
+  end
+  local message = "HTTP " .. tostring(status)
+  if body and body ~= "" then message = message .. ": " .. excerpt(body) end
+  return M.from_service(kind, { message = message }, status, headers)
+end
+
+return M

@@ -1,0 +1,903 @@
+#!/usr/bin/env python3
+"""Local stand-in for the Azure Monitor Log Analytics query API (v1), for tests and the demo.
+
+Standard library only; listens on loopback only.
+
+    python3 server/la_server.py [--host 127.0.0.1] [--port 0] [--recorded DIR]
+                                [--fixtures DIR] [--token TOKEN ...] [--verbose]
+
+Once it is listening it prints the port number alone on the first line of stdout, then
+serves until SIGTERM/SIGINT, until `POST /_test/shutdown`, or until its parent process
+goes away.
+
+Query endpoints (POST, JSON body {"query", "timespan"?, "workspaces"?}; ?api_key= allowed):
+  /v1/workspaces/DEMO_WORKSPACE/query   deterministic sample tables + a small KQL subset
+  /v1/subscriptions/.../query           resource-centric; serves the same demo data
+  /v1/workspaces/REPLAY/query           query = recorded file name [#N]: replays it
+  /v1/workspaces/FIXTURES/query         query = [truncate:|cut:|chunked:]name: raw bytes
+                                        of <fixtures>/<name>.json
+Auth: X-Api-Key / ?api_key= / Basic "DEMO_KEY:" or Bearer DEMO_TOKEN (or --token values).
+The `timespan` is checked for a plausible ISO 8601 shape but never filters the demo data.
+
+Test control (no auth, not logged): GET /_test/requests, /_test/last, /_test/stats;
+POST /_test/reset, /_test/shutdown.
+"""
+
+import argparse
+import base64
+import binascii
+import collections
+import datetime as dt
+import gzip
+import ipaddress
+import json
+import operator
+import os
+import random
+import re
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, unquote
+
+JSON_CT = "application/json; charset=utf-8"
+DEMO_KEY = "DEMO_KEY"
+DEMO_TOKEN = "DEMO_TOKEN"
+NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+# Recorded response headers that describe the recorded transfer, not the body we send.
+HOP_HEADERS = {"content-length", "transfer-encoding", "content-encoding", "connection", "date"}
+
+
+def dumps(obj):
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+# ---------------------------------------------------------------------------
+# Service-shaped errors
+# ---------------------------------------------------------------------------
+
+class ApiError(Exception):
+    """An error answered with the service's body shape:
+    {"error":{"message","code","correlationId","innererror"?}}."""
+
+    def __init__(self, status, code, message, inner=None, headers=()):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.inner, self.headers = inner, list(headers)
+
+    def body(self):
+        err = {"message": self.message, "code": self.code, "correlationId": str(uuid.uuid4())}
+        if self.inner is not None:
+            err["innererror"] = self.inner
+        return dumps({"error": err})
+
+
+def bad_argument(inner_code, inner_message):
+    return ApiError(400, "BadArgumentError", "The request had some invalid properties",
+                    {"code": inner_code, "message": inner_message})
+
+
+def syntax_error(text, token, offset):
+    # Same structure as recorded/js-monitor-query_recording_querylogs_bad_query.json,
+    # where "pos" is the 0-based character offset of the token within its line.
+    line = text.count("\n", 0, offset) + 1
+    pos = offset - (text.rfind("\n", 0, offset) + 1)
+    return ApiError(400, "BadArgumentError", "The request had some invalid properties", {
+        "code": "SyntaxError", "message": "A recognition error occurred in the query.",
+        "innererror": {"code": "SYN0002",
+                       "message": f"Query could not be parsed at '{token}' on line [{line},{pos}]",
+                       "line": line, "pos": pos, "token": token}})
+
+
+def semantic_error(message, code="SEM0100"):
+    # Shape of recorded/js-monitor-query_recording_queryresource_bad_query_with_invalid_table.json
+    return ApiError(400, "BadArgumentError", "The request had some invalid properties", {
+        "code": "SemanticError", "message": "A semantic error occurred.",
+        "innererror": {"code": code, "message": message}})
+
+
+def not_found_path():
+    return ApiError(404, "PathNotFoundError", "The requested path does not exist")
+
+
+# ---------------------------------------------------------------------------
+# Demo data: deterministic tables, built once at startup (takes a few ms)
+# ---------------------------------------------------------------------------
+
+ANCHOR = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+SUBSCRIPTIONS = ["6b4c3a2e-1d0f-4e8a-9b7c-5a4d3c2b1a00", "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"]
+RESOURCE_GROUPS = ["contoso-prod", "contoso-dev", "fabrikam-web", "monitoring-rg", "aks-nodes"]
+
+
+def iso_time(seconds_back, frac7=0):
+    """ISO 8601 UTC like the service: whole seconds, or up to 7 fractional digits, zeros trimmed."""
+    t = ANCHOR - dt.timedelta(seconds=seconds_back)
+    s = t.strftime("%Y-%m-%dT%H:%M:%S")
+    if frac7:
+        s += ("." + "%07d" % frac7).rstrip("0")
+    return s + "Z"
+
+
+def make_guid(rng):
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def maybe_frac(rng, share=0.4):
+    return rng.randrange(1, 10 ** 7) if rng.random() < share else 0
+
+
+def build_heartbeat(rng):
+    machines = []  # 20 machines: every column but TimeGenerated is fixed per machine
+    for i in range(20):
+        linux = i % 3 != 0
+        machines.append([
+            ("lnx-app-%02d" if linux else "WIN-SRV-%02d") % (i + 1),
+            rng.choice(["Direct Agent", "Azure Monitor Agent", "SCOM Agent"]),
+            "Linux" if linux else "Windows",
+            "1.%d.%d" % (rng.randint(10, 29), rng.randint(0, 9)) if linux
+            else "10.20.%d.0" % rng.randint(18000, 18100),
+            "10.%d.%d.%d" % (rng.randint(0, 3), rng.randint(0, 255), rng.randint(1, 254)),
+            rng.choice(["United States", "Netherlands", "Japan", "Ireland"]),
+            rng.choice(RESOURCE_GROUPS), make_guid(rng), i == 7,
+            "Azure" if i < 15 else "Non-Azure", "Heartbeat"])
+    # one heartbeat per machine per minute, 100 minutes back, newest first
+    rows = [[iso_time((i // 20) * 60 + (i % 20) * 2 + 1, maybe_frac(rng))] + machines[i % 20]
+            for i in range(2000)]
+    return schema("TimeGenerated:datetime Computer Category OSType Version ComputerIP "
+                  "RemoteIPCountry ResourceGroup SourceComputerId:guid IsGatewayInstalled:bool "
+                  "ComputerEnvironment Type"), rows
+
+
+ACTIVITY_OPS = [  # (OperationName, ResourceProvider, Category)
+    ("Microsoft.Compute/virtualMachines/write", "Microsoft.Compute", "Administrative"),
+    ("Microsoft.Compute/virtualMachines/start/action", "Microsoft.Compute", "Administrative"),
+    ("Microsoft.Storage/storageAccounts/listKeys/action", "Microsoft.Storage", "Administrative"),
+    ("Microsoft.Resources/deployments/write", "Microsoft.Resources", "Administrative"),
+    ("Microsoft.Network/networkSecurityGroups/write", "Microsoft.Network", "Administrative"),
+    ("Microsoft.Web/sites/restart/action", "Microsoft.Web", "Administrative"),
+    ("Microsoft.Authorization/policies/audit/action", "Microsoft.Authorization", "Policy"),
+    ("Microsoft.Insights/AlertRules/Activated/Action", "Microsoft.Insights", "Alert"),
+    ("Microsoft.ResourceHealth/healthevent/Activated/action", "Microsoft.ResourceHealth",
+     "ResourceHealth"),
+    ("Microsoft.Security/locations/alerts/activate/action", "Microsoft.Security", "Security"),
+]
+CALLERS = ["alice@contoso.com", "bob@contoso.com", "ops-automation@contoso.com",
+           "7d3c1f52-0a6b-4e4d-9f0e-2b9c8a7d6e5f"]
+
+
+def build_activity(rng):
+    rows = []
+    for _ in range(3000):
+        op, provider, category = rng.choice(ACTIVITY_OPS)
+        caller = None if rng.random() < 0.15 else rng.choice(CALLERS)
+        sub, rg = rng.choice(SUBSCRIPTIONS), rng.choice(RESOURCE_GROUPS)
+        scope = f"/subscriptions/{sub}/resourceGroups/{rg}/providers/{provider}/" \
+                f"res{rng.randint(1, 40)}"
+        props = {"eventCategory": category, "entity": scope, "message": op,
+                 "hierarchy": f"{sub}/{rg}",
+                 "statusCode": rng.choice(["OK", "Created", "Accepted"])}
+        auth = ({"action": op, "scope": scope, "evidence": {"role": "Contributor"}}
+                if category == "Administrative" and rng.random() < 0.8 else None)
+        level = rng.choices(["Informational", "Warning", "Error", "Critical"], [80, 12, 7, 1])[0]
+        rows.append([rng.randint(0, 7 * 86400), maybe_frac(rng, 0.7), op, category, level,
+                     rng.choices(["Succeeded", "Started", "Failed"], [70, 20, 10])[0], caller,
+                     "" if caller is None else "203.0.113.%d" % rng.randint(1, 254),
+                     make_guid(rng), rg, provider, sub,
+                     rng.randint(0, 120000) if rng.random() < 0.98
+                     else rng.randint(10 ** 9, 10 ** 12),
+                     json.dumps(props, separators=(",", ":")),
+                     None if auth is None else json.dumps(auth, separators=(",", ":"))])
+    rows.sort(key=lambda r: (r[0], -r[1]))  # newest first
+    rows = [[iso_time(r[0], r[1])] + r[2:] + ["AzureActivity"] for r in rows]
+    return schema("TimeGenerated:datetime OperationName Category Level ActivityStatus Caller "
+                  "CallerIpAddress CorrelationId:guid ResourceGroup ResourceProvider "
+                  "SubscriptionId:guid DurationMs:long Properties:dynamic Authorization:dynamic "
+                  "Type"), rows
+
+
+USAGE_TYPES = [("Perf", "LogManagement"), ("Heartbeat", "LogManagement"),
+               ("AzureActivity", "LogManagement"), ("Syslog", "LogManagement"),
+               ("Event", "LogManagement"), ("SecurityEvent", "Security"),
+               ("AzureDiagnostics", "LogManagement"), ("ContainerLog", "ContainerInsights"),
+               ("InsightsMetrics", "ContainerInsights"), ("W3CIISLog", "LogManagement")]
+
+
+def build_usage(rng):
+    rows = []
+    for i in range(1500):  # ten data types per hour, 150 hours back
+        hour, (dtype, solution) = i // 10, USAGE_TYPES[i % 10]
+        start, end = (hour + 1) * 3600, hour * 3600
+        rows.append([iso_time(start - rng.randint(60, 3500), maybe_frac(rng, 0.5)), dtype,
+                     solution, round(rng.lognormvariate(0, 1.5), 6), "MBytes",
+                     dtype not in ("AzureActivity", "Heartbeat"), iso_time(start), iso_time(end),
+                     rng.randint(1, 60), "Usage"])
+    return schema("TimeGenerated:datetime DataType Solution Quantity:real QuantityUnit "
+                  "IsBillable:bool StartTime:datetime EndTime:datetime BatchesWithinSla:long "
+                  "Type"), rows
+
+
+def schema(spec):
+    """'A:datetime B C:long' -> [("A","datetime"),("B","string"),("C","long")]"""
+    return [tuple((w + ":string").split(":")[:2]) for w in spec.split()]
+
+
+def build_tables():
+    rng = random.Random(20260101)
+    return {"Heartbeat": build_heartbeat(rng), "AzureActivity": build_activity(rng),
+            "Usage": build_usage(rng)}
+
+
+# ---------------------------------------------------------------------------
+# Mini KQL: tokenizer, parser (syntax errors), one function per operator
+# ---------------------------------------------------------------------------
+# source ("|" op)*; op is one of: take/limit N, where C (and C)*, project A[=B], ...,
+# summarize [N=]count() [by A, ...], count, order/sort by A [asc|desc], ..., top N by A
+# [asc|desc], render KIND. C is `Col OP literal` (== != > < >= <= =~ !~ contains
+# !contains contains_cs startswith endswith) or isnull/isnotnull/isempty/isnotempty(Col).
+
+TOKEN_RE = re.compile(r"""\s*(?:
+    (?P<comment>//[^\n]*)
+  | (?P<str>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
+  | (?P<dt>datetime\([^)]*\))
+  | (?P<num>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)
+  | (?P<op>==|!=|>=|<=|=~|!~)
+  | (?P<id>!?[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<ch>[<>=(),|])
+)""", re.X)
+CMP = {"==": operator.eq, "!=": operator.ne, ">": operator.gt, "<": operator.lt,
+       ">=": operator.ge, "<=": operator.le}
+STR_OPS = {"=~": lambda v, s: v.lower() == s.lower(), "!~": lambda v, s: v.lower() != s.lower(),
+           "contains": lambda v, s: s.lower() in v.lower(),
+           "!contains": lambda v, s: s.lower() not in v.lower(),
+           "contains_cs": lambda v, s: s in v,
+           "startswith": lambda v, s: v.lower().startswith(s.lower()),
+           "endswith": lambda v, s: v.lower().endswith(s.lower())}
+NULL_FNS = {"isnull": lambda v: v is None, "isnotnull": lambda v: v is not None,
+            "isempty": lambda v: v is None or v == "", "isnotempty": lambda v: v not in (None, "")}
+NUMERIC = {"int", "long", "real"}
+Tok = collections.namedtuple("Tok", "kind value offset")
+
+
+def tokenize(text):
+    toks, pos = [], 0
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos >= len(text):
+            return toks + [Tok("eof", "<EOF>", pos)]
+        m = TOKEN_RE.match(text, pos)
+        if not m:
+            raise syntax_error(text, text[pos], pos)
+        kind = m.lastgroup
+        if kind != "comment":
+            toks.append(Tok(kind, m.group(kind), m.start(kind)))
+        pos = m.end()
+
+
+def dt_key(s):
+    """Comparable form of a datetime text ('...:00Z' must sort before '...:00.1234567Z')."""
+    s = s.strip().rstrip("Zz").replace(" ", "T")
+    base, _, frac = s.partition(".")
+    base = (base + "T00:00:00"[len(base) - 10:]) if len(base) < 19 else base
+    return base + "." + frac.ljust(7, "0")
+
+
+class Parser:
+    """Walks the token list; anything unexpected is the service's SyntaxError at that token."""
+
+    def __init__(self, text):
+        self.text, self.toks, self.i = text, tokenize(text), 0
+
+    def peek(self, ahead=0):
+        return self.toks[min(self.i + ahead, len(self.toks) - 1)]
+
+    def fail(self, tok=None):
+        tok = tok or self.peek()
+        raise syntax_error(self.text, tok.value, tok.offset)
+
+    def next(self, kind=None, value=None):
+        tok = self.peek()
+        if (kind and tok.kind != kind) or (value and (tok.value != value or tok.kind == "str")):
+            self.fail(tok)
+        self.i += 1
+        return tok
+
+    def accept(self, value):
+        if self.peek().value == value and self.peek().kind != "str":
+            self.i += 1
+            return True
+        return False
+
+    def ident(self):
+        tok = self.next("id")
+        return tok if not tok.value.startswith("!") else self.fail(tok)
+
+    def number(self):
+        tok = self.next("num")
+        return int(tok.value) if tok.value.isdigit() else self.fail(tok)
+
+    def commalist(self, item):
+        out = [item()]
+        while self.accept(","):
+            out.append(item())
+        return out
+
+    def sort_key(self):  # KQL sorts descending unless told otherwise
+        col = self.ident()
+        return col, self.next().value if self.peek().value in ("asc", "desc") else "desc"
+
+    def literal(self):
+        tok = self.next()
+        if tok.kind == "str":
+            unescape = {"n": "\n", "t": "\t"}
+            return "string", re.sub(r"\\(.)", lambda m: unescape.get(m[1], m[1]), tok.value[1:-1])
+        if tok.kind == "num":
+            return ("real", float(tok.value)) if re.search("[.eE]", tok.value) \
+                else ("long", int(tok.value))
+        if tok.kind == "dt":
+            return "datetime", tok.value[len("datetime("):-1]
+        if tok.value in ("true", "false"):
+            return "bool", tok.value == "true"
+        self.fail(tok)
+
+    def condition(self):
+        first = self.ident()
+        if first.value in NULL_FNS and self.accept("("):
+            col = self.ident()
+            self.next(value=")")
+            return "fn", first.value, col
+        tok = self.next()
+        return ("cmp", first, tok.value, self.literal()) \
+            if tok.value in CMP or tok.value in STR_OPS else self.fail(tok)
+
+
+def column(cols, tok, opname):
+    for i, (name, typ) in enumerate(cols):
+        if name == tok.value:
+            return i, typ
+    raise semantic_error(f"'{opname}' operator: Failed to resolve scalar expression named "
+                         f"'{tok.value}'")
+
+
+def make_predicate(cols, cond):
+    if cond[0] == "fn":
+        i, _ = column(cols, cond[2], "where")
+        fn = NULL_FNS[cond[1]]
+        return lambda r: fn(r[i])
+    _, coltok, op, (ltype, lval) = cond
+    i, typ = column(cols, coltok, "where")
+    if op in STR_OPS:
+        if ltype != "string":
+            raise semantic_error(f"'{op}' operator expects a string argument", "SEM0002")
+        fn = STR_OPS[op]
+        return lambda r: r[i] is not None and fn(str(r[i]), lval)
+    if not ((typ in NUMERIC and ltype in NUMERIC) or typ == ltype or
+            (ltype == "string" and typ in ("datetime", "guid", "timespan", "dynamic"))):
+        # KQL's wording; the SEM code is a guess
+        raise semantic_error(f"Cannot compare values of types {typ} and {ltype}. "
+                             "Try adding explicit casts", "SEM0002")
+    fn = CMP[op]
+    if typ == "datetime":
+        key = dt_key(lval)
+        return lambda r: r[i] is not None and fn(dt_key(r[i]), key)
+    return lambda r: r[i] is not None and fn(r[i], lval)
+
+
+def sort_rows(cols, rows, keys, opname):
+    rows = list(rows)
+    for tok, direction in reversed(keys):  # stable sorts, last key first
+        i, typ = column(cols, tok, opname)
+        conv = dt_key if typ == "datetime" else (lambda v: v)
+        # nulls first ascending, last descending (KQL's default)
+        rows.sort(key=lambda r: (False, 0) if r[i] is None else (True, conv(r[i])),
+                  reverse=direction == "desc")
+    return rows
+
+
+# One function per operator: it parses the operator's arguments (syntax errors now) and
+# returns a step (cols, rows) -> (cols, rows) run after the whole query parsed
+# (semantic errors then), as the service reports syntax before semantics.
+
+def kql_take(p, ctx):
+    n = p.number()
+    return lambda cols, rows: (cols, rows[:n])
+
+
+def kql_where(p, ctx):
+    conds = [p.condition()]
+    while p.accept("and"):
+        conds.append(p.condition())
+
+    def step(cols, rows):
+        preds = [make_predicate(cols, c) for c in conds]
+        return cols, [r for r in rows if all(f(r) for f in preds)]
+    return step
+
+
+def kql_project(p, ctx):
+    def item():
+        new = p.ident()
+        return new.value, p.ident() if p.accept("=") else new
+    items = p.commalist(item)
+
+    def step(cols, rows):
+        idx = [column(cols, src, "project") for _, src in items]
+        return ([(new, typ) for (new, _), (_, typ) in zip(items, idx)],
+                [[r[i] for i, _ in idx] for r in rows])
+    return step
+
+
+def kql_summarize(p, ctx):
+    alias = "count_"
+    if p.peek(1).value == "=":
+        alias = p.ident().value
+        p.next()
+    for v in ("count", "(", ")"):
+        p.next(value=v)
+    by = p.commalist(p.ident) if p.accept("by") else []
+
+    def step(cols, rows):
+        idx = [column(cols, tok, "summarize") for tok in by]
+        counts = {} if by else {(): 0}
+        for r in rows:  # dicts keep insertion order: groups come out first-seen first
+            key = tuple(r[i] for i, _ in idx)
+            counts[key] = counts.get(key, 0) + 1
+        return ([(tok.value, typ) for tok, (_, typ) in zip(by, idx)] + [(alias, "long")],
+                [list(k) + [n] for k, n in counts.items()])
+    return step
+
+
+def kql_count(p, ctx):
+    return lambda cols, rows: ([("Count", "long")], [[len(rows)]])
+
+
+def kql_order(p, ctx, opname="order"):
+    p.next(value="by")
+    keys = p.commalist(p.sort_key)
+    ctx["sorted"] = True
+    return lambda cols, rows: (cols, sort_rows(cols, rows, keys, opname))
+
+
+def kql_top(p, ctx):
+    n = p.number()
+    p.next(value="by")
+    key = p.sort_key()
+    ctx["sorted"] = True
+    return lambda cols, rows: (cols, sort_rows(cols, rows, [key], "top")[:n])
+
+
+def kql_render(p, ctx):
+    ctx["visualization"] = p.ident().value
+    return lambda cols, rows: (cols, rows)
+
+
+KQL_OPERATORS = {"take": kql_take, "limit": kql_take, "where": kql_where, "project": kql_project,
+                 "summarize": kql_summarize, "count": kql_count, "order": kql_order,
+                 "sort": lambda p, ctx: kql_order(p, ctx, "sort"), "top": kql_top,
+                 "render": kql_render}
+
+
+def run_kql(text, tables):
+    """Returns (columns, rows, ctx) or raises the service's ApiError."""
+    p, ctx = Parser(text), {"sorted": False, "visualization": "table"}
+    source, steps = p.ident(), []
+    while p.accept("|"):
+        tok = p.ident()
+        if tok.value not in KQL_OPERATORS:
+            p.fail(tok)
+        steps.append((tok.value, KQL_OPERATORS[tok.value](p, ctx)))
+    if p.peek().kind != "eof":
+        p.fail()
+    if source.value not in tables:
+        where = f"'{steps[0][0]}' operator: " if steps else ""
+        raise semantic_error(f"{where}Failed to resolve table or column expression named "
+                             f"'{source.value}'")
+    cols, rows = tables[source.value]
+    for _, step in steps:
+        cols, rows = step(cols, rows)
+    return cols, rows, ctx
+
+
+# ---------------------------------------------------------------------------
+# Request validation helpers
+# ---------------------------------------------------------------------------
+
+DURATION_RE = re.compile(r"^-?P(?=\d|T\d)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?"
+                         r"(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?$")
+INSTANT_RE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?"
+                        r"(Z|[+-]\d{2}:?\d{2})?$")
+
+
+def timespan_ok(ts):
+    parts = ts.split("/")
+    if len(parts) > 2 or any(not (DURATION_RE.match(p) or INSTANT_RE.match(p)) for p in parts):
+        return False
+    return len(parts) == 1 or not all(DURATION_RE.match(p) for p in parts)
+
+
+def parse_prefer(value):
+    prefs = {}
+    for item in (value or "").split(","):
+        k, _, v = item.strip().partition("=")
+        if k:
+            prefs[k.strip().lower()] = v.strip()
+    return prefs
+
+
+def wants_gzip(accept_encoding):
+    for item in (accept_encoding or "").split(","):
+        name, _, params = item.strip().partition(";")
+        if name.strip().lower() == "gzip":
+            m = re.search(r"q\s*=\s*([0-9.]+)", params)
+            return not m or float(m.group(1)) > 0
+    return False
+
+
+# ---------------------------------------------------------------------------
+# Shared server state (request log and counters for the tests)
+# ---------------------------------------------------------------------------
+
+class State:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.log = collections.deque(maxlen=200)
+        self.connections = 0   # since start or reset
+        self.requests = 0
+        self.conn_seq = 0      # never reset, so connection ids stay unique
+
+
+STATE = State()
+CONFIG = argparse.Namespace()
+TABLES = {}
+
+
+# ---------------------------------------------------------------------------
+# HTTP handler
+# ---------------------------------------------------------------------------
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"      # keep-alive
+    disable_nagle_algorithm = True     # chunked mode writes many tiny pieces
+
+    def setup(self):
+        super().setup()
+        with STATE.lock:
+            STATE.connections += 1
+            STATE.conn_seq += 1
+            self.conn_id = STATE.conn_seq
+
+    def log_message(self, fmt, *args):
+        if CONFIG.verbose:
+            super().log_message(fmt, *args)
+
+    def do_any(self):
+        self.dispatch(self.command)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_any
+
+    # -- plumbing ----------------------------------------------------------
+
+    def read_body(self):
+        # Always read the whole body, even to answer an error, so keep-alive stays in sync.
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def send(self, status, body, headers=(), compress=True, mode=""):
+        """mode "": normal; "truncate": full Content-Length, half the body, close;
+        "cut": no length, half the body, close (EOF mid-JSON); "chunked": 7-byte chunks."""
+        hdrs = list(headers)
+        names = {k.lower() for k, _ in hdrs}
+        for name, value in (("Content-Type", JSON_CT), ("x-ms-request-id", str(uuid.uuid4())),
+                            ("Vary", "Accept-Encoding")):
+            if name.lower() not in names:
+                hdrs.append((name, value))
+        if compress and mode in ("", "chunked") and body and \
+                wants_gzip(self.headers.get("Accept-Encoding")):
+            body = gzip.compress(body, mtime=0)
+            hdrs.append(("Content-Encoding", "gzip"))
+        if mode == "chunked":
+            hdrs.append(("Transfer-Encoding", "chunked"))
+        elif mode == "cut":
+            hdrs.append(("Connection", "close"))
+        else:
+            hdrs.append(("Content-Length", str(len(body))))
+        self.send_response(status)
+        for k, v in hdrs:
+            self.send_header(k, v)
+        self.end_headers()
+        if mode == "chunked":
+            for i in range(0, len(body), 7):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(body[i:i + 7]), body[i:i + 7]))
+            self.wfile.write(b"0\r\n\r\n")
+        elif mode:
+            self.wfile.write(body[:len(body) // 2])
+            self.close_connection = True
+        else:
+            self.wfile.write(body)
+
+    def send_error_api(self, err, extra=()):
+        self.send(err.status, err.body(), err.headers + list(extra))
+
+    # -- routing -----------------------------------------------------------
+
+    def dispatch(self, method):
+        try:
+            body = self.read_body()
+        except ValueError:  # unreadable Content-Length: answer, then drop the connection
+            self.close_connection = True
+            return self.send_error_api(ApiError(400, "BadArgumentError", "Bad Content-Length"))
+        path, _, qs = self.path.partition("?")
+        if path.startswith("/_test/"):
+            return self.control(method, path)
+        headers = {}
+        for k, v in self.headers.items():
+            k = k.lower()
+            headers[k] = headers[k] + ", " + v if k in headers else v
+        with STATE.lock:
+            STATE.requests += 1
+            STATE.log.append({"method": method, "path": self.path, "headers": headers,
+                              "body": body.decode("utf-8", "replace"), "connection": self.conn_id})
+        prefs = parse_prefer(self.headers.get("Prefer"))
+        applied = []
+        if re.fullmatch(r"\d+", prefs.get("wait", "")):
+            applied.append("wait=" + prefs["wait"])
+        try:
+            self.route(method, path, parse_qs(qs, keep_blank_values=True), body, prefs, applied)
+        except ApiError as err:
+            self.send_error_api(err, [("Preference-Applied", ",".join(applied))] if applied else [])
+
+    def route(self, method, path, params, body, prefs, applied):
+        m = re.fullmatch(r"/v1/workspaces/([^/]+)/query", path)
+        if m:
+            workspace = unquote(m.group(1))
+        elif path.startswith("/v1/subscriptions/") and path.endswith("/query"):
+            workspace = "DEMO_WORKSPACE"   # resource-centric queries see the demo data
+        else:
+            raise not_found_path()
+        if method != "POST":
+            raise ApiError(405, "MethodNotAllowedError",
+                           f"The requested method {method} is not allowed on this path",
+                           headers=[("Allow", "POST")])
+        self.authenticate(params)
+        if workspace not in ("DEMO_WORKSPACE", "REPLAY", "FIXTURES"):
+            raise ApiError(404, "WorkspaceNotFoundError", "The workspace could not be found",
+                           {"code": "WorkspaceNotFoundError",
+                            "message": f"Workspace '{workspace}' could not be found"})
+        req = self.query_request(body)
+        if workspace == "REPLAY":  # recorded headers go out as recorded, nothing added
+            return self.replay(req["query"])
+        extra = [("Preference-Applied", ",".join(applied))] if applied else []
+        if workspace == "FIXTURES":
+            return self.fixture(req["query"], extra)
+        self.demo(req, prefs, applied)
+
+    def authenticate(self, params):
+        """Any valid credential admits; presented-but-wrong ones give 403, none gives 401."""
+        keys = [self.headers.get("X-Api-Key")] + params.get("api_key", [])
+        keys = [k for k in keys if k is not None]
+        tokens = []
+        scheme, _, cred = (self.headers.get("Authorization") or "").strip().partition(" ")
+        if scheme.lower() == "basic":
+            try:  # user name is the key; the password is ignored
+                keys.append(base64.b64decode(cred.strip(), validate=True)
+                            .decode("utf-8").partition(":")[0])
+            except (binascii.Error, UnicodeDecodeError):
+                keys.append("")
+        elif scheme.lower() == "bearer":
+            tokens.append(cred.strip())
+        if DEMO_KEY in keys or any(t in CONFIG.tokens for t in tokens):
+            return
+        if tokens:
+            # Body as documented on learn.microsoft.com "Azure Monitor Log Analytics API errors".
+            raise ApiError(403, "InvalidAuthenticationToken", "The access token is invalid.")
+        if keys:
+            # The live api.loganalytics.io answers keys it does not accept with code
+            # "UnsupportedKeyError" (MicrosoftDocs/azure-docs#104814); the message text and
+            # the 403 status are our choice, the report shows only the code.
+            raise ApiError(403, "UnsupportedKeyError", "The provided API key is not valid")
+        raise ApiError(401, "AuthorizationRequiredError", "Valid authentication was not provided",
+                       headers=[("WWW-Authenticate",
+                                 'Bearer authorization_uri="https://login.microsoftonline.com/'
+                                 'common/oauth2/authorize", error="invalid_token"')])
+
+    def query_request(self, body):
+        try:
+            req = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            req = None
+        if not isinstance(req, dict):
+            raise bad_argument("QueryValidationError", "body must be a valid JSON object")
+        if not isinstance(req.get("query"), str) or not req["query"].strip():
+            raise bad_argument("QueryValidationError", "body must contain 'query' property")
+        ts = req.get("timespan")
+        if ts is not None and (not isinstance(ts, str) or not timespan_ok(ts)):
+            raise bad_argument("QueryValidationError",
+                               f"'timespan' is not a valid ISO 8601 duration or interval: {ts!r}")
+        ws = req.get("workspaces")
+        if ws is not None and (not isinstance(ws, list) or
+                               not all(isinstance(w, str) for w in ws)):
+            raise bad_argument("QueryValidationError", "'workspaces' must be an array of strings")
+        return req
+
+    # -- the three workspaces ----------------------------------------------
+
+    def demo(self, req, prefs, applied):
+        cols, rows, ctx = run_kql(req["query"], TABLES)
+        table = {"name": "PrimaryResult",
+                 "columns": [{"name": n, "type": t} for n, t in cols], "rows": rows}
+        result = {"tables": [table]}
+        if prefs.get("include-statistics", "").lower() == "true":
+            result["statistics"] = {"query": {
+                "executionTime": 0.0123,
+                "resourceUsage": {"cache": {"memory": {"hits": 1, "misses": 0, "total": 1}}},
+                "datasetStatistics": [{"tableRowCount": len(rows),
+                                       "tableSize": len(dumps(rows))}]}}
+            applied.append("include-statistics=true")
+        if prefs.get("include-render", "").lower() == "true":
+            # keys as in recorded/js-monitor-query_recording_includerenderincludevisualization
+            result["render"] = {
+                "visualization": ctx["visualization"], "title": None, "accumulate": False,
+                "isQuerySorted": ctx["sorted"], "kind": None, "legend": None, "series": None,
+                "yMin": "NaN", "yMax": "NaN", "xAxis": None, "xColumn": None, "xTitle": None,
+                "yAxis": None, "yColumns": None, "ySplit": None, "yTitle": None,
+                "anomalyColumns": None}
+            applied.append("include-render=true")
+        extra = [("Preference-Applied", ",".join(applied))] if applied else []
+        self.send(200, dumps(result), extra)
+
+    def replay(self, text):
+        name, _, index = text.strip().partition("#")
+        if not NAME_RE.match(name) or (index and not index.isdigit()):
+            raise not_found_path()
+        path = Path(CONFIG.recorded) / (name if name.endswith(".json") else name + ".json")
+        if not path.is_file():
+            raise not_found_path()
+        entries = json.loads(path.read_text(encoding="utf-8")).get("Entries") or []
+        if not entries:
+            raise not_found_path()
+        picked = [e for e in entries if "/query" in e.get("RequestUri", "")
+                  or "$batch" in e.get("RequestUri", "")]
+        entry = (picked or entries)[-1]
+        status, payload = entry.get("StatusCode", 200), entry.get("ResponseBody")
+        headers = []
+        for k, v in (entry.get("ResponseHeaders") or {}).items():
+            if k.lower() not in HOP_HEADERS:
+                headers += [(k, x) for x in v] if isinstance(v, list) else [(k, v)]
+        if isinstance(payload, dict) and isinstance(payload.get("responses"), list):
+            n = int(index or 0)
+            if n >= len(payload["responses"]):
+                raise not_found_path()
+            sub = payload["responses"][n]
+            status, payload = sub.get("status", 200), sub.get("body")
+            headers += [(k, str(v)) for k, v in (sub.get("headers") or {}).items()
+                        if k.lower() not in HOP_HEADERS]
+        body = b"" if payload is None else \
+            payload.encode("utf-8") if isinstance(payload, str) else dumps(payload)
+        self.send(status, body, headers)
+
+    def fixture(self, text, extra):
+        mode, _, name = text.strip().rpartition(":")
+        if mode not in ("", "truncate", "cut", "chunked") or not NAME_RE.match(name):
+            raise bad_argument("QueryValidationError", f"bad fixture name: {text!r}")
+        if name.endswith(".json"):
+            name = name[:-5]
+        path = Path(CONFIG.fixtures) / (name + ".json")
+        if not path.is_file():
+            raise ApiError(404, "PathNotFoundError", f"No fixture named '{name}'")
+        raw, status, headers = path.read_bytes(), 200, list(extra)
+        # Optional leading directives: "#status 429" and "#header Name: value" lines.
+        while raw.startswith(b"#status ") or raw.startswith(b"#header "):
+            line, _, raw = raw.partition(b"\n")
+            word, _, arg = line.decode("utf-8").strip().partition(" ")
+            if word == "#status":
+                status = int(arg)
+            else:
+                k, _, v = arg.partition(":")
+                headers.append((k.strip(), v.strip()))
+        self.send(status, raw, headers, mode=mode)
+
+    # -- test control --------------------------------------------------------
+
+    def control(self, method, path):
+        routes = {("GET", "/_test/requests"), ("GET", "/_test/last"), ("GET", "/_test/stats"),
+                  ("POST", "/_test/reset"), ("POST", "/_test/shutdown")}
+        if (method, path) not in routes:
+            known = any(p == path for _, p in routes)
+            err = ApiError(405, "MethodNotAllowedError", "Method not allowed") if known \
+                else not_found_path()
+            return self.send(err.status, err.body(), compress=False)
+        with STATE.lock:
+            out = {"/_test/requests": lambda: list(STATE.log),
+                   "/_test/last": lambda: STATE.log[-1] if STATE.log else None,
+                   "/_test/stats": lambda: {"connections": STATE.connections,
+                                            "requests": STATE.requests},
+                   }.get(path, lambda: {"ok": True})()
+            if path == "/_test/reset":
+                STATE.log.clear()
+                STATE.connections = STATE.requests = 0
+        if path != "/_test/shutdown":
+            return self.send(200, dumps(out), compress=False)
+        self.send(200, dumps(out), [("Connection", "close")], compress=False)
+        try:
+            self.connection.shutdown(socket.SHUT_WR)  # the answer leaves before we exit
+        except OSError:
+            pass
+        os._exit(0)
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64
+
+    def handle_error(self, request, client_address):
+        # Clients hanging up mid-response are normal in tests; stay quiet about them.
+        if CONFIG.verbose or not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
+# ---------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------
+
+def watch_parent(ppid, watch_pid):
+    """Exit when the parent (or the --watch-pid process) goes away."""
+    while True:
+        time.sleep(0.5)
+        if watch_pid:
+            try:
+                os.kill(watch_pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:
+                pass
+        elif os.getppid() != ppid:
+            os._exit(0)
+
+
+def main(argv=None):
+    repo = Path(__file__).resolve().parent.parent
+    ap = argparse.ArgumentParser(description="Local Log Analytics query API for tests/demo")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    ap.add_argument("--recorded", default=str(repo.parent / "shared" / "recorded"))
+    ap.add_argument("--fixtures", default=str(repo / "spec" / "fixtures"))
+    ap.add_argument("--token", action="append", default=[],
+                    help="extra bearer token to accept (repeatable)")
+    ap.add_argument("--verbose", action="store_true", help="log each request to stderr")
+    ap.add_argument("--watch-pid", type=int, default=0,
+                    help="exit when this process ends (default: when the parent does)")
+    args = ap.parse_args(argv)
+    args.tokens = {DEMO_TOKEN, *args.token}
+    vars(CONFIG).update(vars(args))
+
+    host = args.host
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        sys.exit(f"la_server: refusing to listen on non-loopback host {host!r}")
+    host = host.strip("[]")
+    if ":" in host:
+        Server.address_family = socket.AF_INET6
+
+    ppid = os.getppid()
+    TABLES.update(build_tables())
+    server = Server((host, args.port), Handler)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: os._exit(0))
+    threading.Thread(target=watch_parent, args=(ppid, args.watch_pid), daemon=True).start()
+    print(server.server_address[1], flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+-- Shared by the specs: starts the project's local server once per busted
+-- run (a real HTTP server on 127.0.0.1) and reads what it saw through its
+-- /_test endpoints.
+local core = require "loganalytics.core"
+
+local helper = {}
+
+local port
+
+-- The pid of this Lua process, so the server can exit when it does.
+local function own_pid()
+  local f = io.open("/proc/self/stat", "r")
+  local pid = f and f:read("*n")
+  if f then f:close() end
+  return pid
+end
+
+local function start()
+  if port then return end
+  local port_file = os.tmpname()
+  -- in the background, watching this process: it exits when we do, and
+  -- nothing here ever waits on it
+  os.execute(("python3 server/la_server.py --port 0 --watch-pid %d > %s &"):format(own_pid(), port_file))
+  for _ = 1, 100 do
+    local f = io.open(port_file, "r")
+    port = f and tonumber(f:read("*l") or "")
+    if f then f:close() end
+    if port then break end
+    os.execute("sleep 0.05")
+  end
+  os.remove(port_file)
+  assert(port, "the local server did not start (run the specs from the repository root)")
+end
+
+--- Base URL of the local server.
+function helper.endpoint()
+  start()
+  return "http://127.0.0.1:" .. port
+end
+
+--- A port with nothing listening on it (a refused connection).
+function helper.closed_port()
+  local probe = io.popen([[python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])']])
+  local p = tonumber(probe:read("*l"))
+  probe:close()
+  return p
+end
+
+local function curl(method, path)
+  local pipe = assert(io.popen(("curl -s -X %s %s%s"):format(method, helper.endpoint(), path)))
+  local body = pipe:read("*a")
+  pipe:close()
+  return body
+end
+
+--- GET a /_test endpoint, decoded.
+function helper.get(path)
+  local body = curl("GET", path)
+  local value, err = core.decode_json(body)
+  assert(value ~= nil, "bad JSON from " .. path .. ": " .. tostring(err) .. " " .. body)
+  return value
+end
+
+--- The last query request the server received: method, path, headers, body.
+function helper.last_request()
+  local last = helper.get("/_test/last")
+  if last ~= core.null and last.body then
+    last.json = core.decode_json(last.body)
+  end
+  return last
+end
+
+function helper.reset()
+  curl("POST", "/_test/reset")
+end
+
+--- A client on the local server with the demo key, plus any options.
+function helper.client(options)
+  local la = require "loganalytics"
+  local o = { endpoint = helper.endpoint(), workspace = "DEMO_WORKSPACE", api_key = "DEMO_KEY" }
+  for k, v in pairs(options or {}) do o[k] = v end
+  return la.new(o)
+end
+
+--- Every recorded service response under ../shared/recorded, decoded.
+function helper.recorded_dir()
+  return os.getenv("LA_RECORDED_DIR") or "../shared/recorded"
+end
+
+function helper.read_file(path)
+  local f = assert(io.open(path, "rb"))
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
+function helper.hex(s)
+  return (s:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
+end
+
+return helper

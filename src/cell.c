@@ -1,0 +1,239 @@
+/*
+ * Typed conversion of result cells by column type. Numbers arrive as the
+ * parser's raw text, so int/long are parsed exactly over the whole 64-bit
+ * range instead of being rounded through a double.
+ */
+#include "la_core.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static int name_is(const char *name, size_t len, const char *want)
+{
+    return strlen(want) == len && strncasecmp(name, want, len) == 0;
+}
+
+la_type la_type_from_name(const char *name, size_t len)
+{
+    static const struct { const char *name; la_type type; } names[] = {
+        {"string", LA_TYPE_STRING},   {"long", LA_TYPE_LONG},
+        {"datetime", LA_TYPE_DATETIME}, {"real", LA_TYPE_REAL},
+        {"int", LA_TYPE_INT},         {"bool", LA_TYPE_BOOL},
+        {"dynamic", LA_TYPE_DYNAMIC}, {"guid", LA_TYPE_GUID},
+        {"timespan", LA_TYPE_TIMESPAN}, {"decimal", LA_TYPE_DECIMAL},
+        /* aliases Kusto also uses */
+        {"double", LA_TYPE_REAL},     {"boolean", LA_TYPE_BOOL},
+        {"date", LA_TYPE_DATETIME},   {"time", LA_TYPE_TIMESPAN},
+        {"uniqueid", LA_TYPE_GUID},
+    };
+    size_t i;
+    for (i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (name_is(name, len, names[i].name))
+            return names[i].type;
+    return LA_TYPE_UNKNOWN;
+}
+
+int la_parse_int64(const char *s, size_t len, long long *out)
+{
+    /* the magnitude of LLONG_MIN, which has no positive twin */
+    const unsigned long long limit_neg = 9223372036854775808ULL;
+    const unsigned long long limit_pos = 9223372036854775807ULL;
+    unsigned long long v = 0;
+    int negative = 0;
+    size_t i = 0;
+    if (len && (s[0] == '-' || s[0] == '+')) {
+        negative = s[0] == '-';
+        i = 1;
+    }
+    if (i == len)
+        return -1;
+    for (; i < len; i++) {
+        unsigned d;
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        d = (unsigned)(s[i] - '0');
+        if (v > (limit_neg - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    if (negative) {
+        if (v > limit_neg)
+            return -1;
+        *out = v == limit_neg ? (-9223372036854775807LL - 1) : -(long long)v;
+    } else {
+        if (v > limit_pos)
+            return -1;
+        *out = (long long)v;
+    }
+    return 0;
+}
+
+/* strtod over a length-delimited string; 0 when all of it is a number. */
+static int parse_double(const char *s, size_t len, double *out)
+{
+    char small[64], *copy = small, *end;
+    int ok;
+    if (len == 0)
+        return -1;
+    if (len >= sizeof small) {
+        copy = malloc(len + 1);
+        if (!copy)
+            return -1;
+    }
+    memcpy(copy, s, len);
+    copy[len] = '\0';
+    *out = strtod(copy, &end);
+    ok = end == copy + len;
+    if (copy != small)
+        free(copy);
+    return ok ? 0 : -1;
+}
+
+static void set_string(la_cell *out, const char *s, size_t len)
+{
+    out->kind = LA_CELL_STRING;
+    out->str = s;
+    out->len = len;
+}
+
+static void set_real(la_cell *out, double d)
+{
+    out->kind = LA_CELL_REAL;
+    out->real = d;
+}
+
+static void set_integer(la_cell *out, long long v)
+{
+    out->kind = LA_CELL_INTEGER;
+    out->integer = v;
+}
+
+static void set_bool(la_cell *out, int b)
+{
+    out->kind = LA_CELL_BOOL;
+    out->boolean = b != 0;
+}
+
+/* An integer when the text is one that fits in int64, or a float whose value
+ * is integral and in range ("1e3"); otherwise a float. Returns -1 when the
+ * text is not a number at all. */
+static int number_as_integer(const char *s, size_t len, la_cell *out)
+{
+    long long v;
+    double d;
+    if (la_parse_int64(s, len, &v) == 0) {
+        set_integer(out, v);
+        return 0;
+    }
+    if (parse_double(s, len, &d) != 0)
+        return -1;
+    /* 2^63 is exactly representable; anything below it fits */
+    if (d == floor(d) && d >= -9223372036854775808.0 && d < 9223372036854775808.0)
+        set_integer(out, (long long)d);
+    else
+        set_real(out, d);
+    return 0;
+}
+
+/* The spellings the service uses for non-finite reals. */
+static int special_real(const char *s, size_t len, double *out)
+{
+    if (name_is(s, len, "NaN") || name_is(s, len, "-NaN")) {
+        *out = NAN;
+        return 0;
+    }
+    if (name_is(s, len, "Infinity") || name_is(s, len, "+Infinity") || name_is(s, len, "inf")) {
+        *out = INFINITY;
+        return 0;
+    }
+    if (name_is(s, len, "-Infinity") || name_is(s, len, "-inf")) {
+        *out = -INFINITY;
+        return 0;
+    }
+    return -1;
+}
+
+void la_cell_from_number(la_type type, const char *raw, size_t len, la_cell *out)
+{
+    double d;
+    switch (type) {
+    case LA_TYPE_BOOL:
+        if (parse_double(raw, len, &d) == 0)
+            set_bool(out, d != 0);
+        else
+            set_string(out, raw, len);
+        return;
+    case LA_TYPE_INT:
+    case LA_TYPE_LONG:
+    case LA_TYPE_UNKNOWN:
+        if (number_as_integer(raw, len, out) != 0)
+            set_string(out, raw, len);
+        return;
+    case LA_TYPE_REAL:
+        if (parse_double(raw, len, &d) == 0)
+            set_real(out, d);
+        else
+            set_string(out, raw, len);
+        return;
+    default:
+        /* decimal, datetime, timespan, guid, string, dynamic: as sent */
+        set_string(out, raw, len);
+        return;
+    }
+}
+
+void la_cell_from_string(la_type type, const char *s, size_t len, la_cell *out)
+{
+    double d;
+    switch (type) {
+    case LA_TYPE_BOOL:
+        if (name_is(s, len, "true") || name_is(s, len, "1"))
+            set_bool(out, 1);
+        else if (name_is(s, len, "false") || name_is(s, len, "0"))
+            set_bool(out, 0);
+        else
+            set_string(out, s, len);
+        return;
+    case LA_TYPE_INT:
+    case LA_TYPE_LONG:
+        if (number_as_integer(s, len, out) != 0)
+            set_string(out, s, len);
+        return;
+    case LA_TYPE_REAL:
+        if (special_real(s, len, &d) == 0 || parse_double(s, len, &d) == 0)
+            set_real(out, d);
+        else
+            set_string(out, s, len);
+        return;
+    default:
+        set_string(out, s, len);
+        return;
+    }
+}
+
+void la_cell_from_bool(la_type type, int value, la_cell *out)
+{
+    switch (type) {
+    case LA_TYPE_BOOL:
+    case LA_TYPE_INT:
+    case LA_TYPE_LONG:
+    case LA_TYPE_REAL:
+    case LA_TYPE_UNKNOWN:
+        set_bool(out, value);
+        return;
+    default:
+        /* text types keep the JSON spelling */
+        if (value)
+            set_string(out, "true", 4);
+        else
+            set_string(out, "false", 5);
+        return;
+    }
+}
+
+void la_cell_from_json_text(const char *json, size_t len, la_cell *out)
+{
+    set_string(out, json, len);
+}

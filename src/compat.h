@@ -1,0 +1,40 @@
+/*
+ * The few Lua 5.2+ API calls the binding uses, for Lua 5.1 and LuaJIT
+ * (in the spirit of compat-5.3, reduced to what we need).
+ */
+#ifndef LA_COMPAT_H
+#define LA_COMPAT_H
+
+#include <lua.h>
+#include <lauxlib.h>
+
+#if LUA_VERSION_NUM < 502
+
+#define LUA_OK 0
+#define lua_rawlen(L, i) lua_objlen(L, (i))
+
+static void luaL_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
+{
+    int i;
+    luaL_checkstack(L, nup + 1, "too many upvalues");
+    for (; l->name; l++) {
+        for (i = 0; i < nup; i++)
+            lua_pushvalue(L, -nup);
+        lua_pushcclosure(L, l->func, nup);
+        lua_setfield(L, -(nup + 2), l->name);
+    }
+    lua_pop(L, nup);
+}
+
+static void luaL_setmetatable(lua_State *L, const char *name)
+{
+    luaL_getmetatable(L, name);
+    lua_setmetatable(L, -2);
+}
+
+#define luaL_newlibtable(L, l) lua_createtable(L, 0, sizeof(l) / sizeof((l)[0]) - 1)
+#define luaL_newlib(L, l) (luaL_newlibtable(L, l), luaL_setfuncs(L, l, 0))
+
+#endif
+
+#endif

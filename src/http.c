@@ -1,0 +1,231 @@
+/*
+ * HTTP transport over one libcurl easy handle per client. Reusing the
+ * handle keeps its connection cache, so successive queries ride the same
+ * keep-alive connection. 2xx bodies stream to the caller's callback as they
+ * arrive (already gunzipped by libcurl); other bodies are kept, capped, for
+ * the error report.
+ */
+#include "la_core.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_CONNECT_TIMEOUT_MS 10000L
+
+struct la_http {
+    CURL *easy;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+/* State of one transfer, seen by the libcurl callbacks. */
+typedef struct transfer {
+    la_http *http;
+    const la_http_request *req;
+    la_http_response *resp;
+    int status_known;
+    int success;               /* 2xx: stream to req->on_body */
+} transfer;
+
+int la_http_global_init(void)
+{
+    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+}
+
+const char *la_http_library_version(void)
+{
+    return curl_version_info(CURLVERSION_NOW)->version;
+}
+
+la_http *la_http_new(void)
+{
+    la_http *h = calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    h->easy = curl_easy_init();
+    if (!h->easy) {
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+void la_http_free(la_http *h)
+{
+    if (!h)
+        return;
+    curl_easy_cleanup(h->easy);
+    free(h);
+}
+
+void la_http_response_init(la_http_response *r)
+{
+    memset(r, 0, sizeof *r);
+    la_buf_init(&r->headers);
+    la_buf_init(&r->error_body);
+}
+
+void la_http_response_free(la_http_response *r)
+{
+    la_buf_free(&r->headers);
+    la_buf_free(&r->error_body);
+}
+
+static void reset_response(la_http_response *r)
+{
+    r->status = 0;
+    r->transport_code = 0;
+    r->transport_kind = NULL;
+    r->transport_message[0] = '\0';
+    r->aborted_by_caller = 0;
+    r->total_seconds = 0;
+    la_buf_clear(&r->headers);
+    la_buf_clear(&r->error_body);
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *ud)
+{
+    transfer *t = ud;
+    size_t len = size * n;
+    /* a new status line starts a new response (after 100 Continue, say) */
+    if (len >= 5 && memcmp(data, "HTTP/", 5) == 0)
+        la_buf_clear(&t->resp->headers);
+    if (la_buf_append(&t->resp->headers, data, len) != 0)
+        return 0;
+    return len;
+}
+
+static size_t on_write(char *data, size_t size, size_t n, void *ud)
+{
+    transfer *t = ud;
+    size_t len = size * n;
+    if (!t->status_known) {
+        long status = 0;
+        curl_easy_getinfo(t->http->easy, CURLINFO_RESPONSE_CODE, &status);
+        t->resp->status = status;
+        t->success = status >= 200 && status < 300;
+        t->status_known = 1;
+    }
+    if (t->success && t->req->on_body) {
+        if (t->req->on_body(t->req->ud, data, len) != 0) {
+            t->resp->aborted_by_caller = 1;
+            return 0;  /* makes libcurl stop with CURLE_WRITE_ERROR */
+        }
+        return len;
+    }
+    if (t->resp->error_body.len < LA_ERROR_BODY_MAX) {
+        size_t room = LA_ERROR_BODY_MAX - t->resp->error_body.len;
+        if (la_buf_append(&t->resp->error_body, data, len < room ? len : room) != 0)
+            return 0;
+    }
+    return len;
+}
+
+static const char *kind_of(CURLcode code)
+{
+    switch (code) {
+    case CURLE_OPERATION_TIMEDOUT:
+        return "timeout";
+    case CURLE_PARTIAL_FILE:          /* body shorter than announced */
+    case CURLE_BAD_CONTENT_ENCODING:  /* broken gzip stream */
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_TOO_MANY_REDIRECTS:
+        return "protocol";
+    default:
+        return "network";
+    }
+}
+
+static struct curl_slist *header_list(const la_http_request *req)
+{
+    struct curl_slist *list = NULL, *next;
+    size_t i;
+    /* no "Expect: 100-continue" round trip before the body */
+    list = curl_slist_append(list, "Expect:");
+    for (i = 0; list && i < req->nheaders; i++) {
+        next = curl_slist_append(list, req->headers[i]);
+        if (!next) {
+            curl_slist_free_all(list);
+            return NULL;
+        }
+        list = next;
+    }
+    return list;
+}
+
+int la_http_post(la_http *h, const la_http_request *req, la_http_response *resp)
+{
+    CURL *e = h->easy;
+    struct curl_slist *headers;
+    transfer t;
+    CURLcode rc;
+    long status = 0;
+
+    reset_response(resp);
+    memset(&t, 0, sizeof t);
+    t.http = h;
+    t.req = req;
+    t.resp = resp;
+
+    headers = header_list(req);
+    if (!headers) {
+        resp->transport_code = CURLE_OUT_OF_MEMORY;
+        resp->transport_kind = "network";
+        snprintf(resp->transport_message, sizeof resp->transport_message, "out of memory");
+        return -1;
+    }
+
+    /* curl_easy_reset keeps the connection cache; every option is set again */
+    curl_easy_reset(e);
+    h->errbuf[0] = '\0';
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf);
+    curl_easy_setopt(e, CURLOPT_URL, req->url);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+    /* "" offers every encoding this libcurl decodes (gzip at least) */
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                     req->connect_timeout_ms > 0 ? req->connect_timeout_ms
+                                                 : DEFAULT_CONNECT_TIMEOUT_MS);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : 0L);
+    if (req->user_agent)
+        curl_easy_setopt(e, CURLOPT_USERAGENT, req->user_agent);
+    if (req->username) {
+        curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(e, CURLOPT_USERNAME, req->username);
+        curl_easy_setopt(e, CURLOPT_PASSWORD, req->password ? req->password : "");
+    }
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, &t);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
+
+    rc = curl_easy_perform(e);
+    curl_slist_free_all(headers);
+
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    resp->status = status;
+    curl_easy_getinfo(e, CURLINFO_TOTAL_TIME, &resp->total_seconds);
+    if (rc == CURLE_OK)
+        return 0;
+    resp->transport_code = (int)rc;
+    resp->transport_kind = kind_of(rc);
+    snprintf(resp->transport_message, sizeof resp->transport_message, "%s",
+             h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
+    return -1;
+}

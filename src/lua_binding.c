@@ -1,0 +1,630 @@
+/*
+ * loganalytics.core: the one file that knows Lua. It drives the C core
+ * (la_core.h) and turns the streaming parser's events into Lua values.
+ *
+ * Lua errors (memory errors, in practice) never unwind through libcurl:
+ * each chunk libcurl delivers is parsed inside lua_pcall from the write
+ * callback, and an error is re-raised only after curl_easy_perform has
+ * returned. The values under construction survive between chunks as
+ * "registers": stack slots of query_perform, passed to and returned from
+ * every protected call.
+ */
+#include "la_core.h"
+#include "compat.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CLIENT_MT "loganalytics.client"
+#define JSON_BOX_MT "loganalytics.json_box"
+
+/* ------------------------------------------------------------ JSON (cJSON) */
+
+/* Holds cJSON-owned memory while Lua works, so an error frees it in __gc. */
+typedef struct json_box {
+    cJSON *tree;
+    char *text;
+} json_box;
+
+static int json_box_gc(lua_State *L)
+{
+    json_box *b = luaL_checkudata(L, 1, JSON_BOX_MT);
+    cJSON_Delete(b->tree);
+    cJSON_free(b->text);
+    b->tree = NULL;
+    b->text = NULL;
+    return 0;
+}
+
+static json_box *new_json_box(lua_State *L)
+{
+    json_box *b = lua_newuserdata(L, sizeof *b);
+    b->tree = NULL;
+    b->text = NULL;
+    luaL_setmetatable(L, JSON_BOX_MT);
+    return b;
+}
+
+static void push_cjson(lua_State *L, const cJSON *item)
+{
+    const cJSON *child;
+    lua_Integer i = 0;
+    luaL_checkstack(L, 3, "JSON nested too deeply");
+    if (cJSON_IsObject(item)) {
+        lua_newtable(L);
+        for (child = item->child; child; child = child->next) {
+            push_cjson(L, child);
+            lua_setfield(L, -2, child->string);
+        }
+    } else if (cJSON_IsArray(item)) {
+        lua_createtable(L, cJSON_GetArraySize(item), 0);
+        for (child = item->child; child; child = child->next) {
+            push_cjson(L, child);
+            lua_rawseti(L, -2, (int)++i);
+        }
+    } else if (cJSON_IsString(item)) {
+        lua_pushstring(L, item->valuestring);
+    } else if (cJSON_IsNumber(item)) {
+        double d = item->valuedouble;
+        /* counts and positions read better as integers */
+        if (d == (double)(lua_Integer)d && d > -9007199254740992.0 && d < 9007199254740992.0)
+            lua_pushinteger(L, (lua_Integer)d);
+        else
+            lua_pushnumber(L, d);
+    } else if (cJSON_IsTrue(item)) {
+        lua_pushboolean(L, 1);
+    } else if (cJSON_IsFalse(item)) {
+        lua_pushboolean(L, 0);
+    } else {
+        lua_pushlightuserdata(L, NULL);
+    }
+}
+
+/* Pushes the decoded value and returns 1, or pushes nothing and returns 0. */
+static int push_json_text(lua_State *L, const char *text, size_t len)
+{
+    json_box *box = new_json_box(L);
+    box->tree = cJSON_ParseWithLength(text, len);
+    if (!box->tree) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    push_cjson(L, box->tree);
+    cJSON_Delete(box->tree);
+    box->tree = NULL;
+    lua_remove(L, -2);
+    return 1;
+}
+
+/* core.decode_json(text) -> value | nil, err */
+static int decode_json(lua_State *L)
+{
+    size_t len;
+    const char *text = luaL_checklstring(L, 1, &len);
+    if (push_json_text(L, text, len))
+        return 1;
+    lua_pushnil(L);
+    lua_pushliteral(L, "invalid JSON");
+    return 2;
+}
+
+/* core.query_body(query, timespan|nil, workspaces|nil) -> JSON text */
+static int query_body(lua_State *L)
+{
+    const char *query = luaL_checkstring(L, 1);
+    const char *timespan = luaL_optstring(L, 2, NULL);
+    const char **workspaces = NULL;
+    size_t i, n = 0;
+    json_box *box;
+    if (!lua_isnoneornil(L, 3)) {
+        luaL_checktype(L, 3, LUA_TTABLE);
+        n = lua_rawlen(L, 3);
+        workspaces = lua_newuserdata(L, (n ? n : 1) * sizeof *workspaces);
+        for (i = 0; i < n; i++) {
+            lua_rawgeti(L, 3, (int)i + 1);
+            if (lua_type(L, -1) != LUA_TSTRING)
+                return luaL_argerror(L, 3, "workspaces must be strings");
+            workspaces[i] = lua_tostring(L, -1);  /* kept alive by the table */
+            lua_pop(L, 1);
+        }
+    }
+    box = new_json_box(L);
+    box->text = la_query_body(query, timespan, workspaces, n);
+    if (!box->text)
+        return luaL_error(L, "out of memory building the request body");
+    lua_pushstring(L, box->text);
+    cJSON_free(box->text);
+    box->text = NULL;
+    return 1;
+}
+
+/* ------------------------------------------------------------ registers */
+
+/* Stack slots inside feed(); in query_perform they sit at base + R_*. */
+enum {
+    R_CTX = 1,       /* light userdata: the feed_ctx */
+    R_RESULT,        /* the result table */
+    R_TABLES,        /* result.tables */
+    R_TABLE,         /* the table being parsed */
+    R_COLUMNS,       /* its columns */
+    R_ROWS,          /* its rows */
+    R_ROW,           /* the row being parsed */
+    R_ROWMT,         /* the metatable shared by its rows */
+    R_COLINDEX,      /* column name -> index, upvalue of the rows' __index */
+    NREG = R_COLINDEX
+};
+
+typedef struct feed_ctx {
+    lua_State *L;
+    int base;                /* slot of the feed function; registers follow */
+    la_parser *parser;
+    const char *chunk;
+    size_t chunk_len;
+    int finishing;
+    la_parse_status parse_status;
+    int lua_failed;          /* the error value sits in slot base + NREG + 1 */
+    lua_Integer ntables, nrows;
+    size_t ncolumns;
+} feed_ctx;
+
+/* __index of rows: row.Computer -> row[index of "Computer"] */
+static int row_index(lua_State *L)
+{
+    lua_pushvalue(L, 2);
+    lua_rawget(L, lua_upvalueindex(1));
+    if (lua_isnil(L, -1))
+        return 1;
+    lua_rawgeti(L, 1, (int)lua_tointeger(L, -1));
+    return 1;
+}
+
+static int sink_table_begin(void *ud)
+{
+    feed_ctx *x = ud;
+    lua_State *L = x->L;
+    lua_createtable(L, 0, 3);
+    lua_pushliteral(L, "");
+    lua_setfield(L, -2, "name");
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_replace(L, R_COLUMNS);
+    lua_setfield(L, -2, "columns");
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_replace(L, R_ROWS);
+    lua_setfield(L, -2, "rows");
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, R_TABLES, (int)++x->ntables);
+    lua_replace(L, R_TABLE);
+
+    lua_createtable(L, 0, 1);            /* the rows' metatable */
+    lua_newtable(L);                     /* column index */
+    lua_pushvalue(L, -1);
+    lua_replace(L, R_COLINDEX);
+    lua_pushcclosure(L, row_index, 1);
+    lua_setfield(L, -2, "__index");
+    lua_replace(L, R_ROWMT);
+    x->ncolumns = 0;
+    x->nrows = 0;
+    return 0;
+}
+
+static int sink_table_name(void *ud, const char *name, size_t len)
+{
+    feed_ctx *x = ud;
+    lua_pushlstring(x->L, name, len);
+    lua_setfield(x->L, R_TABLE, "name");
+    return 0;
+}
+
+static int sink_column(void *ud, size_t index, const char *name, size_t name_len,
+                       const char *type, size_t type_len)
+{
+    feed_ctx *x = ud;
+    lua_State *L = x->L;
+    lua_createtable(L, 0, 2);
+    lua_pushlstring(L, name, name_len);
+    lua_setfield(L, -2, "name");
+    lua_pushlstring(L, type, type_len);
+    lua_setfield(L, -2, "type");
+    lua_rawseti(L, R_COLUMNS, (int)index + 1);
+    lua_pushlstring(L, name, name_len);
+    lua_pushinteger(L, (lua_Integer)index + 1);
+    lua_rawset(L, R_COLINDEX);
+    x->ncolumns = index + 1;
+    return 0;
+}
+
+static int sink_row_begin(void *ud, size_t ncolumns)
+{
+    feed_ctx *x = ud;
+    lua_State *L = x->L;
+    lua_createtable(L, (int)ncolumns, 0);
+    lua_pushvalue(L, R_ROWMT);
+    lua_setmetatable(L, -2);
+    lua_replace(L, R_ROW);
+    return 0;
+}
+
+static void push_cell(lua_State *L, const la_cell *cell)
+{
+    switch (cell->kind) {
+    case LA_CELL_BOOL: lua_pushboolean(L, cell->boolean); break;
+    case LA_CELL_INTEGER: lua_pushinteger(L, (lua_Integer)cell->integer); break;
+    case LA_CELL_REAL: lua_pushnumber(L, (lua_Number)cell->real); break;
+    case LA_CELL_STRING: lua_pushlstring(L, cell->str, cell->len); break;
+    default: lua_pushlightuserdata(L, NULL); break;
+    }
+}
+
+static int sink_cell(void *ud, size_t index, const la_cell *cell)
+{
+    feed_ctx *x = ud;
+    push_cell(x->L, cell);
+    lua_rawseti(x->L, R_ROW, (int)index + 1);
+    return 0;
+}
+
+static int sink_row_end(void *ud, size_t ncells)
+{
+    feed_ctx *x = ud;
+    lua_State *L = x->L;
+    /* rows never have holes: a short row is padded with nulls */
+    for (; ncells < x->ncolumns; ncells++) {
+        lua_pushlightuserdata(L, NULL);
+        lua_rawseti(L, R_ROW, (int)ncells + 1);
+    }
+    lua_pushvalue(L, R_ROW);
+    lua_rawseti(L, R_ROWS, (int)++x->nrows);
+    lua_pushnil(L);
+    lua_replace(L, R_ROW);
+    return 0;
+}
+
+static int sink_table_end(void *ud)
+{
+    (void)ud;
+    return 0;
+}
+
+static int sink_member(void *ud, const char *key, size_t key_len, const char *json, size_t len)
+{
+    feed_ctx *x = ud;
+    lua_State *L = x->L;
+    lua_pushlstring(L, key, key_len);
+    if (!push_json_text(L, json, len))
+        lua_pushlstring(L, json, len);  /* deeper than cJSON reads: keep the text */
+    lua_rawset(L, R_RESULT);
+    return 0;
+}
+
+static const la_result_sink lua_sink = {
+    sink_table_begin, sink_table_name, sink_column, sink_row_begin,
+    sink_cell, sink_row_end, sink_table_end, sink_member,
+};
+
+/* Runs under lua_pcall with the registers as arguments; returns them. */
+static int feed(lua_State *L)
+{
+    feed_ctx *x = lua_touserdata(L, R_CTX);
+    x->L = L;
+    if (x->finishing)
+        x->parse_status = la_parser_finish(x->parser);
+    else
+        x->parse_status = la_parser_feed(x->parser, x->chunk, x->chunk_len);
+    lua_settop(L, NREG);
+    return NREG;
+}
+
+/* Parses one chunk (or the end, when data is NULL) under lua_pcall.
+ * Returns 0 to go on. Nothing here raises: the stack was sized beforehand. */
+static int run_feed(feed_ctx *x, const char *data, size_t len)
+{
+    lua_State *L = x->L;
+    int i;
+    x->chunk = data;
+    x->chunk_len = len;
+    x->finishing = data == NULL;
+    lua_pushvalue(L, x->base);
+    for (i = 1; i <= NREG; i++)
+        lua_pushvalue(L, x->base + i);
+    if (lua_pcall(L, NREG, NREG, 0) != LUA_OK) {
+        lua_replace(L, x->base + NREG + 1);
+        x->lua_failed = 1;
+        return -1;
+    }
+    for (i = NREG; i >= 1; i--)
+        lua_replace(L, x->base + i);
+    return x->parse_status == LA_PARSE_OK ? 0 : -1;
+}
+
+static int on_body(void *ud, const char *data, size_t len)
+{
+    return run_feed(ud, data, len);
+}
+
+/* ------------------------------------------------------------ client */
+
+typedef struct client {
+    la_http *http;
+    la_parser *parser;
+    la_http_response response;
+    int busy;
+} client;
+
+static client *check_client(lua_State *L)
+{
+    return luaL_checkudata(L, 1, CLIENT_MT);
+}
+
+static int client_close(lua_State *L)
+{
+    client *c = check_client(L);
+    if (c->busy)
+        return luaL_error(L, "cannot close a client while it runs a query");
+    la_parser_free(c->parser);
+    c->parser = NULL;
+    la_http_free(c->http);
+    c->http = NULL;
+    la_http_response_free(&c->response);
+    return 0;
+}
+
+static int client_tostring(lua_State *L)
+{
+    client *c = check_client(L);
+    lua_pushfstring(L, "loganalytics.client (%p)%s", (void *)c, c->http ? "" : " closed");
+    return 1;
+}
+
+/* core.new() -> client */
+static int client_new(lua_State *L)
+{
+    client *c = lua_newuserdata(L, sizeof *c);
+    memset(c, 0, sizeof *c);
+    la_http_response_init(&c->response);
+    /* metatable first, so __gc frees whatever the next steps acquire */
+    luaL_setmetatable(L, CLIENT_MT);
+    c->http = la_http_new();
+    if (!c->http)
+        return luaL_error(L, "cannot create a libcurl handle");
+    return 1;
+}
+
+static const char *opt_string_field(lua_State *L, int t, const char *name, size_t *len)
+{
+    const char *s;
+    lua_getfield(L, t, name);  /* left on the stack: keeps the string alive */
+    if (lua_isnil(L, -1))
+        return NULL;
+    s = lua_tolstring(L, -1, len);
+    if (!s || lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "request field '%s' must be a string", name);
+    return s;
+}
+
+static long opt_ms_field(lua_State *L, int t, const char *name)
+{
+    lua_Number seconds;
+    lua_getfield(L, t, name);
+    seconds = lua_isnil(L, -1) ? 0 : luaL_checknumber(L, -1);
+    lua_pop(L, 1);
+    return seconds > 0 ? (long)(seconds * 1000 + 0.5) : 0;
+}
+
+/* Response headers as { ["lower-case-name"] = value }, repeats joined by ", ". */
+static void push_headers(lua_State *L, const la_buf *raw)
+{
+    const char *p = raw->data ? raw->data : "", *end = p + raw->len;
+    lua_newtable(L);
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *line_end = eol ? eol : end, *colon, *v;
+        const char *next = eol ? eol + 1 : end;
+        if (line_end > p && line_end[-1] == '\r')
+            line_end--;
+        colon = memchr(p, ':', (size_t)(line_end - p));
+        if (colon && memcmp(p, "HTTP/", 5) != 0) {
+            luaL_Buffer name;
+            const char *k;
+            luaL_buffinit(L, &name);
+            for (k = p; k < colon; k++)
+                luaL_addchar(&name, (char)((*k >= 'A' && *k <= 'Z') ? *k + 32 : *k));
+            luaL_pushresult(&name);
+            for (v = colon + 1; v < line_end && (*v == ' ' || *v == '\t'); v++)
+                ;
+            lua_pushvalue(L, -1);
+            lua_rawget(L, -3);
+            if (lua_isstring(L, -1)) {
+                lua_pushliteral(L, ", ");
+                lua_pushlstring(L, v, (size_t)(line_end - v));
+                lua_concat(L, 3);
+            } else {
+                lua_pop(L, 1);
+                lua_pushlstring(L, v, (size_t)(line_end - v));
+            }
+            lua_rawset(L, -3);
+        }
+        p = next;
+    }
+}
+
+/*
+ * client:perform{ url=, headers={...}, body=, username=, password=,
+ *                 user_agent=, connect_timeout=, timeout= }
+ * -> { status=, headers=, result=, body=, transport={kind,code,message},
+ *      parse_error=, seconds= }
+ * Failures of the world are described in the table; only misuse raises.
+ */
+static int query_perform(lua_State *L)
+{
+    client *c = check_client(L);
+    la_http_request req;
+    feed_ctx x;
+    const char **headers = NULL;
+    size_t i, nheaders = 0;
+    int base, transfer_ok, success;
+
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (!c->http)
+        return luaL_error(L, "client is closed");
+    if (c->busy)
+        return luaL_error(L, "client is busy with another query");
+    memset(&req, 0, sizeof req);
+    memset(&x, 0, sizeof x);
+
+    req.url = opt_string_field(L, 2, "url", NULL);
+    if (!req.url)
+        return luaL_error(L, "request field 'url' is required");
+    req.body = opt_string_field(L, 2, "body", &req.body_len);
+    if (!req.body)
+        req.body = "";
+    req.username = opt_string_field(L, 2, "username", NULL);
+    req.password = opt_string_field(L, 2, "password", NULL);
+    req.user_agent = opt_string_field(L, 2, "user_agent", NULL);
+    req.connect_timeout_ms = opt_ms_field(L, 2, "connect_timeout");
+    req.timeout_ms = opt_ms_field(L, 2, "timeout");
+    lua_getfield(L, 2, "headers");
+    if (!lua_isnil(L, -1)) {
+        luaL_checktype(L, -1, LUA_TTABLE);
+        nheaders = lua_rawlen(L, -1);
+        headers = lua_newuserdata(L, (nheaders ? nheaders : 1) * sizeof *headers);
+        for (i = 0; i < nheaders; i++) {
+            lua_rawgeti(L, -2, (int)i + 1);
+            if (lua_type(L, -1) != LUA_TSTRING)
+                return luaL_error(L, "request headers must be strings");
+            headers[i] = lua_tostring(L, -1);  /* kept alive by the table */
+            lua_pop(L, 1);
+        }
+    }
+    req.headers = headers;
+    req.nheaders = nheaders;
+
+    /* the registers, and room for run_feed's pushes */
+    luaL_checkstack(L, 2 * NREG + 8, "loganalytics: stack");
+    base = lua_gettop(L) + 1;
+    lua_pushcfunction(L, feed);
+    lua_pushlightuserdata(L, &x);
+    lua_createtable(L, 0, 4);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "tables");
+    for (i = R_TABLE; i <= NREG + 1; i++)
+        lua_pushnil(L);
+
+    la_parser_free(c->parser);
+    c->parser = la_parser_new(&lua_sink, &x);
+    if (!c->parser)
+        return luaL_error(L, "out of memory");
+    x.L = L;
+    x.base = base;
+    x.parser = c->parser;
+    req.on_body = on_body;
+    req.ud = &x;
+
+    c->busy = 1;
+    transfer_ok = la_http_post(c->http, &req, &c->response) == 0;
+    success = c->response.status >= 200 && c->response.status < 300;
+    if (transfer_ok && success && !x.lua_failed)
+        run_feed(&x, NULL, 0);
+    c->busy = 0;
+    if (x.parse_status == LA_PARSE_ERROR)
+        lua_pushstring(L, la_parser_error(c->parser));
+    else
+        lua_pushnil(L);
+    la_parser_free(c->parser);  /* freed before anything below can raise */
+    c->parser = NULL;
+    if (x.lua_failed) {
+        lua_pushvalue(L, base + NREG + 1);
+        return lua_error(L);
+    }
+
+    lua_createtable(L, 0, 8);
+    if (c->response.status) {
+        lua_pushinteger(L, c->response.status);
+        lua_setfield(L, -2, "status");
+    }
+    push_headers(L, &c->response.headers);
+    lua_setfield(L, -2, "headers");
+    lua_pushnumber(L, c->response.total_seconds);
+    lua_setfield(L, -2, "seconds");
+    if (c->response.error_body.len) {
+        lua_pushlstring(L, c->response.error_body.data, c->response.error_body.len);
+        lua_setfield(L, -2, "body");
+    }
+    if (x.parse_status == LA_PARSE_ERROR) {
+        lua_pushvalue(L, -2);
+        lua_setfield(L, -2, "parse_error");
+    } else if (!transfer_ok && !c->response.aborted_by_caller) {
+        lua_createtable(L, 0, 3);
+        lua_pushstring(L, c->response.transport_kind);
+        lua_setfield(L, -2, "kind");
+        lua_pushinteger(L, c->response.transport_code);
+        lua_setfield(L, -2, "code");
+        lua_pushstring(L, c->response.transport_message);
+        lua_setfield(L, -2, "message");
+        lua_setfield(L, -2, "transport");
+    } else if (success && x.parse_status == LA_PARSE_OK) {
+        lua_pushvalue(L, base + R_RESULT);
+        lua_setfield(L, -2, "result");
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------------ module */
+
+static const luaL_Reg client_methods[] = {
+    {"perform", query_perform},
+    {"close", client_close},
+    {NULL, NULL},
+};
+
+static const luaL_Reg functions[] = {
+    {"new", client_new},
+    {"query_body", query_body},
+    {"decode_json", decode_json},
+    {NULL, NULL},
+};
+
+#if defined(__GNUC__)
+__attribute__((visibility("default")))
+#endif
+int luaopen_loganalytics_core(lua_State *L);
+
+int luaopen_loganalytics_core(lua_State *L)
+{
+    static int curl_ready = 0;
+    if (!curl_ready) {
+        if (la_http_global_init() != 0)
+            return luaL_error(L, "curl_global_init failed");
+        curl_ready = 1;
+    }
+
+    if (luaL_newmetatable(L, JSON_BOX_MT)) {
+        lua_pushcfunction(L, json_box_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+
+    if (luaL_newmetatable(L, CLIENT_MT)) {
+        luaL_newlib(L, client_methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, client_close);
+        lua_setfield(L, -2, "__gc");
+#if LUA_VERSION_NUM >= 504
+        lua_pushcfunction(L, client_close);
+        lua_setfield(L, -2, "__close");
+#endif
+        lua_pushcfunction(L, client_tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+    lua_pop(L, 1);
+
+    luaL_newlib(L, functions);
+    lua_pushlightuserdata(L, NULL);
+    lua_setfield(L, -2, "null");
+    lua_pushstring(L, la_http_library_version());
+    lua_setfield(L, -2, "curl_version");
+    return 1;
+}
