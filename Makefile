@@ -1,0 +1,43 @@
+# loganalytics: the two commands a new machine needs are `make demo` and `make test`.
+LUA ?= lua5.4
+BUILD ?= build
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Debian 12 packages for building, testing and the demo
+DEB_PACKAGES = build-essential cmake pkg-config curl python3 \
+  lua5.4 liblua5.4-dev lua5.1 liblua5.1-dev luarocks lua-busted \
+  libcurl4-openssl-dev libcjson-dev libyajl-dev valgrind
+
+.PHONY: all setup build demo test test-valgrind rock clean
+
+all: build
+
+setup:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+build:
+	cmake -S . -B $(BUILD) -DLUA_VERSION=$(subst lua,,$(LUA)) >/dev/null
+	cmake --build $(BUILD) -j2
+
+# Starts the local server, runs examples/demo.lua against it, stops the server.
+demo: setup build
+	LUA=$(LUA) sh examples/run_demo.sh
+
+test: build
+	busted --lua=$(LUA)
+
+# The whole suite under valgrind memcheck (the module's own errors only).
+test-valgrind: build
+	valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+	  --suppressions=spec/valgrind.supp --gen-suppressions=all \
+	  $(LUA) /usr/bin/busted --lua=$(LUA)
+
+rock:
+	luarocks --lua-version=$(subst lua,,$(LUA)) make rockspec/loganalytics-scm-1.rockspec --tree=$(BUILD)/rocks
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,48 @@
+rockspec_format = "3.0"
+package = "loganalytics"
+version = "0.1.0-1"
+source = {
+  url = "git+https://github.com/loganalytics-lua/loganalytics.git",
+  tag = "v0.1.0",
+}
+description = {
+  summary = "Azure Monitor Log Analytics queries from Lua, with a streaming C core",
+  detailed = [[
+    client:query(kql) against the Log Analytics v1 query API: results as Lua
+    tables of typed rows (64-bit exact longs), parsed as they arrive by a C
+    core over libcurl and yajl.
+  ]],
+  homepage = "https://github.com/loganalytics-lua/loganalytics",
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.1",
+}
+-- Debian keeps curl's headers under /usr/include/<multiarch>, where LuaRocks
+-- does not look; the compiler does, so CURL is found by its library instead.
+external_dependencies = {
+  CURL = { library = "curl" },
+  CJSON = { header = "cjson/cJSON.h" },
+  YAJL = { header = "yajl/yajl_parse.h" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["loganalytics"] = "lua/loganalytics.lua",
+    ["loganalytics.errors"] = "lua/loganalytics/errors.lua",
+    ["loganalytics.timespan"] = "lua/loganalytics/timespan.lua",
+    ["loganalytics.core"] = {
+      sources = {
+        "src/buffer.c",
+        "src/cell.c",
+        "src/response_parser.c",
+        "src/request_body.c",
+        "src/http.c",
+        "src/lua_binding.c",
+      },
+      libraries = { "curl", "cjson", "yajl", "m" },
+      incdirs = { "$(CJSON_INCDIR)", "$(YAJL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(CJSON_LIBDIR)", "$(YAJL_LIBDIR)" },
+    },
+  },
+}
