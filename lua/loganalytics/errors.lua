@@ -25,6 +25,11 @@ local function innermost_message(e)
   return found
 end
 
+-- Service messages may hold line breaks; the line we give must not.
+local function one_line(text)
+  return (tostring(text):gsub("%s*[\r\n]+%s*", " "))
+end
+
 function error_mt.__tostring(e)
   local parts = { "loganalytics: ", e.kind or "unknown", " error" }
   if e.status or e.code then
@@ -34,9 +39,9 @@ function error_mt.__tostring(e)
     if e.code then parts[#parts + 1] = tostring(e.code) end
     parts[#parts + 1] = ")"
   end
-  parts[#parts + 1] = ": " .. tostring(e.message or "no message")
+  parts[#parts + 1] = ": " .. one_line(e.message or "no message")
   local inner = innermost_message(e)
-  if inner and inner ~= e.message then parts[#parts + 1] = ": " .. inner end
+  if inner and inner ~= e.message then parts[#parts + 1] = ": " .. one_line(inner) end
   return concat(parts)
 end
 

@@ -76,10 +76,9 @@ end
 
 -- Seconds as "PT90S" / "PT0.5S".
 local function seconds_duration(seconds)
-  if seconds == floor(seconds) and seconds < 2^53 then
-    return format("PT%dS", seconds)
-  end
-  local text = format("%.6f", seconds):gsub("0+$", "")
+  -- microseconds at most; "1.000000" must lose its point as well as its zeros
+  local text = format("%.6f", seconds):gsub("0+$", ""):gsub("%.$", "")
+  if text == "0" then text = "0.000001" end
   return "PT" .. text .. "S"
 end
 
