@@ -20,15 +20,7 @@ local function fixture_error(client, name)
   return failing(client, name, { workspace = "FIXTURES" })
 end
 
-local function innermost_message(e)
-  local found
-  local inner = e.innererror
-  while type(inner) == "table" do
-    if type(inner.message) == "string" then found = inner.message end
-    inner = inner.innererror
-  end
-  return found
-end
+local innermost_message = helper.innermost_message
 
 local function assert_one_line(err)
   local text = tostring(err)

@@ -94,6 +94,17 @@ function helper.read_file(path)
   return text
 end
 
+--- The deepest innererror message of an error (the specs' own reading).
+function helper.innermost_message(e)
+  local found
+  local inner = e.innererror
+  while type(inner) == "table" do
+    if type(inner.message) == "string" then found = inner.message end
+    inner = inner.innererror
+  end
+  return found
+end
+
 function helper.hex(s)
   return (s:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
 end

@@ -79,15 +79,7 @@ local function cell_mismatch(want, got)
   return nil
 end
 
-local function innermost_message(e)
-  local found
-  local inner = e.innererror
-  while type(inner) == "table" do
-    if type(inner.message) == "string" then found = inner.message end
-    inner = inner.innererror
-  end
-  return found
-end
+local innermost_message = helper.innermost_message
 
 local function expected_kind(status)
   if status == 401 or status == 403 then return "auth" end
