@@ -12,6 +12,8 @@
 local core = require "loganalytics.core"
 local timespan = require "loganalytics.timespan"
 local errors = require "loganalytics.errors"
+local credentials = require "loganalytics.credentials"
+local clouds = require "loganalytics.clouds"
 
 local type, pairs, ipairs, tostring, select, pcall, error, setmetatable =
   type, pairs, ipairs, tostring, select, pcall, error, setmetatable
@@ -22,12 +24,11 @@ local la = {
   --- JSON null: a light userdata NULL, equal to cjson.null and ngx.null.
   null = core.null,
   is_error = errors.is_error,
+  --- Azure AD credentials: see loganalytics.credentials.
+  credentials = credentials,
+  authorize_url = credentials.authorize_url,
 }
 
-local DEFAULT_ENDPOINT = "https://api.loganalytics.azure.com"
-local DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
-local QUERY_SCOPE = "https://api.loganalytics.io/.default"
-local ARM_SCOPE = "https://management.azure.com/.default"
 local ARM_API_VERSION = "2017-10-01"
 -- tokens from functions that give expires_on are renewed this long before it
 local TOKEN_EARLY_RENEWAL = 300
@@ -35,69 +36,10 @@ local TOKEN_EARLY_RENEWAL = 300
 local USER_AGENT = format("loganalytics-lua/%s (%s; libcurl/%s)",
   la._VERSION, _VERSION, core.curl_version)
 
------------------------------------------------------------------- checking
-
-local function misuse(message)
-  error("loganalytics: " .. message, 0)
-end
-
-local function check_type(name, value, expected)
-  if type(value) ~= expected then
-    misuse(format("option '%s' must be a %s, got %s", name, expected, type(value)))
-  end
-end
-
-local function check_text(name, value)
-  check_type(name, value, "string")
-  if value == "" then misuse(format("option '%s' must not be empty", name)) end
-  -- would break a header line or the URL: never legitimate here
-  if value:find("[%z\r\n]") then
-    misuse(format("option '%s' must not contain NUL or line breaks", name))
-  end
-end
-
-local function check_known(options, allowed, what)
-  for key in pairs(options) do
-    if not allowed[key] then
-      misuse(format("unknown %s option '%s'", what, tostring(key)))
-    end
-  end
-end
-
-local function is_callable(v)
-  if type(v) == "function" then return true end
-  local mt = getmetatable(v)
-  return type(mt) == "table" and mt.__call ~= nil
-end
-
--- Hosts a plain http:// endpoint may use without allow_http.
-local function is_loopback(host)
-  host = host:lower()
-  return host == "localhost" or host == "[::1]" or host:match("^127%.%d+%.%d+%.%d+$") ~= nil
-end
-
-local function check_endpoint(name, url, allow_http)
-  check_text(name, url)
-  local scheme, host = url:match("^(%a[%w+.-]*)://([^/:?#]+)")
-  if host and host:sub(1, 1) == "[" then host = url:match("^%a[%w+.-]*://(%[[^%]]*%])") end
-  if not scheme or not host then
-    misuse(format("option '%s' must be an http(s) URL, got '%s'", name, url))
-  end
-  scheme = scheme:lower()
-  if scheme ~= "https" and scheme ~= "http" then
-    misuse(format("option '%s' must use https, got '%s'", name, scheme))
-  end
-  if scheme == "http" and not allow_http and not is_loopback(host) then
-    misuse(format("option '%s' is plain http to a non-loopback host; use https or allow_http = true", name))
-  end
-  return (url:gsub("/+$", ""))
-end
-
--- Percent-encodes everything but unreserved characters (and "/" when asked).
-local function escape(s, keep_slash)
-  local pattern = keep_slash and "[^%w%-%._~/]" or "[^%w%-%._~]"
-  return (s:gsub(pattern, function(c) return format("%%%02X", c:byte()) end))
-end
+local check = require "loganalytics.check"
+local misuse, check_type, check_text, check_known = check.misuse, check.type, check.text, check.known
+local check_endpoint, check_seconds, is_callable, escape =
+  check.endpoint, check.seconds, check.is_callable, check.escape
 
 ------------------------------------------------------------------ client
 
@@ -108,7 +50,7 @@ Client.__name = "loganalytics.client"
 local CLIENT_OPTIONS = {
   workspace = true, endpoint = true, arm_endpoint = true, api_key = true,
   api_key_in = true, token = true, credential = true, allow_http = true,
-  user_agent = true, connect_timeout = true, timeout = true,
+  user_agent = true, connect_timeout = true, timeout = true, cloud = true, audience = true,
 }
 
 local function check_workspace_table(ws)
@@ -118,12 +60,6 @@ local function check_workspace_table(ws)
   check_text("workspace.name", ws.name)
 end
 
-local function check_seconds(name, v)
-  if v ~= nil then
-    check_type(name, v, "number")
-    if not (v > 0 and v < math.huge) then misuse(format("option '%s' must be a positive number", name)) end
-  end
-end
 
 --- Makes a client.
 -- @tparam table options workspace, endpoint, api_key, api_key_in, token,
@@ -177,11 +113,19 @@ function la.new(options)
   check_seconds("connect_timeout", options.connect_timeout)
   check_seconds("timeout", options.timeout)
 
+  local cloud_name = options.cloud or "public"
+  check_type("cloud", cloud_name, "string")
+  local cloud = clouds[cloud_name]
+  if not cloud then misuse("option 'cloud' must be 'public', 'usgov' or 'china', got '" .. cloud_name .. "'") end
+  if options.audience ~= nil then check_text("audience", options.audience) end
+
   local self = setmetatable({
     workspace = ws,
-    endpoint = check_endpoint("endpoint", options.endpoint or DEFAULT_ENDPOINT, allow_http),
-    arm_endpoint = check_endpoint("arm_endpoint", options.arm_endpoint or DEFAULT_ARM_ENDPOINT,
+    endpoint = check_endpoint("endpoint", options.endpoint or cloud.endpoint, allow_http),
+    arm_endpoint = check_endpoint("arm_endpoint", options.arm_endpoint or cloud.arm_endpoint,
                                   allow_http),
+    query_scope = (options.audience or cloud.audience):gsub("/+$", "") .. "/.default",
+    arm_scope = cloud.arm_audience .. "/.default",
     connect_timeout = options.connect_timeout,
     timeout = options.timeout,
     user_agent = options.user_agent and (options.user_agent .. " " .. USER_AGENT) or USER_AGENT,
@@ -233,6 +177,17 @@ function la.new(options)
     request.headers[#request.headers + 1] = "Authorization: Bearer " .. access
     return true
   end
+  -- after a 401: forget the token so the next authorize fetches a new one;
+  -- false when there is nothing to renew (a key or a fixed token)
+  self.forget = function(scope)
+    if api_key or type(token) == "string" or (not token and not credential) then return false end
+    cached[scope] = nil
+    if credential then
+      local ok, invalidate = pcall(function() return credential.invalidate end)
+      if ok and is_callable(invalidate) then pcall(invalidate, credential, scope) end
+    end
+    return true
+  end
   return self
 end
 
@@ -261,7 +216,7 @@ local function target(self, opts)
       misuse("option 'resource' must be a resource id starting with '/', got '" .. resource .. "'")
     end
     if opts.workspace ~= nil then misuse("give either 'workspace' or 'resource', not both") end
-    return self.endpoint .. "/v1" .. escape(resource, true) .. "/query", QUERY_SCOPE
+    return self.endpoint .. "/v1" .. escape(resource, true) .. "/query", self.query_scope
   end
   local ws = opts.workspace
   if ws ~= nil then check_text("workspace", ws) else ws = self.workspace end
@@ -271,9 +226,9 @@ local function target(self, opts)
   if type(ws) == "table" then
     return format("%s/subscriptions/%s/resourceGroups/%s/providers/Microsoft.OperationalInsights/workspaces/%s/api/query?api-version=%s",
       self.arm_endpoint, escape(ws.subscription), escape(ws.resource_group), escape(ws.name),
-      ARM_API_VERSION), ARM_SCOPE
+      ARM_API_VERSION), self.arm_scope
   end
-  return self.endpoint .. "/v1/workspaces/" .. escape(ws) .. "/query", QUERY_SCOPE
+  return self.endpoint .. "/v1/workspaces/" .. escape(ws) .. "/query", self.query_scope
 end
 
 local function prefer_header(opts)
@@ -368,17 +323,27 @@ function Client:query(kql, opts)
   local headers = { "Content-Type: application/json", "Accept: application/json" }
   headers[#headers + 1] = prefer_header(opts)
 
-  local request = {
-    url = url,
-    headers = headers,
-    body = core.query_body(kql, span, workspaces),
-    user_agent = self.user_agent,
-    connect_timeout = self.connect_timeout,
-    timeout = self.timeout,
-  }
-  local authorized, err = self.authorize(request, scope)
-  if not authorized then return nil, err end
-  return outcome(self.http:perform(request))
+  local body = core.query_body(kql, span, workspaces)
+  local function send()
+    local request = {
+      url = url,
+      headers = { headers[1], headers[2], headers[3] },
+      body = body,
+      user_agent = self.user_agent,
+      connect_timeout = self.connect_timeout,
+      timeout = self.timeout,
+    }
+    local authorized, err = self.authorize(request, scope)
+    if not authorized then return nil, err end
+    return self.http:perform(request)
+  end
+  local response, err = send()
+  -- a refused token gets one renewal and one more try
+  if response and response.status == 401 and self.forget(scope) then
+    response, err = send()
+  end
+  if not response then return nil, err end
+  return outcome(response)
 end
 
 return la

@@ -23,12 +23,16 @@ external_dependencies = {
   CURL = { library = "curl" },
   CJSON = { header = "cjson/cJSON.h" },
   YAJL = { header = "yajl/yajl_parse.h" },
+  OPENSSL = { header = "openssl/evp.h" },
 }
 build = {
   type = "builtin",
   modules = {
     ["loganalytics"] = "lua/loganalytics.lua",
     ["loganalytics.errors"] = "lua/loganalytics/errors.lua",
+    ["loganalytics.check"] = "lua/loganalytics/check.lua",
+    ["loganalytics.clouds"] = "lua/loganalytics/clouds.lua",
+    ["loganalytics.credentials"] = "lua/loganalytics/credentials.lua",
     ["loganalytics.timespan"] = "lua/loganalytics/timespan.lua",
     ["loganalytics.core"] = {
       sources = {
@@ -37,11 +41,13 @@ build = {
         "src/response_parser.c",
         "src/request_body.c",
         "src/http.c",
+        "src/credential.c",
+        "src/client_assertion.c",
         "src/lua_binding.c",
       },
-      libraries = { "curl", "cjson", "yajl", "m" },
-      incdirs = { "$(CJSON_INCDIR)", "$(YAJL_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)", "$(CJSON_LIBDIR)", "$(YAJL_LIBDIR)" },
+      libraries = { "curl", "cjson", "yajl", "crypto", "m" },
+      incdirs = { "$(CJSON_INCDIR)", "$(YAJL_INCDIR)", "$(OPENSSL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(CJSON_LIBDIR)", "$(YAJL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
     },
   },
 }

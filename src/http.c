@@ -3,7 +3,8 @@
  * handle keeps its connection cache, so successive queries ride the same
  * keep-alive connection. 2xx bodies stream to the caller's callback as they
  * arrive (already gunzipped by libcurl); other bodies are kept, capped, for
- * the error report.
+ * the error report (and so is every body when no streaming callback is set:
+ * token responses).
  */
 #include "la_core.h"
 
@@ -63,13 +64,13 @@ void la_http_response_init(la_http_response *r)
 {
     memset(r, 0, sizeof *r);
     la_buf_init(&r->headers);
-    la_buf_init(&r->error_body);
+    la_buf_init(&r->body);
 }
 
 void la_http_response_free(la_http_response *r)
 {
     la_buf_free(&r->headers);
-    la_buf_free(&r->error_body);
+    la_buf_free(&r->body);
 }
 
 static void reset_response(la_http_response *r)
@@ -81,7 +82,7 @@ static void reset_response(la_http_response *r)
     r->aborted_by_caller = 0;
     r->total_seconds = 0;
     la_buf_clear(&r->headers);
-    la_buf_clear(&r->error_body);
+    la_buf_clear(&r->body);
 }
 
 static size_t on_header(char *data, size_t size, size_t n, void *ud)
@@ -114,9 +115,9 @@ static size_t on_write(char *data, size_t size, size_t n, void *ud)
         }
         return len;
     }
-    if (t->resp->error_body.len < LA_ERROR_BODY_MAX) {
-        size_t room = LA_ERROR_BODY_MAX - t->resp->error_body.len;
-        if (la_buf_append(&t->resp->error_body, data, len < room ? len : room) != 0)
+    if (t->resp->body.len < LA_KEPT_BODY_MAX) {
+        size_t room = LA_KEPT_BODY_MAX - t->resp->body.len;
+        if (la_buf_append(&t->resp->body, data, len < room ? len : room) != 0)
             return 0;
     }
     return len;
@@ -156,7 +157,7 @@ static struct curl_slist *header_list(const la_http_request *req)
     return list;
 }
 
-int la_http_post(la_http *h, const la_http_request *req, la_http_response *resp)
+int la_http_perform(la_http *h, const la_http_request *req, la_http_response *resp)
 {
     CURL *e = h->easy;
     struct curl_slist *headers;
@@ -189,9 +190,13 @@ int la_http_post(la_http *h, const la_http_request *req, la_http_response *resp)
     curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+    if (req->method && strcmp(req->method, "GET") == 0) {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    } else {
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+    }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
     /* "" offers every encoding this libcurl decodes (gzip at least) */
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");

@@ -129,6 +129,7 @@ char *la_query_body(const char *query, const char *timespan,
 typedef int (*la_body_fn)(void *ud, const char *data, size_t len);
 
 typedef struct la_http_request {
+    const char *method;           /* "POST" (default when NULL) or "GET" */
     const char *url;
     const char *const *headers;   /* "Name: value" lines */
     size_t nheaders;
@@ -139,13 +140,13 @@ typedef struct la_http_request {
     const char *user_agent;
     long connect_timeout_ms;      /* 0: the core's default */
     long timeout_ms;              /* 0: none */
-    la_body_fn on_body;
+    la_body_fn on_body;           /* NULL: keep every body in resp->body */
     void *ud;
 } la_http_request;
 
-/* Bodies of error responses are kept up to this size (they are small JSON
- * documents or proxy pages; the rest is dropped). */
-#define LA_ERROR_BODY_MAX (1024 * 1024)
+/* Bodies kept in memory (error responses, token responses) are capped at
+ * this size: they are small JSON documents or proxy pages. */
+#define LA_KEPT_BODY_MAX (1024 * 1024)
 
 typedef struct la_http_response {
     long status;                  /* 0 when no response arrived */
@@ -154,7 +155,8 @@ typedef struct la_http_response {
     char transport_message[256];
     int aborted_by_caller;        /* on_body returned non-zero */
     la_buf headers;               /* header lines of the final response */
-    la_buf error_body;            /* body of a non-2xx response */
+    la_buf body;                  /* body of a non-2xx response, or of any
+                                     response when on_body is NULL */
     double total_seconds;
 } la_http_response;
 
@@ -167,8 +169,79 @@ la_http *la_http_new(void);
 void la_http_free(la_http *h);
 void la_http_response_init(la_http_response *r);
 void la_http_response_free(la_http_response *r);
-/* Performs one POST; the response is filled in, whatever happens.
+/* Performs one request; the response is filled in, whatever happens.
  * Returns 0 when a complete response arrived, -1 otherwise. */
-int la_http_post(la_http *h, const la_http_request *req, la_http_response *resp);
+int la_http_perform(la_http *h, const la_http_request *req, la_http_response *resp);
+
+/* ------------------------------------------------------------ credentials */
+
+typedef enum la_credential_kind {
+    LA_CRED_CLIENT_SECRET = 1,
+    LA_CRED_CLIENT_CERTIFICATE,
+    LA_CRED_AUTHORIZATION_CODE,   /* a code first, then its refresh tokens */
+    LA_CRED_REFRESH_TOKEN,
+    LA_CRED_WORKLOAD_IDENTITY,    /* a federated token file as the assertion */
+    LA_CRED_MANAGED_IDENTITY      /* IMDS, or App Service's identity endpoint */
+} la_credential_kind;
+
+/* Strings are copied; NULL means absent. */
+typedef struct la_credential_options {
+    la_credential_kind kind;
+    const char *authority_host;   /* default https://login.microsoftonline.com */
+    const char *tenant;
+    const char *client_id;
+    const char *client_secret;
+    const char *certificate;      /* PEM text: certificate and private key */
+    size_t certificate_len;
+    const char *certificate_password;
+    const char *code;
+    const char *redirect_uri;
+    const char *refresh_token;
+    const char *token_file;
+    int use_v1;                   /* v1 endpoint: resource= instead of scope= */
+    const char *identity_endpoint;  /* App Service IDENTITY_ENDPOINT */
+    const char *identity_header;    /* App Service IDENTITY_HEADER */
+    const char *imds_endpoint;      /* default http://169.254.169.254 */
+    const char *mi_client_id;
+    const char *mi_object_id;
+    const char *mi_resource_id;
+    const char *user_agent;
+    long connect_timeout_ms;
+    long timeout_ms;
+} la_credential_options;
+
+/* Why no token came; never holds a secret. */
+typedef struct la_token_error {
+    char kind[16];                /* "auth", "network", "timeout", "protocol" */
+    long http_status;             /* 0 without a response */
+    char code[64];                /* "invalid_client", ... */
+    char message[1024];           /* "AADSTS7000215: Invalid client secret ..." */
+    char correlation_id[64];
+    long error_code;              /* the AADSTS number, when sent */
+} la_token_error;
+
+typedef struct la_credential la_credential;
+
+la_credential *la_credential_new(const la_credential_options *options);
+void la_credential_free(la_credential *c);
+/* The token for scope, from the cache until its refresh time (refresh_in
+ * when sent, else a few minutes before expiry). *token stays valid until the
+ * next call on c. Returns 0, or -1 with err filled in. */
+int la_credential_get_token(la_credential *c, const char *scope, long long now,
+                            const char **token, long long *expires_on, la_token_error *err);
+/* Forget the cached token for scope (the API answered 401 with it). */
+void la_credential_invalidate(la_credential *c, const char *scope);
+
+/* ------------------------------------------------------ client assertion */
+
+/* A signed JWT client assertion (RS256) for the Azure AD certificate flow.
+ * pem holds the certificate and its private key, in either order (the key
+ * may be encrypted; password may be NULL). audience is the token endpoint
+ * URL; now is the current time in epoch seconds. Returns a malloc'd
+ * NUL-terminated JWT, or NULL with a one-line reason in err that never
+ * contains the key, the password or the PEM text. */
+char *la_client_assertion(const char *pem, size_t pem_len, const char *password,
+                          const char *client_id, const char *audience,
+                          long long now, char *err, size_t errlen);
 
 #endif

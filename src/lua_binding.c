@@ -400,7 +400,7 @@ static const char *opt_string_field(lua_State *L, int t, const char *name, size_
         return NULL;
     s = lua_tolstring(L, -1, len);
     if (!s || lua_type(L, -1) != LUA_TSTRING)
-        luaL_error(L, "request field '%s' must be a string", name);
+        luaL_error(L, "field '%s' must be a string", name);
     return s;
 }
 
@@ -524,7 +524,7 @@ static int query_perform(lua_State *L)
     req.ud = &x;
 
     c->busy = 1;
-    transfer_ok = la_http_post(c->http, &req, &c->response) == 0;
+    transfer_ok = la_http_perform(c->http, &req, &c->response) == 0;
     success = c->response.status >= 200 && c->response.status < 300;
     if (transfer_ok && success && !x.lua_failed)
         run_feed(&x, NULL, 0);
@@ -549,8 +549,8 @@ static int query_perform(lua_State *L)
     lua_setfield(L, -2, "headers");
     lua_pushnumber(L, c->response.total_seconds);
     lua_setfield(L, -2, "seconds");
-    if (c->response.error_body.len) {
-        lua_pushlstring(L, c->response.error_body.data, c->response.error_body.len);
+    if (c->response.body.len) {
+        lua_pushlstring(L, c->response.body.data, c->response.body.len);
         lua_setfield(L, -2, "body");
     }
     if (x.parse_status == LA_PARSE_ERROR) {
@@ -572,6 +572,143 @@ static int query_perform(lua_State *L)
     return 1;
 }
 
+/* ------------------------------------------------------------ credentials */
+
+#define CREDENTIAL_MT "loganalytics.credential"
+
+static const char *const credential_kinds[] = {
+    "client_secret", "client_certificate", "authorization_code",
+    "refresh_token", "workload_identity", "managed_identity", NULL,
+};
+
+typedef struct credential_box {
+    la_credential *cred;
+    int kind;              /* index in credential_kinds */
+} credential_box;
+
+static credential_box *check_credential(lua_State *L)
+{
+    return luaL_checkudata(L, 1, CREDENTIAL_MT);
+}
+
+static int credential_close(lua_State *L)
+{
+    credential_box *b = check_credential(L);
+    la_credential_free(b->cred);
+    b->cred = NULL;
+    return 0;
+}
+
+static int credential_tostring(lua_State *L)
+{
+    credential_box *b = check_credential(L);
+    lua_pushfstring(L, "loganalytics.credential (%s)", credential_kinds[b->kind]);
+    return 1;
+}
+
+/* core.credential(kind, options) -> credential (options checked by the Lua layer) */
+static int credential_new(lua_State *L)
+{
+    la_credential_options o;
+    credential_box *b;
+    int kind = luaL_checkoption(L, 1, NULL, credential_kinds);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    memset(&o, 0, sizeof o);
+    o.kind = (la_credential_kind)(LA_CRED_CLIENT_SECRET + kind);
+    o.authority_host = opt_string_field(L, 2, "authority_host", NULL);
+    o.tenant = opt_string_field(L, 2, "tenant", NULL);
+    o.client_id = opt_string_field(L, 2, "client_id", NULL);
+    o.client_secret = opt_string_field(L, 2, "client_secret", NULL);
+    o.certificate = opt_string_field(L, 2, "certificate", &o.certificate_len);
+    o.certificate_password = opt_string_field(L, 2, "password", NULL);
+    o.code = opt_string_field(L, 2, "code", NULL);
+    o.redirect_uri = opt_string_field(L, 2, "redirect_uri", NULL);
+    o.refresh_token = opt_string_field(L, 2, "refresh_token", NULL);
+    o.token_file = opt_string_field(L, 2, "token_file", NULL);
+    o.identity_endpoint = opt_string_field(L, 2, "identity_endpoint", NULL);
+    o.identity_header = opt_string_field(L, 2, "identity_header", NULL);
+    o.imds_endpoint = opt_string_field(L, 2, "imds_endpoint", NULL);
+    o.mi_client_id = opt_string_field(L, 2, "mi_client_id", NULL);
+    o.mi_object_id = opt_string_field(L, 2, "mi_object_id", NULL);
+    o.mi_resource_id = opt_string_field(L, 2, "mi_resource_id", NULL);
+    o.user_agent = opt_string_field(L, 2, "user_agent", NULL);
+    o.connect_timeout_ms = opt_ms_field(L, 2, "connect_timeout");
+    o.timeout_ms = opt_ms_field(L, 2, "timeout");
+    lua_getfield(L, 2, "use_v1");
+    o.use_v1 = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+
+    b = lua_newuserdata(L, sizeof *b);
+    b->cred = NULL;
+    b->kind = kind;
+    luaL_setmetatable(L, CREDENTIAL_MT);
+    b->cred = la_credential_new(&o);
+    if (!b->cred)
+        return luaL_error(L, "out of memory creating a credential");
+    return 1;
+}
+
+static void push_token_error(lua_State *L, const la_token_error *e)
+{
+    lua_createtable(L, 0, 6);
+    lua_pushstring(L, e->kind[0] ? e->kind : "auth");
+    lua_setfield(L, -2, "kind");
+    lua_pushstring(L, e->message);
+    lua_setfield(L, -2, "message");
+    if (e->http_status) {
+        lua_pushinteger(L, e->http_status);
+        lua_setfield(L, -2, "status");
+    }
+    if (e->code[0]) {
+        lua_pushstring(L, e->code);
+        lua_setfield(L, -2, "code");
+    }
+    if (e->correlation_id[0]) {
+        lua_pushstring(L, e->correlation_id);
+        lua_setfield(L, -2, "correlation_id");
+    }
+    if (e->error_code) {
+        lua_pushinteger(L, e->error_code);
+        lua_setfield(L, -2, "error_code");
+    }
+}
+
+/* credential:get_token(scope, now) -> token, expires_on | nil, err */
+static int credential_get_token(lua_State *L)
+{
+    credential_box *b = check_credential(L);
+    const char *scope = luaL_checkstring(L, 2);
+    long long now = (long long)luaL_checknumber(L, 3);
+    const char *token;
+    long long expires_on;
+    la_token_error err;
+    if (!b->cred)
+        return luaL_error(L, "credential is closed");
+    if (la_credential_get_token(b->cred, scope, now, &token, &expires_on, &err) != 0) {
+        lua_pushnil(L);
+        push_token_error(L, &err);
+        return 2;
+    }
+    lua_pushstring(L, token);
+    lua_pushinteger(L, (lua_Integer)expires_on);
+    return 2;
+}
+
+static int credential_invalidate(lua_State *L)
+{
+    credential_box *b = check_credential(L);
+    if (b->cred)
+        la_credential_invalidate(b->cred, luaL_checkstring(L, 2));
+    return 0;
+}
+
+static const luaL_Reg credential_methods[] = {
+    {"get_token", credential_get_token},
+    {"invalidate", credential_invalidate},
+    {"close", credential_close},
+    {NULL, NULL},
+};
+
 /* ------------------------------------------------------------ module */
 
 static const luaL_Reg client_methods[] = {
@@ -584,6 +721,7 @@ static const luaL_Reg functions[] = {
     {"new", client_new},
     {"query_body", query_body},
     {"decode_json", decode_json},
+    {"credential", credential_new},
     {NULL, NULL},
 };
 
@@ -617,6 +755,20 @@ int luaopen_loganalytics_core(lua_State *L)
         lua_setfield(L, -2, "__close");
 #endif
         lua_pushcfunction(L, client_tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+    lua_pop(L, 1);
+
+    if (luaL_newmetatable(L, CREDENTIAL_MT)) {
+        luaL_newlib(L, credential_methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, credential_close);
+        lua_setfield(L, -2, "__gc");
+#if LUA_VERSION_NUM >= 504
+        lua_pushcfunction(L, credential_close);
+        lua_setfield(L, -2, "__close");
+#endif
+        lua_pushcfunction(L, credential_tostring);
         lua_setfield(L, -2, "__tostring");
     }
     lua_pop(L, 1);

@@ -1,0 +1,430 @@
+--- Azure AD (Entra ID) credentials: `la.credentials.*`.
+-- Each constructor checks its options and returns an object whose
+-- `:get_token([scope])` returns `access_token, expires_on` or `nil, err`.
+-- The token requests and the token cache are in the C core
+-- (src/credential.c); the Azure CLI and the default chain are composed here.
+-- @module loganalytics.credentials
+
+local core = require "loganalytics.core"
+local errors = require "loganalytics.errors"
+local check = require "loganalytics.check"
+local clouds = require "loganalytics.clouds"
+
+local type, pairs, ipairs, tostring, tonumber, setmetatable, pcall =
+  type, pairs, ipairs, tostring, tonumber, setmetatable, pcall
+local format, concat = string.format, table.concat
+local getenv = os.getenv
+
+local M = {}
+
+local DEFAULT_SCOPE = clouds.public.audience .. "/.default"
+local DEFAULT_IMDS = "http://169.254.169.254"
+-- Azure stamps this asset tag on its VMs' chassis: seeing it is how default()
+-- knows IMDS is worth asking, without sending a packet anywhere
+local AZURE_ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"
+
+------------------------------------------------------------------ objects
+
+local Credential = {}
+Credential.__index = Credential
+Credential.__name = "loganalytics.credential"
+
+function Credential:__tostring()
+  return format("loganalytics.credential (%s)", self.kind)
+end
+
+--- The access token for `scope` (default: the credential's scope).
+-- @treturn[1] string access token
+-- @treturn[1] number expires_on, epoch seconds
+-- @treturn[2] nil
+-- @treturn[2] table err (kind "auth", "network", "timeout" or "protocol")
+function Credential:get_token(scope)
+  scope = scope or self.scope
+  check.text("scope", scope)
+  return self:_fetch(scope)
+end
+
+--- Forgets the cached token for `scope`: the API refused it.
+function Credential:invalidate(scope)
+  if self._core then self._core:invalidate(scope or self.scope) end
+end
+
+local function core_fetch(self, scope)
+  local token, expires_on = self._core:get_token(scope, os.time())
+  if token then return token, expires_on end
+  local e = expires_on
+  e.message = self.kind .. ": " .. tostring(e.message)
+  return nil, errors.new(e)
+end
+
+local function new_credential(kind, scope, fetch, fields)
+  local c = setmetatable(fields or {}, Credential)
+  c.kind, c.scope, c._fetch = kind, scope, fetch
+  return c
+end
+
+-- A credential that cannot give tokens, saying why (for environment() and
+-- default() when nothing is configured).
+local function unavailable(kind, why)
+  return new_credential(kind, DEFAULT_SCOPE, function()
+    return nil, errors.new { kind = "auth", message = kind .. ": " .. why }
+  end, { unavailable = why })
+end
+
+------------------------------------------------------------------ options
+
+local COMMON = {
+  authority_host = true, scope = true, cloud = true, allow_http = true,
+  connect_timeout = true, timeout = true, user_agent = true,
+}
+
+local function check_options(options, what, required, optional)
+  if type(options) ~= "table" then
+    error(format("loganalytics: la.credentials.%s expects an options table, got %s", what, type(options)), 3)
+  end
+  local allowed = {}
+  for k in pairs(COMMON) do allowed[k] = true end
+  for _, k in ipairs(required) do allowed[k] = true end
+  for _, k in ipairs(optional) do allowed[k] = true end
+  check.known(options, allowed, "la.credentials." .. what)
+  for _, k in ipairs(required) do check.text(k, options[k]) end
+  for _, k in ipairs(optional) do
+    -- a PEM certificate is text over several lines
+    if options[k] ~= nil and k ~= "certificate" then check.text(k, options[k]) end
+  end
+  check.seconds("connect_timeout", options.connect_timeout)
+  check.seconds("timeout", options.timeout)
+  if options.allow_http ~= nil then check.type("allow_http", options.allow_http, "boolean") end
+end
+
+local function cloud_of(options)
+  local name = options.cloud or "public"
+  check.type("cloud", name, "string")
+  local cloud = clouds[name]
+  if not cloud then check.misuse("option 'cloud' must be 'public', 'usgov' or 'china', got '" .. name .. "'") end
+  return cloud
+end
+
+-- The fields every core credential takes, from the common options.
+local function core_fields(options)
+  local cloud = cloud_of(options)
+  local authority = options.authority_host or getenv("AZURE_AUTHORITY_HOST") or cloud.authority_host
+  local scope = options.scope or (cloud.audience .. "/.default")
+  if options.scope ~= nil then check.text("scope", options.scope) end
+  return {
+    authority_host = check.endpoint("authority_host", authority, options.allow_http),
+    user_agent = options.user_agent,
+    connect_timeout = options.connect_timeout,
+    timeout = options.timeout,
+  }, scope
+end
+
+local function make_core(kind, options, fields, scope)
+  local ud = core.credential(kind, fields)
+  return new_credential(kind, scope, core_fetch, { _core = ud })
+end
+
+------------------------------------------------------------------ flows
+
+--- Client credentials with a secret (v2.0 endpoint with `scope`; with
+-- `resource`, the v1 endpoint).
+function M.client_secret(options)
+  check_options(options, "client_secret", { "tenant", "client_id", "client_secret" }, { "resource" })
+  local fields, scope = core_fields(options)
+  fields.tenant, fields.client_id, fields.client_secret = options.tenant, options.client_id, options.client_secret
+  if options.resource then
+    fields.use_v1 = true
+    scope = options.resource .. "/.default"
+  end
+  return make_core("client_secret", options, fields, scope)
+end
+
+--- The authorization code flow: exchanges `code`, then refreshes with the
+-- refresh token it got (and keeps the newest one the service rotates in).
+function M.authorization_code(options)
+  check_options(options, "authorization_code", { "tenant", "client_id", "code", "redirect_uri" },
+                { "client_secret", "resource" })
+  local fields, scope = core_fields(options)
+  for _, k in ipairs { "tenant", "client_id", "client_secret", "code", "redirect_uri" } do fields[k] = options[k] end
+  if options.resource then fields.use_v1, scope = true, options.resource .. "/.default" end
+  return make_core("authorization_code", options, fields, scope)
+end
+
+--- Starts from a refresh token (rotated refresh tokens are kept).
+function M.refresh_token(options)
+  check_options(options, "refresh_token", { "tenant", "client_id", "refresh_token" },
+                { "client_secret", "resource" })
+  local fields, scope = core_fields(options)
+  for _, k in ipairs { "tenant", "client_id", "client_secret", "refresh_token" } do fields[k] = options[k] end
+  if options.resource then fields.use_v1, scope = true, options.resource .. "/.default" end
+  return make_core("refresh_token", options, fields, scope)
+end
+
+local function read_file(path, what)
+  local f, why = io.open(path, "rb")
+  if not f then check.misuse(format("option '%s': cannot read %s (%s)", what, path, tostring(why))) end
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
+--- Client credentials with a certificate: a JWT client assertion signed
+-- (RS256) with the certificate's key. `certificate` is PEM text or a path
+-- to a PEM file holding the certificate and its private key.
+function M.client_certificate(options)
+  check_options(options, "client_certificate", { "tenant", "client_id" },
+                { "certificate", "password", "resource" })
+  local pem = options.certificate
+  check.type("certificate", pem, "string")
+  if not pem:find("-----BEGIN", 1, true) then pem = read_file(pem, "certificate") end
+  local fields, scope = core_fields(options)
+  fields.tenant, fields.client_id, fields.certificate, fields.password =
+    options.tenant, options.client_id, pem, options.password
+  if options.resource then fields.use_v1, scope = true, options.resource .. "/.default" end
+  return make_core("client_certificate", options, fields, scope)
+end
+
+--- Managed identity: App Service / Functions (IDENTITY_ENDPOINT and
+-- IDENTITY_HEADER) when those are set, else the VM's IMDS, whose address is
+-- `imds_endpoint` or AZURE_POD_IDENTITY_AUTHORITY_HOST or 169.254.169.254.
+function M.managed_identity(options)
+  options = options or {}
+  check_options(options, "managed_identity", {},
+                { "client_id", "object_id", "resource_id", "imds_endpoint",
+                  "identity_endpoint", "identity_header" })
+  local selectors = 0
+  for _, k in ipairs { "client_id", "object_id", "resource_id" } do
+    if options[k] ~= nil then
+      check.text(k, options[k])
+      selectors = selectors + 1
+    end
+  end
+  if selectors > 1 then check.misuse("give at most one of 'client_id', 'object_id' and 'resource_id'") end
+  local fields, scope = core_fields(options)
+  fields.authority_host = nil
+  fields.mi_client_id, fields.mi_object_id, fields.mi_resource_id =
+    options.client_id, options.object_id, options.resource_id
+  local imds = options.imds_endpoint or getenv("AZURE_POD_IDENTITY_AUTHORITY_HOST") or DEFAULT_IMDS
+  -- IMDS is plain http by design, on a link-local address
+  fields.imds_endpoint = check.endpoint("imds_endpoint", imds,
+    options.allow_http or imds == DEFAULT_IMDS)
+  local endpoint = options.identity_endpoint or getenv("IDENTITY_ENDPOINT")
+  local header = options.identity_header or getenv("IDENTITY_HEADER")
+  if endpoint and header then
+    fields.identity_endpoint = check.endpoint("identity_endpoint", endpoint, true)
+    fields.identity_header = header
+  end
+  return make_core("managed_identity", options, fields, scope)
+end
+
+--- Workload identity (AKS): the federated token in `token_file`
+-- (AZURE_FEDERATED_TOKEN_FILE) is the client assertion; tenant and client id
+-- default to AZURE_TENANT_ID and AZURE_CLIENT_ID.
+function M.workload_identity(options)
+  options = options or {}
+  local o = {}
+  for k, v in pairs(options) do o[k] = v end
+  o.tenant = o.tenant or getenv("AZURE_TENANT_ID")
+  o.client_id = o.client_id or getenv("AZURE_CLIENT_ID")
+  o.token_file = o.token_file or getenv("AZURE_FEDERATED_TOKEN_FILE")
+  check_options(o, "workload_identity", { "tenant", "client_id", "token_file" }, {})
+  local fields, scope = core_fields(o)
+  fields.tenant, fields.client_id, fields.token_file = o.tenant, o.client_id, o.token_file
+  return make_core("workload_identity", o, fields, scope)
+end
+
+--- What the Azure SDKs' EnvironmentCredential reads: AZURE_TENANT_ID,
+-- AZURE_CLIENT_ID and AZURE_CLIENT_SECRET, or AZURE_CLIENT_CERTIFICATE_PATH
+-- (and AZURE_CLIENT_CERTIFICATE_PASSWORD); AZURE_AUTHORITY_HOST.
+function M.environment(options)
+  options = options or {}
+  local tenant, client = getenv("AZURE_TENANT_ID"), getenv("AZURE_CLIENT_ID")
+  local secret, cert = getenv("AZURE_CLIENT_SECRET"), getenv("AZURE_CLIENT_CERTIFICATE_PATH")
+  local o = {}
+  for k, v in pairs(options) do o[k] = v end
+  o.tenant, o.client_id = tenant, client
+  if tenant and client and secret then
+    o.client_secret = secret
+    return M.client_secret(o)
+  elseif tenant and client and cert then
+    o.certificate, o.password = cert, getenv("AZURE_CLIENT_CERTIFICATE_PASSWORD")
+    return M.client_certificate(o)
+  end
+  return unavailable("environment",
+    "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or AZURE_CLIENT_CERTIFICATE_PATH) are not all set")
+end
+
+------------------------------------------------------------------ Azure CLI
+
+local function shell_quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+-- "2024-01-01 12:00:00.000000" in local time (older CLIs) to epoch seconds.
+local function local_time(text)
+  local y, mo, d, h, mi, s = tostring(text):match("^(%d+)-(%d+)-(%d+)[ T](%d+):(%d+):(%d+)")
+  if not y then return nil end
+  return os.time { year = tonumber(y), month = tonumber(mo), day = tonumber(d),
+                   hour = tonumber(h), min = tonumber(mi), sec = tonumber(s) }
+end
+
+--- The Azure CLI's signed-in account: runs
+-- `az account get-access-token --resource R --output json`.
+-- `command` (default "az") and `tenant` are optional.
+function M.azure_cli(options)
+  options = options or {}
+  check_options(options, "azure_cli", {}, { "command", "tenant" })
+  local command = options.command or "az"
+  local cache = {}
+  local function fetch(self, scope)
+    local entry = cache[scope]
+    if entry and entry.expires_on - 300 > os.time() then return entry.token, entry.expires_on end
+    local resource = scope:gsub("/%.default$", "")
+    local cmd = format("%s account get-access-token --output json --resource %s", command, shell_quote(resource))
+    if options.tenant then cmd = cmd .. " --tenant " .. shell_quote(options.tenant) end
+    local pipe = io.popen(cmd .. " 2>&1")
+    local output = pipe and pipe:read("*a") or ""
+    local ok = pipe and pipe:close()
+    local doc = ok and core.decode_json(output)
+    if type(doc) ~= "table" or type(doc.accessToken) ~= "string" then
+      -- the CLI's own words (they never hold the token when it failed)
+      local why = output:gsub("%s+", " "):sub(1, 300)
+      if why == "" then why = "'" .. command .. "' could not be run" end
+      return nil, errors.new { kind = "auth", message = "azure_cli: " .. why }
+    end
+    local expires_on = tonumber(doc.expires_on) or local_time(doc.expiresOn) or (os.time() + 300)
+    cache[scope] = { token = doc.accessToken, expires_on = expires_on }
+    return doc.accessToken, expires_on
+  end
+  local c = new_credential("azure_cli", cloud_of(options).audience .. "/.default", fetch)
+  function c.invalidate(_, scope) cache[scope or c.scope] = nil end
+  return c
+end
+
+------------------------------------------------------------------ default
+
+local function file_text(path)
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local text = f:read("*l")
+  f:close()
+  return text
+end
+
+local function on_azure_vm()
+  return file_text("/sys/class/dmi/id/chassis_asset_tag") == AZURE_ASSET_TAG
+end
+
+local function command_exists(name)
+  if name:find("/", 1, true) then return io.open(name, "r") ~= nil end
+  local ok = os.execute("command -v " .. shell_quote(name) .. " >/dev/null 2>&1")
+  return ok == true or ok == 0
+end
+
+--- The Azure SDKs' default chain: environment, workload identity, managed
+-- identity, Azure CLI. The first that gives a token is kept. Managed
+-- identity is tried only where it can answer: with App Service's variables,
+-- an IMDS address set by option or AZURE_POD_IDENTITY_AUTHORITY_HOST, or on
+-- an Azure VM (seen in its DMI asset tag); never by probing the network.
+function M.default(options)
+  options = options or {}
+  check_options(options, "default", {}, { "imds_endpoint", "az_command" })
+  local function pass(extra)
+    local o = {}
+    for k in pairs(COMMON) do o[k] = options[k] end
+    for k, v in pairs(extra or {}) do o[k] = v end
+    return o
+  end
+  local steps = {}
+  local function add(kind, build)
+    local ok, credential = pcall(build)
+    if not ok then credential = unavailable(kind, tostring(credential):gsub("^loganalytics: ", "")) end
+    steps[#steps + 1] = credential
+  end
+  add("environment", function() return M.environment(pass()) end)
+  add("workload_identity", function()
+    if not getenv("AZURE_FEDERATED_TOKEN_FILE") then
+      return unavailable("workload_identity", "AZURE_FEDERATED_TOKEN_FILE is not set")
+    end
+    return M.workload_identity(pass())
+  end)
+  add("managed_identity", function()
+    local imds = options.imds_endpoint or getenv("AZURE_POD_IDENTITY_AUTHORITY_HOST")
+    local app_service = getenv("IDENTITY_ENDPOINT") and getenv("IDENTITY_HEADER")
+    if not (imds or app_service or on_azure_vm()) then
+      return unavailable("managed_identity",
+        "not on Azure (no IDENTITY_ENDPOINT, no AZURE_POD_IDENTITY_AUTHORITY_HOST, not an Azure VM)")
+    end
+    return M.managed_identity(pass { imds_endpoint = imds, client_id = getenv("AZURE_CLIENT_ID") })
+  end)
+  add("azure_cli", function()
+    local command = options.az_command or "az"
+    if not command_exists(command) then
+      return unavailable("azure_cli", "'" .. command .. "' is not installed")
+    end
+    return M.azure_cli(pass { command = command })
+  end)
+
+  local chosen
+  local scope0 = cloud_of(options).audience .. "/.default"
+  local c = new_credential("default", options.scope or scope0, function(_, scope)
+    if chosen then return chosen:get_token(scope) end
+    local tried = {}
+    for _, step in ipairs(steps) do
+      if step.unavailable then
+        tried[#tried + 1] = step.kind .. ": " .. step.unavailable
+      else
+        local token, expires_on = step:get_token(scope)
+        if token then
+          chosen = step
+          return token, expires_on
+        end
+        tried[#tried + 1] = tostring(expires_on.message)
+      end
+    end
+    return nil, errors.new { kind = "auth",
+      message = "default: no credential gave a token; tried " .. concat(tried, "; ") }
+  end)
+  function c.invalidate(_, scope) if chosen then chosen:invalidate(scope) end end
+  c.steps = steps
+  return c
+end
+
+------------------------------------------------------------------ authorize URL
+
+--- The authorize URL of the code and implicit flows, for a browser.
+-- Options: tenant, client_id, redirect_uri, response_type ("code" or
+-- "token"), state, scope or resource (v1), prompt, login_hint,
+-- response_mode, authority_host, cloud.
+function M.authorize_url(options)
+  check_options(options, "authorize_url", { "tenant", "client_id", "redirect_uri" },
+                { "response_type", "state", "resource", "prompt", "login_hint", "response_mode", "nonce" })
+  local response_type = options.response_type or "code"
+  if response_type ~= "code" and response_type ~= "token" then
+    check.misuse("option 'response_type' must be 'code' or 'token', got '" .. tostring(response_type) .. "'")
+  end
+  local fields, scope = core_fields(options)
+  local params = {
+    { "client_id", options.client_id },
+    { "response_type", response_type },
+    { "redirect_uri", options.redirect_uri },
+  }
+  local path
+  if options.resource then
+    path = "/oauth2/authorize"
+    params[#params + 1] = { "resource", options.resource }
+  else
+    path = "/oauth2/v2.0/authorize"
+    if response_type == "code" then scope = scope .. " offline_access" end
+    params[#params + 1] = { "scope", scope }
+  end
+  params[#params + 1] = { "response_mode", options.response_mode or (response_type == "token" and "fragment" or "query") }
+  for _, k in ipairs { "state", "prompt", "login_hint", "nonce" } do
+    if options[k] then params[#params + 1] = { k, options[k] } end
+  end
+  local query = {}
+  for i, p in ipairs(params) do query[i] = p[1] .. "=" .. check.escape(p[2]) end
+  return fields.authority_host .. "/" .. check.escape(options.tenant) .. path .. "?" .. concat(query, "&")
+end
+
+return M

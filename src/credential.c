@@ -1,0 +1,577 @@
+/*
+ * Azure AD (Entra ID) credentials: token requests for every flow a Log
+ * Analytics user needs, and a token cache per credential. Token responses
+ * are small JSON documents, read with cJSON. Nothing here ever puts a
+ * secret, an assertion or a token into an error message.
+ */
+#include "la_core.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_CACHED_SCOPES 8
+/* refresh this long before expiry, or half the lifetime if that is shorter */
+#define REFRESH_MARGIN_SECONDS 300
+#define ASSERTION_TYPE "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+typedef struct cached_token {
+    char *scope;
+    char *token;
+    long long expires_on;
+    long long refresh_on;
+} cached_token;
+
+struct la_credential {
+    la_credential_kind kind;
+    /* owned copies of the options */
+    char *authority_host, *tenant, *client_id, *client_secret;
+    char *certificate, *certificate_password;
+    size_t certificate_len;
+    char *code, *redirect_uri, *refresh_token, *token_file;
+    char *identity_endpoint, *identity_header, *imds_endpoint;
+    char *mi_client_id, *mi_object_id, *mi_resource_id;
+    char *user_agent;
+    int use_v1;
+    long connect_timeout_ms, timeout_ms;
+
+    la_http *http;
+    la_http_response response;
+    cached_token cache[MAX_CACHED_SCOPES];
+    size_t ncached;
+};
+
+/* ------------------------------------------------------------ helpers */
+
+static char *dup_or_null(const char *s)
+{
+    char *d;
+    size_t n;
+    if (!s)
+        return NULL;
+    n = strlen(s);
+    d = malloc(n + 1);
+    if (d)
+        memcpy(d, s, n + 1);
+    return d;
+}
+
+/* Overwrites a secret before freeing it. */
+static void free_secret(char *s)
+{
+    if (s) {
+        volatile char *p = s;
+        while (*p)
+            *p++ = '\0';
+    }
+    free(s);
+}
+
+static void set_error(la_token_error *err, const char *kind, const char *fmt, const char *arg)
+{
+    memset(err, 0, sizeof *err);
+    snprintf(err->kind, sizeof err->kind, "%s", kind);
+    snprintf(err->message, sizeof err->message, fmt, arg ? arg : "");
+}
+
+/* application/x-www-form-urlencoded name=value, with '&' between pairs */
+static int form_field(la_buf *b, const char *name, const char *value)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *v = (const unsigned char *)value;
+    if (b->len && la_buf_putc(b, '&') != 0)
+        return -1;
+    if (la_buf_append(b, name, strlen(name)) != 0 || la_buf_putc(b, '=') != 0)
+        return -1;
+    for (; *v; v++) {
+        char enc[3];
+        if ((*v >= 'A' && *v <= 'Z') || (*v >= 'a' && *v <= 'z') || (*v >= '0' && *v <= '9') ||
+            *v == '-' || *v == '.' || *v == '_' || *v == '~') {
+            if (la_buf_putc(b, (char)*v) != 0)
+                return -1;
+            continue;
+        }
+        enc[0] = '%';
+        enc[1] = hex[*v >> 4];
+        enc[2] = hex[*v & 15];
+        if (la_buf_append(b, enc, 3) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* "https://api.loganalytics.io/.default" -> "https://api.loganalytics.io" */
+static int resource_of(const char *scope, la_buf *out)
+{
+    size_t n = strlen(scope);
+    const char *suffix = "/.default";
+    size_t sl = strlen(suffix);
+    if (n > sl && strcmp(scope + n - sl, suffix) == 0)
+        n -= sl;
+    la_buf_clear(out);
+    return la_buf_append(out, scope, n);
+}
+
+/* A number or a numeric string (IMDS sends "3599"); -1 when absent. */
+static long long json_seconds(const cJSON *obj, const char *name)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
+    if (cJSON_IsNumber(item))
+        return (long long)item->valuedouble;
+    if (cJSON_IsString(item) && item->valuestring[0]) {
+        char *end;
+        long long v;
+        errno = 0;
+        v = strtoll(item->valuestring, &end, 10);
+        if (errno == 0 && *end == '\0')
+            return v;
+    }
+    return -1;
+}
+
+static const char *json_string(const cJSON *obj, const char *name)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
+    return cJSON_IsString(item) ? item->valuestring : NULL;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+la_credential *la_credential_new(const la_credential_options *o)
+{
+    la_credential *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->kind = o->kind;
+    c->use_v1 = o->use_v1;
+    c->connect_timeout_ms = o->connect_timeout_ms;
+    c->timeout_ms = o->timeout_ms;
+    la_http_response_init(&c->response);
+#define COPY(field)                                      \
+    do {                                                 \
+        c->field = dup_or_null(o->field);                \
+        if (o->field && !c->field)                       \
+            goto fail;                                   \
+    } while (0)
+    COPY(authority_host); COPY(tenant); COPY(client_id); COPY(client_secret);
+    COPY(certificate_password); COPY(code); COPY(redirect_uri); COPY(refresh_token);
+    COPY(token_file); COPY(identity_endpoint); COPY(identity_header); COPY(imds_endpoint);
+    COPY(mi_client_id); COPY(mi_object_id); COPY(mi_resource_id); COPY(user_agent);
+#undef COPY
+    if (o->certificate) {
+        c->certificate = malloc(o->certificate_len + 1);
+        if (!c->certificate)
+            goto fail;
+        memcpy(c->certificate, o->certificate, o->certificate_len);
+        c->certificate[o->certificate_len] = '\0';
+        c->certificate_len = o->certificate_len;
+    }
+    c->http = la_http_new();
+    if (!c->http)
+        goto fail;
+    return c;
+fail:
+    la_credential_free(c);
+    return NULL;
+}
+
+void la_credential_free(la_credential *c)
+{
+    size_t i;
+    if (!c)
+        return;
+    for (i = 0; i < c->ncached; i++) {
+        free(c->cache[i].scope);
+        free_secret(c->cache[i].token);
+    }
+    free(c->authority_host); free(c->tenant); free(c->client_id);
+    free_secret(c->client_secret); free_secret(c->certificate);
+    free_secret(c->certificate_password); free_secret(c->code); free(c->redirect_uri);
+    free_secret(c->refresh_token); free(c->token_file); free(c->identity_endpoint);
+    free_secret(c->identity_header); free(c->imds_endpoint); free(c->mi_client_id);
+    free(c->mi_object_id); free(c->mi_resource_id); free(c->user_agent);
+    la_http_free(c->http);
+    la_http_response_free(&c->response);
+    free(c);
+}
+
+/* ------------------------------------------------------------ cache */
+
+static cached_token *cache_find(la_credential *c, const char *scope)
+{
+    size_t i;
+    for (i = 0; i < c->ncached; i++)
+        if (strcmp(c->cache[i].scope, scope) == 0)
+            return &c->cache[i];
+    return NULL;
+}
+
+static int cache_store(la_credential *c, const char *scope, const char *token,
+                       long long now, long long expires_on, long long refresh_in)
+{
+    cached_token *e = cache_find(c, scope);
+    char *token_copy = dup_or_null(token);
+    long long lifetime = expires_on - now, margin;
+    if (!token_copy)
+        return -1;
+    if (!e) {
+        char *scope_copy = dup_or_null(scope);
+        if (!scope_copy) {
+            free_secret(token_copy);
+            return -1;
+        }
+        if (c->ncached == MAX_CACHED_SCOPES) {
+            /* forget the oldest scope: a client uses one or two */
+            free(c->cache[0].scope);
+            free_secret(c->cache[0].token);
+            memmove(&c->cache[0], &c->cache[1], (MAX_CACHED_SCOPES - 1) * sizeof c->cache[0]);
+            c->ncached--;
+        }
+        e = &c->cache[c->ncached++];
+        e->scope = scope_copy;
+        e->token = NULL;
+    }
+    free_secret(e->token);
+    e->token = token_copy;
+    e->expires_on = expires_on;
+    margin = lifetime / 2 < REFRESH_MARGIN_SECONDS ? lifetime / 2 : REFRESH_MARGIN_SECONDS;
+    e->refresh_on = refresh_in > 0 ? now + refresh_in : expires_on - margin;
+    return 0;
+}
+
+void la_credential_invalidate(la_credential *c, const char *scope)
+{
+    cached_token *e = cache_find(c, scope);
+    if (e)
+        e->refresh_on = e->expires_on = 0;
+}
+
+/* ------------------------------------------------------------ requests */
+
+static const char *token_url(la_credential *c, la_buf *url)
+{
+    const char *host = c->authority_host ? c->authority_host : "https://login.microsoftonline.com";
+    size_t n = strlen(host);
+    while (n && host[n - 1] == '/')
+        n--;
+    la_buf_clear(url);
+    if (la_buf_append(url, host, n) != 0 || la_buf_putc(url, '/') != 0 ||
+        la_buf_append(url, c->tenant, strlen(c->tenant)) != 0)
+        return NULL;
+    if (la_buf_append(url, c->use_v1 ? "/oauth2/token" : "/oauth2/v2.0/token",
+                      strlen(c->use_v1 ? "/oauth2/token" : "/oauth2/v2.0/token")) != 0)
+        return NULL;
+    return url->data;
+}
+
+/* Reads the federated token a workload identity presents (it rotates). */
+static int read_token_file(const char *path, la_buf *out, la_token_error *err)
+{
+    char chunk[4096];
+    size_t n;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        set_error(err, "auth", "cannot read the federated token file %s", path);
+        return -1;
+    }
+    la_buf_clear(out);
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (la_buf_append(out, chunk, n) != 0 || out->len > 64 * 1024) {
+            fclose(f);
+            set_error(err, "auth", "the federated token file %s is too large", path);
+            return -1;
+        }
+    }
+    fclose(f);
+    while (out->len && (out->data[out->len - 1] == '\n' || out->data[out->len - 1] == '\r' ||
+                        out->data[out->len - 1] == ' '))
+        out->data[--out->len] = '\0';
+    if (!out->len) {
+        set_error(err, "auth", "the federated token file %s is empty", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* The form body of a token-endpoint request; 0 on success. */
+static int token_form(la_credential *c, const char *scope, const char *url, long long now,
+                      la_buf *form, la_buf *scratch, la_token_error *err)
+{
+    int rc = 0;
+    char *assertion = NULL;
+    char why[200];
+    la_buf_clear(form);
+    rc |= form_field(form, "client_id", c->client_id);
+    switch (c->kind) {
+    case LA_CRED_CLIENT_SECRET:
+        rc |= form_field(form, "grant_type", "client_credentials");
+        rc |= form_field(form, "client_secret", c->client_secret);
+        break;
+    case LA_CRED_CLIENT_CERTIFICATE:
+        why[0] = '\0';
+        assertion = la_client_assertion(c->certificate, c->certificate_len,
+                                        c->certificate_password, c->client_id, url, now,
+                                        why, sizeof why);
+        if (!assertion) {
+            set_error(err, "auth", "client certificate: %s", why);
+            return -1;
+        }
+        rc |= form_field(form, "grant_type", "client_credentials");
+        rc |= form_field(form, "client_assertion_type", ASSERTION_TYPE);
+        rc |= form_field(form, "client_assertion", assertion);
+        free_secret(assertion);
+        break;
+    case LA_CRED_WORKLOAD_IDENTITY:
+        if (read_token_file(c->token_file, scratch, err) != 0)
+            return -1;
+        rc |= form_field(form, "grant_type", "client_credentials");
+        rc |= form_field(form, "client_assertion_type", ASSERTION_TYPE);
+        rc |= form_field(form, "client_assertion", scratch->data);
+        break;
+    case LA_CRED_AUTHORIZATION_CODE:
+    case LA_CRED_REFRESH_TOKEN:
+        if (c->code) {
+            rc |= form_field(form, "grant_type", "authorization_code");
+            rc |= form_field(form, "code", c->code);
+            if (c->redirect_uri)
+                rc |= form_field(form, "redirect_uri", c->redirect_uri);
+        } else if (c->refresh_token) {
+            rc |= form_field(form, "grant_type", "refresh_token");
+            rc |= form_field(form, "refresh_token", c->refresh_token);
+        } else {
+            set_error(err, "auth", "no authorization code or refresh token left to use%s", NULL);
+            return -1;
+        }
+        if (c->client_secret)
+            rc |= form_field(form, "client_secret", c->client_secret);
+        break;
+    default:
+        break;
+    }
+    if (c->use_v1) {
+        if (resource_of(scope, scratch) != 0)
+            return -1;
+        rc |= form_field(form, "resource", scratch->data);
+    } else if (c->kind == LA_CRED_AUTHORIZATION_CODE || c->kind == LA_CRED_REFRESH_TOKEN) {
+        /* offline_access: the answer carries a refresh token to keep */
+        la_buf_clear(scratch);
+        rc |= la_buf_append(scratch, scope, strlen(scope));
+        rc |= la_buf_append(scratch, " offline_access", 15);
+        rc |= form_field(form, "scope", scratch->data);
+    } else {
+        rc |= form_field(form, "scope", scope);
+    }
+    if (rc != 0)
+        set_error(err, "network", "out of memory%s", NULL);
+    return rc ? -1 : 0;
+}
+
+/* The managed identity URL: App Service when its endpoint is known, else IMDS. */
+static int managed_identity_url(la_credential *c, const char *scope, la_buf *url, la_buf *query,
+                                la_buf *scratch)
+{
+    int rc = 0, app_service = c->identity_endpoint && c->identity_header;
+    const char *base = app_service ? c->identity_endpoint
+                     : c->imds_endpoint ? c->imds_endpoint : "http://169.254.169.254";
+    la_buf_clear(url);
+    la_buf_clear(query);
+    rc |= la_buf_append(url, base, strlen(base));
+    if (!app_service) {
+        while (url->len && url->data[url->len - 1] == '/')
+            url->data[--url->len] = '\0';
+        rc |= la_buf_append(url, "/metadata/identity/oauth2/token", 31);
+    }
+    rc |= form_field(query, "api-version", app_service ? "2019-08-01" : "2018-02-01");
+    rc |= resource_of(scope, scratch);
+    rc |= form_field(query, "resource", scratch->data);
+    if (c->mi_client_id)
+        rc |= form_field(query, "client_id", c->mi_client_id);
+    if (c->mi_object_id)
+        rc |= form_field(query, app_service ? "principal_id" : "object_id", c->mi_object_id);
+    if (c->mi_resource_id)
+        rc |= form_field(query, app_service ? "mi_res_id" : "msi_res_id", c->mi_resource_id);
+    rc |= la_buf_putc(url, strchr(url->data, '?') ? '&' : '?');
+    rc |= la_buf_append(url, query->data, query->len);
+    return rc ? -1 : 0;
+}
+
+/* Reads a token answer (or an error answer) into token/expiry or err. */
+static int read_answer(la_credential *c, long long now, la_buf *token_out,
+                       long long *expires_on, long long *refresh_in, la_token_error *err)
+{
+    la_http_response *r = &c->response;
+    cJSON *doc = cJSON_ParseWithLength(r->body.data ? r->body.data : "", r->body.len);
+    const char *token, *code, *description, *rotated;
+    long long expires_in, on;
+    int ok = r->status >= 200 && r->status < 300;
+
+    if (!ok) {
+        memset(err, 0, sizeof *err);
+        snprintf(err->kind, sizeof err->kind, "auth");
+        err->http_status = r->status;
+        code = doc ? json_string(doc, "error") : NULL;
+        description = doc ? json_string(doc, "error_description") : NULL;
+        if (doc && !code && cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(doc, "error"))) {
+            /* some identity endpoints answer in the {"error":{code,message}} shape */
+            const cJSON *e = cJSON_GetObjectItemCaseSensitive(doc, "error");
+            code = json_string(e, "code");
+            description = json_string(e, "message");
+        }
+        snprintf(err->code, sizeof err->code, "%s", code ? code : "");
+        if (description)
+            snprintf(err->message, sizeof err->message, "%s", description);
+        else
+            snprintf(err->message, sizeof err->message,
+                     "the identity endpoint answered HTTP %ld", r->status);
+        if (doc) {
+            const char *cid = json_string(doc, "correlation_id");
+            const cJSON *codes = cJSON_GetObjectItemCaseSensitive(doc, "error_codes");
+            snprintf(err->correlation_id, sizeof err->correlation_id, "%s", cid ? cid : "");
+            if (cJSON_IsArray(codes) && cJSON_IsNumber(cJSON_GetArrayItem(codes, 0)))
+                err->error_code = (long)cJSON_GetArrayItem(codes, 0)->valuedouble;
+        }
+        cJSON_Delete(doc);
+        return -1;
+    }
+    token = doc ? json_string(doc, "access_token") : NULL;
+    if (!token || !token[0]) {
+        cJSON_Delete(doc);
+        set_error(err, "protocol", "the identity endpoint's answer has no access_token%s", NULL);
+        err->http_status = r->status;
+        return -1;
+    }
+    expires_in = json_seconds(doc, "expires_in");
+    on = json_seconds(doc, "expires_on");
+    *expires_on = on > 0 ? on : expires_in > 0 ? now + expires_in : now + 3600;
+    *refresh_in = json_seconds(doc, "refresh_in");
+    rotated = json_string(doc, "refresh_token");
+    if (rotated && rotated[0]) {
+        /* keep the newest refresh token: the identity platform rotates them */
+        char *copy = dup_or_null(rotated);
+        if (copy) {
+            free_secret(c->refresh_token);
+            c->refresh_token = copy;
+        }
+    }
+    if (c->code) {
+        /* a code is good for one exchange only */
+        free_secret(c->code);
+        c->code = NULL;
+    }
+    la_buf_clear(token_out);
+    if (la_buf_append(token_out, token, strlen(token)) != 0) {
+        cJSON_Delete(doc);
+        set_error(err, "network", "out of memory%s", NULL);
+        return -1;
+    }
+    cJSON_Delete(doc);
+    return 0;
+}
+
+static int fetch(la_credential *c, const char *scope, long long now, la_buf *token,
+                 long long *expires_on, long long *refresh_in, la_token_error *err)
+{
+    la_buf url, form, scratch, query;
+    const char *headers[2];
+    la_http_request req;
+    int rc = -1;
+    la_buf_init(&url);
+    la_buf_init(&form);
+    la_buf_init(&scratch);
+    la_buf_init(&query);
+    memset(&req, 0, sizeof req);
+    req.user_agent = c->user_agent;
+    req.connect_timeout_ms = c->connect_timeout_ms;
+    req.timeout_ms = c->timeout_ms;
+    headers[0] = "Accept: application/json";
+
+    if (c->kind == LA_CRED_MANAGED_IDENTITY) {
+        if (managed_identity_url(c, scope, &url, &query, &scratch) != 0) {
+            set_error(err, "network", "out of memory%s", NULL);
+            goto done;
+        }
+        la_buf_clear(&form);
+        if (c->identity_endpoint && c->identity_header) {
+            if (la_buf_append(&form, "X-IDENTITY-HEADER: ", 19) != 0 ||
+                la_buf_append(&form, c->identity_header, strlen(c->identity_header)) != 0) {
+                set_error(err, "network", "out of memory%s", NULL);
+                goto done;
+            }
+            headers[1] = form.data;
+        } else {
+            headers[1] = "Metadata: true";
+        }
+        req.method = "GET";
+        req.url = url.data;
+    } else {
+        if (!token_url(c, &url)) {
+            set_error(err, "network", "out of memory%s", NULL);
+            goto done;
+        }
+        if (token_form(c, scope, url.data, now, &form, &scratch, err) != 0)
+            goto done;
+        headers[1] = "Content-Type: application/x-www-form-urlencoded";
+        req.method = "POST";
+        req.url = url.data;
+        req.body = form.data;
+        req.body_len = form.len;
+    }
+    req.headers = headers;
+    req.nheaders = 2;
+    if (la_http_perform(c->http, &req, &c->response) != 0) {
+        set_error(err, c->response.transport_kind ? c->response.transport_kind : "network",
+                  "token request failed: %s", c->response.transport_message);
+        err->http_status = c->response.status;
+        goto done;
+    }
+    rc = read_answer(c, now, token, expires_on, refresh_in, err);
+done:
+    /* the form held secrets */
+    if (form.data)
+        memset(form.data, 0, form.len);
+    if (scratch.data)
+        memset(scratch.data, 0, scratch.len);
+    la_buf_free(&url);
+    la_buf_free(&form);
+    la_buf_free(&scratch);
+    la_buf_free(&query);
+    return rc;
+}
+
+int la_credential_get_token(la_credential *c, const char *scope, long long now,
+                            const char **token, long long *expires_on, la_token_error *err)
+{
+    cached_token *e = cache_find(c, scope);
+    la_buf fresh;
+    long long fresh_expires_on = 0, refresh_in = -1;
+    int rc;
+    if (e && now < e->refresh_on) {
+        *token = e->token;
+        *expires_on = e->expires_on;
+        return 0;
+    }
+    la_buf_init(&fresh);
+    rc = fetch(c, scope, now, &fresh, &fresh_expires_on, &refresh_in, err);
+    if (rc == 0 && cache_store(c, scope, fresh.data, now, fresh_expires_on, refresh_in) != 0) {
+        set_error(err, "network", "out of memory%s", NULL);
+        rc = -1;
+    }
+    if (fresh.data)
+        memset(fresh.data, 0, fresh.len);
+    la_buf_free(&fresh);
+    e = cache_find(c, scope);
+    if (rc != 0) {
+        /* a refresh ahead of expiry failed: the old token still works */
+        if (e && now < e->expires_on) {
+            *token = e->token;
+            *expires_on = e->expires_on;
+            return 0;
+        }
+        return -1;
+    }
+    *token = e->token;
+    *expires_on = e->expires_on;
+    return 0;
+}
