@@ -5,6 +5,7 @@ Standard library only; listens on loopback only.
 
     python3 server/la_server.py [--host 127.0.0.1] [--port 0] [--recorded DIR]
                                 [--fixtures DIR] [--token TOKEN ...] [--verbose]
+                                [--client-cert CLIENT_ID=PEM_PATH ...]
 
 Once it is listening it prints the port number alone on the first line of stdout, then
 serves until SIGTERM/SIGINT, until `POST /_test/shutdown`, or until its parent process
@@ -16,11 +17,15 @@ Query endpoints (POST, JSON body {"query", "timespan"?, "workspaces"?}; ?api_key
   /v1/workspaces/REPLAY/query           query = recorded file name [#N]: replays it
   /v1/workspaces/FIXTURES/query         query = [truncate:|cut:|chunked:]name: raw bytes
                                         of <fixtures>/<name>.json
-Auth: X-Api-Key / ?api_key= / Basic "DEMO_KEY:" or Bearer DEMO_TOKEN (or --token values).
+Auth: X-Api-Key / ?api_key= / Basic "DEMO_KEY:" or Bearer DEMO_TOKEN (or --token values),
+or a bearer token identity.py issued for the query API audience.
+The identity provider (token endpoints, IMDS, App Service) and the Resource Manager query path
+(/subscriptions/.../workspaces/demo-workspace/api/query) are in identity.py; its requests are
+logged at /_test/identity, not /_test/requests.
 The `timespan` is checked for a plausible ISO 8601 shape but never filters the demo data.
 
 Test control (no auth, not logged): GET /_test/requests, /_test/last, /_test/stats;
-POST /_test/reset, /_test/shutdown.
+POST /_test/reset, /_test/shutdown; GET/POST /_test/identity, POST /_test/revoke (identity.py).
 """
 
 import argparse
@@ -37,6 +42,7 @@ import random
 import re
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -44,6 +50,8 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote
+
+import identity  # server/identity.py, beside this file
 
 JSON_CT = "application/json; charset=utf-8"
 DEMO_KEY = "DEMO_KEY"
@@ -633,11 +641,14 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_error_api(ApiError(400, "BadArgumentError", "Bad Content-Length"))
         path, _, qs = self.path.partition("?")
         if path.startswith("/_test/"):
-            return self.control(method, path)
+            return self.control(method, path, body)
         headers = {}
         for k, v in self.headers.items():
             k = k.lower()
             headers[k] = headers[k] + ", " + v if k in headers else v
+        reply = identity.handle(method, self.path, headers, body)
+        if reply is not None:
+            return self.send(*reply)
         with STATE.lock:
             STATE.requests += 1
             STATE.log.append({"method": method, "path": self.path, "headers": headers,
@@ -652,6 +663,11 @@ class Handler(BaseHTTPRequestHandler):
             self.send_error_api(err, [("Preference-Applied", ",".join(applied))] if applied else [])
 
     def route(self, method, path, params, body, prefs, applied):
+        arm = identity.ARM_QUERY_RE.fullmatch(path)
+        if arm:  # Resource Manager: its own auth and errors, then the demo data
+            reply = identity.arm_check(method, arm, params, self.headers.get("Authorization"))
+            return self.send(*reply) if reply else self.demo(self.query_request(body), prefs,
+                                                             applied)
         m = re.fullmatch(r"/v1/workspaces/([^/]+)/query", path)
         if m:
             workspace = unquote(m.group(1))
@@ -692,6 +708,19 @@ class Handler(BaseHTTPRequestHandler):
             tokens.append(cred.strip())
         if DEMO_KEY in keys or any(t in CONFIG.tokens for t in tokens):
             return
+        issued = [identity.check_token(t, identity.QUERY) for t in tokens]
+        if any(status == "ok" for status, _ in issued):
+            return
+        for status, detail in issued:
+            if status != "unknown":  # one we issued: expired, revoked or for another audience
+                message = {"expired": "The access token has expired.",
+                           "revoked": "The access token has been revoked.",
+                           "audience": f"The access token was issued for '{detail}', not for "
+                                       "this API."}[status]
+                raise ApiError(401, "InvalidAuthenticationToken", message, headers=[(
+                    "WWW-Authenticate", 'Bearer authorization_uri="https://login.microsoftonline'
+                    '.com/common/oauth2/authorize", error="invalid_token", error_description="'
+                    + message + '"')])
         if tokens:
             # Body as documented on learn.microsoft.com "Azure Monitor Log Analytics API errors".
             raise ApiError(403, "InvalidAuthenticationToken", "The access token is invalid.")
@@ -803,7 +832,10 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- test control --------------------------------------------------------
 
-    def control(self, method, path):
+    def control(self, method, path, body=b""):
+        reply = identity.control(method, path, body)
+        if reply is not None:
+            return self.send(*reply, compress=False)
         routes = {("GET", "/_test/requests"), ("GET", "/_test/last"), ("GET", "/_test/stats"),
                   ("POST", "/_test/reset"), ("POST", "/_test/shutdown")}
         if (method, path) not in routes:
@@ -820,6 +852,7 @@ class Handler(BaseHTTPRequestHandler):
             if path == "/_test/reset":
                 STATE.log.clear()
                 STATE.connections = STATE.requests = 0
+                identity.reset()
         if path != "/_test/shutdown":
             return self.send(200, dumps(out), compress=False)
         self.send(200, dumps(out), [("Connection", "close")], compress=False)
@@ -868,6 +901,9 @@ def main(argv=None):
     ap.add_argument("--fixtures", default=str(repo / "spec" / "fixtures"))
     ap.add_argument("--token", action="append", default=[],
                     help="extra bearer token to accept (repeatable)")
+    ap.add_argument("--client-cert", action="append", default=[], metavar="CLIENT_ID=PEM_PATH",
+                    help="certificate of a certificate client of the identity provider "
+                         "(repeatable)")
     ap.add_argument("--verbose", action="store_true", help="log each request to stderr")
     ap.add_argument("--watch-pid", type=int, default=0,
                     help="exit when this process ends (default: when the parent does)")
@@ -886,6 +922,10 @@ def main(argv=None):
     if ":" in host:
         Server.address_family = socket.AF_INET6
 
+    try:
+        identity.configure(args.client_cert)
+    except (ValueError, OSError, subprocess.SubprocessError) as e:
+        sys.exit(f"la_server: {e}")
     ppid = os.getppid()
     TABLES.update(build_tables())
     server = Server((host, args.port), Handler)

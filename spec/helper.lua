@@ -15,12 +15,28 @@ local function own_pid()
   return pid
 end
 
+local certificate_dir
+
+-- A throwaway certificate and key for the certificate flow: the server
+-- verifies client assertions against it.
+local function make_certificate()
+  certificate_dir = os.tmpname()
+  os.remove(certificate_dir)
+  local d = certificate_dir
+  assert(os.execute(("mkdir -p %s && openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=loganalytics-test -days 2 "
+    .. "-keyout %s/key.pem -out %s/cert.pem 2>/dev/null && cat %s/cert.pem %s/key.pem > %s/both.pem && "
+    .. "openssl pkcs8 -topk8 -v2 aes-256-cbc -passout pass:TEST_CERT_PASSWORD -in %s/key.pem -out %s/key-enc.pem && "
+    .. "cat %s/cert.pem %s/key-enc.pem > %s/both-enc.pem"):format(d, d, d, d, d, d, d, d, d, d, d)))
+end
+
 local function start()
   if port then return end
   local port_file = os.tmpname()
+  make_certificate()
   -- in the background, watching this process: it exits when we do, and
   -- nothing here ever waits on it
-  os.execute(("python3 server/la_server.py --port 0 --watch-pid %d > %s &"):format(own_pid(), port_file))
+  os.execute(("python3 server/la_server.py --port 0 --watch-pid %d --client-cert TEST_CERT_CLIENT=%s/cert.pem > %s &")
+    :format(own_pid(), certificate_dir, port_file))
   for _ = 1, 100 do
     local f = io.open(port_file, "r")
     port = f and tonumber(f:read("*l") or "")
@@ -46,8 +62,16 @@ function helper.closed_port()
   return p
 end
 
-local function curl(method, path)
-  local pipe = assert(io.popen(("curl -s -X %s %s%s"):format(method, helper.endpoint(), path)))
+--- Paths of the test certificate: both.pem (certificate and key) and
+-- both-enc.pem (key encrypted with TEST_CERT_PASSWORD).
+function helper.certificate_path(name)
+  start()
+  return certificate_dir .. "/" .. (name or "both.pem")
+end
+
+local function curl(method, path, json)
+  local data = json and (" -H 'Content-Type: application/json' --data '%s'"):format(json) or ""
+  local pipe = assert(io.popen(("curl -s -X %s %s%s%s"):format(method, helper.endpoint(), path, data)))
   local body = pipe:read("*a")
   pipe:close()
   return body
@@ -72,6 +96,21 @@ end
 
 function helper.reset()
   curl("POST", "/_test/reset")
+end
+
+--- What the identity provider saw: token_requests, requests, issued.
+function helper.identity()
+  return helper.get("/_test/identity")
+end
+
+--- Sets the identity provider's behaviour, e.g. { expires_in = 2 } or { reset = true }.
+function helper.configure_identity(json_text)
+  curl("POST", "/_test/identity", json_text)
+end
+
+--- Makes every access token issued so far invalid.
+function helper.revoke_tokens()
+  curl("POST", "/_test/revoke")
 end
 
 --- A client on the local server with the demo key, plus any options.
