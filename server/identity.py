@@ -728,16 +728,19 @@ def arm_check(method, match, params, authorization):
         status, detail = check_token(token, ARM)
         stamp = lambda t: dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime(
             "%m/%d/%Y %H:%M:%S")
-        why = {"ok": None,
-               "unknown": "The access token is invalid.",
-               "revoked": "The access token has been revoked.",
-               "expired": f"The access token expiry UTC time '{stamp(detail or 0)}' is earlier "
-                          f"than current UTC time '{stamp(time.time())}'.",
-               "audience": f"The access token has been obtained for wrong audience or resource "
-                           f"'{detail}'. It should exactly match with one of the allowed "
-                           "audiences 'https://management.core.windows.net/','https://"
-                           "management.core.windows.net','https://management.azure.com/',"
-                           "'https://management.azure.com'."}[status]
+        if status == "ok":
+            why = None
+        elif status == "expired":
+            why = (f"The access token expiry UTC time '{stamp(detail)}' is earlier than current "
+                   f"UTC time '{stamp(time.time())}'.")
+        elif status == "audience":
+            why = (f"The access token has been obtained for wrong audience or resource "
+                   f"'{detail}'. It should exactly match with one of the allowed audiences "
+                   "'https://management.core.windows.net/','https://management.core.windows"
+                   ".net','https://management.azure.com/','https://management.azure.com'.")
+        else:
+            why = {"unknown": "The access token is invalid.",
+                   "revoked": "The access token has been revoked."}[status]
     if why:
         return arm_error(401, "AuthenticationFailed", why, [(
             "WWW-Authenticate", 'Bearer authorization_uri="https://login.windows.net/", '

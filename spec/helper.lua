@@ -144,6 +144,35 @@ function helper.innermost_message(e)
   return found
 end
 
+local function shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+helper.shell_quote = shell_quote
+
+--- Runs a Lua script (text) in a new lua5.4 with only the given environment
+-- (plus PATH, unless given) and the checkout's module paths.
+-- Returns ok, output (stdout and stderr), seconds.
+function helper.run_lua(script, env, wrapper)
+  local file = os.tmpname()
+  local f = assert(io.open(file, "w"))
+  f:write('package.path = "lua/?.lua;lua/?/init.lua;" .. package.path\n')
+  f:write('package.cpath = "build/?.so;" .. package.cpath\n')
+  f:write(script)
+  f:close()
+  local vars = { "PATH=" .. shell_quote((env and env.PATH) or os.getenv("PATH")) }
+  for k, v in pairs(env or {}) do
+    if k ~= "PATH" then vars[#vars + 1] = k .. "=" .. shell_quote(v) end
+  end
+  local function now() return tonumber(io.popen("date +%s.%N"):read("*l")) end
+  local t0 = now()
+  local pipe = io.popen(("env -i %s %s lua5.4 %s 2>&1"):format(table.concat(vars, " "), wrapper or "", file))
+  local output = pipe:read("*a")
+  local ok, _, code = pipe:close()
+  local t1 = now()
+  os.remove(file)
+  return ok == true or code == 0, output, t1 - t0
+end
+
 function helper.hex(s)
   return (s:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
 end
