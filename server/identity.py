@@ -111,6 +111,10 @@ def b64url_decode(text):
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def utc_stamp(t):
+    return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%m/%d/%Y %H:%M:%S")
+
+
 # ---------------------------------------------------------------------------
 # State
 # ---------------------------------------------------------------------------
@@ -181,7 +185,7 @@ def configure(client_certs):
 # ---------------------------------------------------------------------------
 
 def issue(aud, resource):
-    """-> (token, expires_in, expires_on, now); caller holds no lock."""
+    """-> (token, expires_in, expires_on, now, refresh_in); caller holds no lock."""
     with STATE.lock:
         STATE.seq += 1
         STATE.issued += 1
@@ -190,7 +194,7 @@ def issue(aud, resource):
         token = f"at-{STATE.seq}-{secrets.token_hex(12)}"
         STATE.tokens[token] = {"aud": aud, "resource": resource, "expires": now + expires_in,
                                "revoked": False}
-        return token, expires_in, int(now + expires_in), int(now)
+        return token, expires_in, int(now + expires_in), int(now), STATE.refresh_in
 
 
 def new_refresh_token(client_id):
@@ -214,11 +218,6 @@ def check_token(token, aud):
         if t["aud"] != aud:
             return "audience", t["resource"]
         return "ok", None
-
-
-def refresh_in_value():
-    with STATE.lock:
-        return STATE.refresh_in
 
 
 # ---------------------------------------------------------------------------
@@ -305,13 +304,12 @@ def check_times(claims, headers):
     exp, nbf = claims.get("exp"), claims.get("nbf")
     if not isinstance(exp, (int, float)) or isinstance(exp, bool):
         bad_assertion("the assertion has no numeric 'exp' claim", headers)
-    stamp = lambda t: dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%m/%d/%Y %H:%M:%S")
     if exp <= now - SKEW:
-        bad_assertion(f"Current time: {stamp(now)}, expiry time of assertion {stamp(exp)}.",
-                      headers, 700024)
+        bad_assertion(f"Current time: {utc_stamp(now)}, expiry time of assertion "
+                      f"{utc_stamp(exp)}.", headers, 700024)
     if nbf is not None and (not isinstance(nbf, (int, float)) or nbf > now + SKEW):
-        bad_assertion(f"Current time: {stamp(now)}, assertion valid from "
-                      f"{nbf if not isinstance(nbf, (int, float)) else stamp(nbf)}.",
+        bad_assertion(f"Current time: {utc_stamp(now)}, assertion valid from "
+                      f"{nbf if not isinstance(nbf, (int, float)) else utc_stamp(nbf)}.",
                       headers, 700024)
 
 
@@ -541,8 +539,7 @@ def token_endpoint(version, tenant, method, path, form, headers):
         redeem_code(form["code"], client_id, form["redirect_uri"], headers)
     elif grant == "refresh_token":
         redeem_refresh(form["refresh_token"], client_id, headers)
-    token, expires_in, expires_on, now = issue(aud, resource)
-    refresh_in = refresh_in_value()
+    token, expires_in, expires_on, now, refresh_in = issue(aud, resource)
     if version == 2:
         out = {"token_type": "Bearer"}
         if grant != "client_credentials":
@@ -601,11 +598,10 @@ def imds(method, params, headers):
     if aud is None:
         return err("invalid_resource", f"AADSTS500011: The resource principal named {resource} "
                                        f"was not found in the tenant named {TEST_TENANT}.")
-    token, expires_in, expires_on, now = issue(aud, resource)
+    token, expires_in, expires_on, now, refresh_in = issue(aud, resource)
     out = {"access_token": token, "client_id": client_id, "expires_in": str(expires_in),
            "expires_on": str(expires_on), "ext_expires_in": str(expires_in),
            "not_before": str(now), "resource": resource, "token_type": "Bearer"}
-    refresh_in = refresh_in_value()
     if refresh_in is not None:
         out["refresh_in"] = str(refresh_in)
     return json_reply(200, out)
@@ -635,10 +631,9 @@ def app_service(method, params, headers):
     if aud is None:
         return err(400, f"AADSTS500011: The resource principal named {resource} was not found "
                         f"in the tenant named {TEST_TENANT}.", correlationId=str(uuid.uuid4()))
-    token, expires_in, expires_on, now = issue(aud, resource)
+    token, expires_in, expires_on, _, refresh_in = issue(aud, resource)
     out = {"access_token": token, "expires_on": str(expires_on), "resource": resource,
            "token_type": "Bearer", "client_id": client_id}
-    refresh_in = refresh_in_value()
     if refresh_in is not None:
         out["refresh_in"] = str(refresh_in)
     return json_reply(200, out)
@@ -726,13 +721,11 @@ def arm_check(method, match, params, authorization):
         why = "Authentication failed. The 'Authorization' header is provided in an invalid format."
     else:
         status, detail = check_token(token, ARM)
-        stamp = lambda t: dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime(
-            "%m/%d/%Y %H:%M:%S")
         if status == "ok":
             why = None
         elif status == "expired":
-            why = (f"The access token expiry UTC time '{stamp(detail)}' is earlier than current "
-                   f"UTC time '{stamp(time.time())}'.")
+            why = (f"The access token expiry UTC time '{utc_stamp(detail)}' is earlier than "
+                   f"current UTC time '{utc_stamp(time.time())}'.")
         elif status == "audience":
             why = (f"The access token has been obtained for wrong audience or resource "
                    f"'{detail}'. It should exactly match with one of the allowed audiences "
