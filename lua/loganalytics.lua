@@ -160,12 +160,14 @@ function la.new(options)
         else
           ok, got, expires_on = pcall(credential.get_token, credential, scope)
         end
+        if ok and got == nil and errors.is_error(expires_on) then
+          return nil, expires_on  -- a credential's own error says it best
+        end
         if not ok or type(got) ~= "string" or got == "" or got:find("[%z\r\n]") then
           local why = not ok and tostring(got)
             or (got == nil and expires_on ~= nil and tostring(expires_on))
             or "the token provider returned no usable token"
-          return nil, errors.new { kind = "auth", message = "no token: " .. why,
-                                   code = errors.is_error(expires_on) and expires_on.code or nil }
+          return nil, errors.new { kind = "auth", message = "no token: " .. why }
         end
         access = got
         -- without an expiry the provider is asked again next time
