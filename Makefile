@@ -21,7 +21,7 @@ setup:
 
 build:
 	cmake -S . -B $(BUILD) -DLUA_VERSION=$(subst lua,,$(LUA)) >/dev/null
-	cmake --build $(BUILD) -j2
+	cmake --build $(BUILD) -j2 -- --no-print-directory -s
 
 # Starts the local server, runs examples/demo.lua against it, stops the server.
 demo: setup build

@@ -7,22 +7,33 @@ local helper = {}
 
 local port
 
--- The pid of this Lua process, so the server can exit when it does.
+-- The pid of this Lua process, so the server can exit when it does, and
+-- its start time, which with the pid names this run uniquely.
 local function own_pid()
   local f = io.open("/proc/self/stat", "r")
-  local pid = f and f:read("*n")
+  local stat = f and f:read("*a") or ""
   if f then f:close() end
-  return pid
+  local pid = tonumber(stat:match("^(%d+)"))
+  -- field 22, counted after the ")" that ends the command name
+  local after = stat:match("%)%s+(.*)$") or ""
+  local fields = {}
+  for field in after:gmatch("%S+") do fields[#fields + 1] = field end
+  return pid, fields[20] or "0"
 end
 
 local certificate_dir
 
+-- busted reloads this module for every spec file (each file is insulated),
+-- so what must outlive a file (the server, the certificate, the messages)
+-- is found through files named after this process.
+local state_base = ("/tmp/loganalytics-spec-%d-%s"):format(own_pid())
+helper.messages_file = state_base .. ".messages"
+
 -- A throwaway certificate and key for the certificate flow: the server
 -- verifies client assertions against it.
 local function make_certificate()
-  certificate_dir = os.tmpname()
-  os.remove(certificate_dir)
-  local d = certificate_dir
+  local d = state_base .. ".certs"
+  certificate_dir = d
   assert(os.execute(("mkdir -p %s && openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=loganalytics-test -days 2 "
     .. "-keyout %s/key.pem -out %s/cert.pem 2>/dev/null && cat %s/cert.pem %s/key.pem > %s/both.pem && "
     .. "openssl pkcs8 -topk8 -v2 aes-256-cbc -passout pass:TEST_CERT_PASSWORD -in %s/key.pem -out %s/key-enc.pem && "
@@ -31,12 +42,19 @@ end
 
 local function start()
   if port then return end
-  local port_file = os.tmpname()
+  local state = io.open(state_base .. ".port", "r")
+  if state then
+    port = tonumber(state:read("*l"))
+    state:close()
+    certificate_dir = state_base .. ".certs"
+    if port then return end
+  end
+  local port_file = state_base .. ".port.new"
   make_certificate()
   -- in the background, watching this process: it exits when we do, and
   -- nothing here ever waits on it
   os.execute(("python3 server/la_server.py --port 0 --watch-pid %d --client-cert TEST_CERT_CLIENT=%s/cert.pem > %s &")
-    :format(own_pid(), certificate_dir, port_file))
+    :format((own_pid()), certificate_dir, port_file))
   for _ = 1, 100 do
     local f = io.open(port_file, "r")
     port = f and tonumber(f:read("*l") or "")
@@ -46,6 +64,50 @@ local function start()
   end
   os.remove(port_file)
   assert(port, "the local server did not start (run the specs from the repository root)")
+  local f = assert(io.open(state_base .. ".port", "w"))
+  f:write(port, "\n")
+  f:close()
+end
+
+-- Every error object the module makes during the suite, and everything it
+-- says, is appended to messages_file for secrets_spec to search.
+do
+  local errors = require "loganalytics.errors"
+  local function strings_of(v, out, depth)
+    if type(v) == "string" then
+      out[#out + 1] = v
+    elseif type(v) == "table" and depth < 10 then
+      for k, x in pairs(v) do
+        strings_of(k, out, depth + 1)
+        strings_of(x, out, depth + 1)
+      end
+    elseif v ~= nil and type(v) ~= "table" then
+      out[#out + 1] = tostring(v)
+    end
+  end
+  local function record(list)
+    local f = io.open(helper.messages_file, "a")
+    if not f then return end
+    for _, text in ipairs(list) do f:write(text, "\0\n") end
+    f:close()
+  end
+  if not errors._recorded then
+    local new = errors.new
+    errors.new = function(fields)
+      local e = new(fields)
+      local out = { tostring(e) }
+      strings_of(e, out, 0)
+      record(out)
+      return e
+    end
+    errors._recorded = true
+  end
+  helper.record_message = function(text) record { text } end
+end
+
+--- Removes this run's files (the server keeps running until the run ends).
+function helper.remove_state()
+  os.execute(("rm -rf %s.messages %s.port %s.certs"):format(state_base, state_base, state_base))
 end
 
 --- Base URL of the local server.
