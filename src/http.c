@@ -15,19 +15,27 @@
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000L
 
-struct la_http {
-    CURL *easy;
-    char errbuf[CURL_ERROR_SIZE];
-};
-
 /* State of one transfer, seen by the libcurl callbacks. */
 typedef struct transfer {
-    la_http *http;
-    const la_http_request *req;
+    CURL *easy;
+    la_body_fn on_body;
+    void *ud;
     la_http_response *resp;
     int status_known;
-    int success;               /* 2xx: stream to req->on_body */
+    int success;               /* 2xx: stream to on_body */
 } transfer;
+
+/* Transfers run on a multi handle, whether driven to the end at once
+ * (la_http_perform) or step by step (la_http_step): one connection pool
+ * serves both. */
+struct la_http {
+    CURLM *multi;
+    CURL *easy;
+    int running;               /* the easy handle is in the multi */
+    struct curl_slist *headers;
+    transfer t;
+    char errbuf[CURL_ERROR_SIZE];
+};
 
 int la_http_global_init(void)
 {
@@ -45,18 +53,34 @@ la_http *la_http_new(void)
     if (!h)
         return NULL;
     h->easy = curl_easy_init();
-    if (!h->easy) {
-        free(h);
+    h->multi = curl_multi_init();
+    if (!h->easy || !h->multi) {
+        la_http_free(h);
         return NULL;
     }
     return h;
+}
+
+void la_http_cancel(la_http *h)
+{
+    if (h->running) {
+        curl_multi_remove_handle(h->multi, h->easy);
+        h->running = 0;
+    }
+    curl_slist_free_all(h->headers);
+    h->headers = NULL;
 }
 
 void la_http_free(la_http *h)
 {
     if (!h)
         return;
-    curl_easy_cleanup(h->easy);
+    if (h->multi && h->easy)
+        la_http_cancel(h);
+    if (h->easy)
+        curl_easy_cleanup(h->easy);
+    if (h->multi)
+        curl_multi_cleanup(h->multi);
     free(h);
 }
 
@@ -103,13 +127,13 @@ static size_t on_write(char *data, size_t size, size_t n, void *ud)
     size_t len = size * n;
     if (!t->status_known) {
         long status = 0;
-        curl_easy_getinfo(t->http->easy, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
         t->resp->status = status;
         t->success = status >= 200 && status < 300;
         t->status_known = 1;
     }
-    if (t->success && t->req->on_body) {
-        if (t->req->on_body(t->req->ud, data, len) != 0) {
+    if (t->success && t->on_body) {
+        if (t->on_body(t->ud, data, len) != 0) {
             t->resp->aborted_by_caller = 1;
             return 0;  /* makes libcurl stop with CURLE_WRITE_ERROR */
         }
@@ -157,25 +181,28 @@ static struct curl_slist *header_list(const la_http_request *req)
     return list;
 }
 
-int la_http_perform(la_http *h, const la_http_request *req, la_http_response *resp)
+static void fail_early(la_http_response *resp, const char *why)
+{
+    resp->transport_code = CURLE_OUT_OF_MEMORY;
+    resp->transport_kind = "network";
+    snprintf(resp->transport_message, sizeof resp->transport_message, "%s", why);
+}
+
+int la_http_start(la_http *h, const la_http_request *req, la_http_response *resp)
 {
     CURL *e = h->easy;
-    struct curl_slist *headers;
-    transfer t;
-    CURLcode rc;
-    long status = 0;
 
+    la_http_cancel(h);
     reset_response(resp);
-    memset(&t, 0, sizeof t);
-    t.http = h;
-    t.req = req;
-    t.resp = resp;
+    memset(&h->t, 0, sizeof h->t);
+    h->t.easy = e;
+    h->t.on_body = req->on_body;
+    h->t.ud = req->ud;
+    h->t.resp = resp;
 
-    headers = header_list(req);
-    if (!headers) {
-        resp->transport_code = CURLE_OUT_OF_MEMORY;
-        resp->transport_kind = "network";
-        snprintf(resp->transport_message, sizeof resp->transport_message, "out of memory");
+    h->headers = header_list(req);
+    if (!h->headers) {
+        fail_early(resp, "out of memory");
         return -1;
     }
 
@@ -193,11 +220,11 @@ int la_http_perform(la_http *h, const la_http_request *req, la_http_response *re
     if (req->method && strcmp(req->method, "GET") == 0) {
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     } else {
-        curl_easy_setopt(e, CURLOPT_POST, 1L);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+        /* copied: a stepped transfer outlives the caller's body string */
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+        curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, req->body ? req->body : "");
     }
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->headers);
     /* "" offers every encoding this libcurl decodes (gzip at least) */
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
@@ -216,16 +243,28 @@ int la_http_perform(la_http *h, const la_http_request *req, la_http_response *re
         curl_easy_setopt(e, CURLOPT_PASSWORD, req->password ? req->password : "");
     }
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, &t);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, &h->t);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &h->t);
 
-    rc = curl_easy_perform(e);
-    curl_slist_free_all(headers);
+    if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
+        la_http_cancel(h);
+        fail_early(resp, "cannot start the transfer");
+        return -1;
+    }
+    h->running = 1;
+    return 0;
+}
 
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+/* Fills in the outcome of a finished transfer. */
+static int finish(la_http *h, CURLcode rc)
+{
+    la_http_response *resp = h->t.resp;
+    long status = 0;
+    curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
     resp->status = status;
-    curl_easy_getinfo(e, CURLINFO_TOTAL_TIME, &resp->total_seconds);
+    curl_easy_getinfo(h->easy, CURLINFO_TOTAL_TIME, &resp->total_seconds);
+    la_http_cancel(h);
     if (rc == CURLE_OK)
         return 0;
     resp->transport_code = (int)rc;
@@ -233,4 +272,39 @@ int la_http_perform(la_http *h, const la_http_request *req, la_http_response *re
     snprintf(resp->transport_message, sizeof resp->transport_message, "%s",
              h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
     return -1;
+}
+
+int la_http_step(la_http *h, int wait_ms, int *done)
+{
+    int still_running = 0, queued;
+    CURLMsg *msg;
+    *done = 0;
+    if (!h->running) {
+        *done = 1;
+        return -1;
+    }
+    if (curl_multi_perform(h->multi, &still_running) != CURLM_OK) {
+        *done = 1;
+        return finish(h, CURLE_OUT_OF_MEMORY);
+    }
+    while ((msg = curl_multi_info_read(h->multi, &queued)) != NULL) {
+        if (msg->msg == CURLMSG_DONE && msg->easy_handle == h->easy) {
+            *done = 1;
+            return finish(h, msg->data.result);
+        }
+    }
+    if (still_running && wait_ms > 0)
+        curl_multi_poll(h->multi, NULL, 0, wait_ms, NULL);
+    return 0;
+}
+
+int la_http_perform(la_http *h, const la_http_request *req, la_http_response *resp)
+{
+    int done = 0, rc;
+    if (la_http_start(h, req, resp) != 0)
+        return -1;
+    do
+        rc = la_http_step(h, 1000, &done);
+    while (!done);
+    return rc;
 }

@@ -172,6 +172,13 @@ void la_http_response_free(la_http_response *r);
 /* Performs one request; the response is filled in, whatever happens.
  * Returns 0 when a complete response arrived, -1 otherwise. */
 int la_http_perform(la_http *h, const la_http_request *req, la_http_response *resp);
+/* The same, step by step: la_http_start, then la_http_step until *done
+ * (each step moves the transfer on, waiting up to wait_ms for the network);
+ * the last step returns what la_http_perform would. resp must outlive the
+ * transfer. la_http_cancel drops a transfer under way. */
+int la_http_start(la_http *h, const la_http_request *req, la_http_response *resp);
+int la_http_step(la_http *h, int wait_ms, int *done);
+void la_http_cancel(la_http *h);
 
 /* ------------------------------------------------------------ credentials */
 
