@@ -206,7 +206,7 @@ end
 
 local QUERY_OPTIONS = {
   timespan = true, workspace = true, workspaces = true, resource = true,
-  server_timeout = true, statistics = true, render = true,
+  server_timeout = true, statistics = true, render = true, on_row = true,
 }
 
 -- The URL and auth scope for a query, from the options and the client.
@@ -294,16 +294,11 @@ local function outcome(response)
   return result
 end
 
---- Runs a KQL query.
--- @tparam string kql the query
--- @tparam[opt] table opts timespan, workspace, workspaces, resource,
---   server_timeout, statistics, render
--- @treturn[1] table result: status, tables, error (partial), statistics, render
--- @treturn[2] nil
--- @treturn[2] table err: kind, status, code, message, ...
-function Client:query(kql, opts)
+-- Checks a query and its options; returns a function making the request
+-- table (anew for each try: authorization adds to it) and the auth scope.
+local function prepare(self, kql, opts, on_row)
   if getmetatable(self) ~= Client then
-    error("loganalytics: use client:query(kql), not client.query(kql)", 2)
+    error("loganalytics: use client:query(kql), not client.query(kql)", 3)
   end
   if type(kql) ~= "string" then
     misuse("the query must be a string, got " .. type(kql))
@@ -322,30 +317,110 @@ function Client:query(kql, opts)
     span = text
   end
   local workspaces = opts.workspaces ~= nil and check_workspaces(opts.workspaces) or nil
-  local headers = { "Content-Type: application/json", "Accept: application/json" }
-  headers[#headers + 1] = prefer_header(opts)
-
+  local prefer = prefer_header(opts)
+  on_row = on_row or opts.on_row
+  if on_row ~= nil then
+    if not is_callable(on_row) then misuse("option 'on_row' must be a function, got " .. type(on_row)) end
+    if type(on_row) ~= "function" then
+      local callable = on_row
+      on_row = function(row, tbl) return callable(row, tbl) end
+    end
+  end
   local body = core.query_body(kql, span, workspaces)
-  local function send()
-    local request = {
+  local function request()
+    return {
       url = url,
-      headers = { headers[1], headers[2], headers[3] },
+      headers = { "Content-Type: application/json", "Accept: application/json", prefer },
       body = body,
       user_agent = self.user_agent,
       connect_timeout = self.connect_timeout,
       timeout = self.timeout,
+      on_row = on_row,
     }
-    local authorized, err = self.authorize(request, scope)
+  end
+  return request, scope
+end
+
+--- Runs a KQL query.
+-- @tparam string kql the query
+-- @tparam[opt] table opts timespan, workspace, workspaces, resource,
+--   server_timeout, statistics, render, on_row
+-- @treturn[1] table result: status, tables, error (partial), statistics, render
+-- @treturn[2] nil
+-- @treturn[2] table err: kind, status, code, message, ...
+function Client:query(kql, opts)
+  local request, scope = prepare(self, kql, opts)
+  local function send()
+    local req = request()
+    local authorized, err = self.authorize(req, scope)
     if not authorized then return nil, err end
-    return self.http:perform(request)
+    return self.http:perform(req)
   end
   local response, err = send()
-  -- a refused token gets one renewal and one more try
+  -- a refused token gets one renewal and one more try (before any row)
   if response and response.status == 401 and self.forget(scope) then
     response, err = send()
   end
   if not response then return nil, err end
   return outcome(response)
+end
+
+-- Closes an iterator's transfer when a generic for is left early (Lua 5.4).
+local closer_mt = { __close = function(closer) closer.cancel() end }
+
+--- Iterates over the rows of a query as they arrive, keeping none:
+-- `for row, tbl in client:rows(kql, opts) do ... end`.
+-- The transfer moves forward only as rows are taken (libcurl's multi
+-- interface), so memory stays bounded by one chunk of rows. A failure
+-- raises the error object `query` would return.
+function Client:rows(kql, opts)
+  local queue, head = {}, 1
+  local function on_row(row, tbl)
+    queue[#queue + 1] = row
+    queue[#queue + 1] = tbl
+  end
+  if type(opts) == "table" and opts.on_row ~= nil then
+    misuse("option 'on_row' is not for client:rows (it is the iterator)")
+  end
+  local request, scope = prepare(self, kql, opts, on_row)
+  local http, finished, retried = self.http, false, false
+  local function start()
+    local req = request()
+    local authorized, err = self.authorize(req, scope)
+    if not authorized then error(err, 0) end
+    http:start(req)
+  end
+  start()
+  local function iterate()
+    while true do
+      if queue[head] ~= nil then
+        local row, tbl = queue[head], queue[head + 1]
+        queue[head], queue[head + 1] = nil, nil
+        head = head + 2
+        return row, tbl
+      end
+      if finished then return nil end
+      queue, head = {}, 1
+      local response = http:step(1000)
+      if response then
+        if response.status == 401 and not retried and self.forget(scope) then
+          retried = true
+          start()
+        else
+          finished = true
+          local result, err = outcome(response)
+          if not result then error(err, 0) end
+        end
+      end
+    end
+  end
+  local closer = setmetatable({ cancel = function()
+    if not finished then
+      finished = true
+      http:cancel()
+    end
+  end }, closer_mt)
+  return iterate, nil, nil, closer
 end
 
 return la

@@ -152,7 +152,8 @@ enum {
     R_ROW,           /* the row being parsed */
     R_ROWMT,         /* the metatable shared by its rows */
     R_COLINDEX,      /* column name -> index, upvalue of the rows' __index */
-    NREG = R_COLINDEX
+    R_ONROW,         /* the on_row handler, or nil: rows are then kept */
+    NREG = R_ONROW
 };
 
 typedef struct feed_ctx {
@@ -164,6 +165,7 @@ typedef struct feed_ctx {
     int finishing;
     la_parse_status parse_status;
     int lua_failed;          /* the error value sits in slot base + NREG + 1 */
+    int streaming;           /* rows go to the on_row handler, not to rows */
     lua_Integer ntables, nrows;
     size_t ncolumns;
 } feed_ctx;
@@ -275,8 +277,27 @@ static int sink_row_end(void *ud, size_t ncells)
         lua_pushlightuserdata(L, NULL);
         lua_rawseti(L, R_ROW, (int)ncells + 1);
     }
-    lua_pushvalue(L, R_ROW);
-    lua_rawseti(L, R_ROWS, (int)++x->nrows);
+    ++x->nrows;
+    if (x->streaming) {
+        /* runs inside feed's protected call: an error in the handler
+         * unwinds to run_feed, which aborts the transfer */
+        lua_pushvalue(L, R_ONROW);
+        lua_pushvalue(L, R_ROW);
+        lua_pushvalue(L, R_TABLE);
+        lua_call(L, 2, 1);
+        if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) {
+            lua_pop(L, 1);
+            lua_pushinteger(L, x->nrows);
+            lua_setfield(L, R_TABLE, "row_count");
+            lua_pushboolean(L, 1);
+            lua_setfield(L, R_RESULT, "stopped");
+            return LA_SINK_STOP;
+        }
+        lua_pop(L, 1);
+    } else {
+        lua_pushvalue(L, R_ROW);
+        lua_rawseti(L, R_ROWS, (int)x->nrows);
+    }
     lua_pushnil(L);
     lua_replace(L, R_ROW);
     return 0;
@@ -284,7 +305,9 @@ static int sink_row_end(void *ud, size_t ncells)
 
 static int sink_table_end(void *ud)
 {
-    (void)ud;
+    feed_ctx *x = ud;
+    lua_pushinteger(x->L, x->nrows);
+    lua_setfield(x->L, R_TABLE, "row_count");
     return 0;
 }
 
@@ -350,7 +373,9 @@ typedef struct client {
     la_http *http;
     la_parser *parser;
     la_http_response response;
-    int busy;
+    feed_ctx feed;           /* lives here: a stepped transfer outlasts a call */
+    int busy;                /* inside perform or step */
+    int registers;           /* registry ref of the saved registers, between steps */
 } client;
 
 static client *check_client(lua_State *L)
@@ -358,13 +383,23 @@ static client *check_client(lua_State *L)
     return luaL_checkudata(L, 1, CLIENT_MT);
 }
 
+/* Drops a stepped transfer under way, if any. */
+static void drop_transfer(lua_State *L, client *c)
+{
+    if (c->http)
+        la_http_cancel(c->http);
+    la_parser_free(c->parser);
+    c->parser = NULL;
+    luaL_unref(L, LUA_REGISTRYINDEX, c->registers);
+    c->registers = LUA_NOREF;
+}
+
 static int client_close(lua_State *L)
 {
     client *c = check_client(L);
     if (c->busy)
         return luaL_error(L, "cannot close a client while it runs a query");
-    la_parser_free(c->parser);
-    c->parser = NULL;
+    drop_transfer(L, c);
     la_http_free(c->http);
     c->http = NULL;
     la_http_response_free(&c->response);
@@ -383,6 +418,7 @@ static int client_new(lua_State *L)
 {
     client *c = lua_newuserdata(L, sizeof *c);
     memset(c, 0, sizeof *c);
+    c->registers = LUA_NOREF;
     la_http_response_init(&c->response);
     /* metatable first, so __gc frees whatever the next steps acquire */
     luaL_setmetatable(L, CLIENT_MT);
@@ -450,41 +486,24 @@ static void push_headers(lua_State *L, const la_buf *raw)
     }
 }
 
-/*
- * client:perform{ url=, headers={...}, body=, username=, password=,
- *                 user_agent=, connect_timeout=, timeout= }
- * -> { status=, headers=, result=, body=, transport={kind,code,message},
- *      parse_error=, seconds= }
- * Failures of the world are described in the table; only misuse raises.
- */
-static int query_perform(lua_State *L)
+/* Reads the request table at index 2 into req; its strings stay on the
+ * stack (libcurl copies what it keeps when the transfer starts). */
+static void read_request(lua_State *L, la_http_request *req)
 {
-    client *c = check_client(L);
-    la_http_request req;
-    feed_ctx x;
     const char **headers = NULL;
     size_t i, nheaders = 0;
-    int base, transfer_ok, success;
-
-    luaL_checktype(L, 2, LUA_TTABLE);
-    if (!c->http)
-        return luaL_error(L, "client is closed");
-    if (c->busy)
-        return luaL_error(L, "client is busy with another query");
-    memset(&req, 0, sizeof req);
-    memset(&x, 0, sizeof x);
-
-    req.url = opt_string_field(L, 2, "url", NULL);
-    if (!req.url)
-        return luaL_error(L, "request field 'url' is required");
-    req.body = opt_string_field(L, 2, "body", &req.body_len);
-    if (!req.body)
-        req.body = "";
-    req.username = opt_string_field(L, 2, "username", NULL);
-    req.password = opt_string_field(L, 2, "password", NULL);
-    req.user_agent = opt_string_field(L, 2, "user_agent", NULL);
-    req.connect_timeout_ms = opt_ms_field(L, 2, "connect_timeout");
-    req.timeout_ms = opt_ms_field(L, 2, "timeout");
+    memset(req, 0, sizeof *req);
+    req->url = opt_string_field(L, 2, "url", NULL);
+    if (!req->url)
+        luaL_error(L, "request field 'url' is required");
+    req->body = opt_string_field(L, 2, "body", &req->body_len);
+    if (!req->body)
+        req->body = "";
+    req->username = opt_string_field(L, 2, "username", NULL);
+    req->password = opt_string_field(L, 2, "password", NULL);
+    req->user_agent = opt_string_field(L, 2, "user_agent", NULL);
+    req->connect_timeout_ms = opt_ms_field(L, 2, "connect_timeout");
+    req->timeout_ms = opt_ms_field(L, 2, "timeout");
     lua_getfield(L, 2, "headers");
     if (!lua_isnil(L, -1)) {
         luaL_checktype(L, -1, LUA_TTABLE);
@@ -493,49 +512,74 @@ static int query_perform(lua_State *L)
         for (i = 0; i < nheaders; i++) {
             lua_rawgeti(L, -2, (int)i + 1);
             if (lua_type(L, -1) != LUA_TSTRING)
-                return luaL_error(L, "request headers must be strings");
+                luaL_error(L, "request headers must be strings");
             headers[i] = lua_tostring(L, -1);  /* kept alive by the table */
             lua_pop(L, 1);
         }
     }
-    req.headers = headers;
-    req.nheaders = nheaders;
+    req->headers = headers;
+    req->nheaders = nheaders;
+}
+
+/* Checks the client, reads the request and pushes the registers (feed
+ * function, registers, error slot); returns their base slot. */
+static int begin_transfer(lua_State *L, client *c, la_http_request *req)
+{
+    int base, i;
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (!c->http)
+        luaL_error(L, "client is closed");
+    if (c->busy)
+        luaL_error(L, "client is busy with another query");
+    drop_transfer(L, c);  /* an iterator left before its end */
+    read_request(L, req);
 
     /* the registers, and room for run_feed's pushes */
     luaL_checkstack(L, 2 * NREG + 8, "loganalytics: stack");
     base = lua_gettop(L) + 1;
     lua_pushcfunction(L, feed);
-    lua_pushlightuserdata(L, &x);
+    lua_pushlightuserdata(L, &c->feed);
     lua_createtable(L, 0, 4);
     lua_newtable(L);
     lua_pushvalue(L, -1);
     lua_setfield(L, -3, "tables");
-    for (i = R_TABLE; i <= NREG + 1; i++)
+    for (i = R_TABLE; i < R_ONROW; i++)
         lua_pushnil(L);
+    lua_getfield(L, 2, "on_row");
+    if (!lua_isnil(L, -1))
+        luaL_checktype(L, -1, LUA_TFUNCTION);
+    lua_pushnil(L);  /* the error slot */
 
-    la_parser_free(c->parser);
-    c->parser = la_parser_new(&lua_sink, &x);
+    memset(&c->feed, 0, sizeof c->feed);
+    c->feed.streaming = !lua_isnil(L, base + R_ONROW);
+    c->parser = la_parser_new(&lua_sink, &c->feed);
     if (!c->parser)
-        return luaL_error(L, "out of memory");
-    x.L = L;
-    x.base = base;
-    x.parser = c->parser;
-    req.on_body = on_body;
-    req.ud = &x;
+        luaL_error(L, "out of memory");
+    c->feed.L = L;
+    c->feed.base = base;
+    c->feed.parser = c->parser;
+    req->on_body = on_body;
+    req->ud = &c->feed;
+    return base;
+}
 
-    c->busy = 1;
-    transfer_ok = la_http_perform(c->http, &req, &c->response) == 0;
-    success = c->response.status >= 200 && c->response.status < 300;
-    if (transfer_ok && success && !x.lua_failed)
-        run_feed(&x, NULL, 0);
-    c->busy = 0;
-    if (x.parse_status == LA_PARSE_ERROR)
+/* After the last byte: finishes the parse and replaces everything above
+ * base with the response table (or re-raises a handler's error). */
+static int end_transfer(lua_State *L, client *c, int base, int transfer_ok)
+{
+    feed_ctx *x = &c->feed;
+    int success = c->response.status >= 200 && c->response.status < 300;
+    if (transfer_ok && success && !x->lua_failed) {
+        c->busy = 1;
+        run_feed(x, NULL, 0);
+        c->busy = 0;
+    }
+    if (x->parse_status == LA_PARSE_ERROR)
         lua_pushstring(L, la_parser_error(c->parser));
     else
         lua_pushnil(L);
-    la_parser_free(c->parser);  /* freed before anything below can raise */
-    c->parser = NULL;
-    if (x.lua_failed) {
+    drop_transfer(L, c);  /* freed before anything below can raise */
+    if (x->lua_failed) {
         lua_pushvalue(L, base + NREG + 1);
         return lua_error(L);
     }
@@ -553,7 +597,7 @@ static int query_perform(lua_State *L)
         lua_pushlstring(L, c->response.body.data, c->response.body.len);
         lua_setfield(L, -2, "body");
     }
-    if (x.parse_status == LA_PARSE_ERROR) {
+    if (x->parse_status == LA_PARSE_ERROR) {
         lua_pushvalue(L, -2);
         lua_setfield(L, -2, "parse_error");
     } else if (!transfer_ok && !c->response.aborted_by_caller) {
@@ -565,11 +609,88 @@ static int query_perform(lua_State *L)
         lua_pushstring(L, c->response.transport_message);
         lua_setfield(L, -2, "message");
         lua_setfield(L, -2, "transport");
-    } else if (success && x.parse_status == LA_PARSE_OK) {
+    } else if (success && (x->parse_status == LA_PARSE_OK || x->parse_status == LA_PARSE_STOPPED)) {
         lua_pushvalue(L, base + R_RESULT);
         lua_setfield(L, -2, "result");
     }
     return 1;
+}
+
+/*
+ * client:perform{ url=, headers={...}, body=, username=, password=,
+ *                 user_agent=, connect_timeout=, timeout=, on_row= }
+ * -> { status=, headers=, result=, body=, transport={kind,code,message},
+ *      parse_error=, seconds= }
+ * Failures of the world are described in the table; only misuse raises,
+ * and an error raised by on_row is re-raised once the transfer is over.
+ */
+static int query_perform(lua_State *L)
+{
+    client *c = check_client(L);
+    la_http_request req;
+    int base = begin_transfer(L, c, &req), ok;
+    c->busy = 1;
+    ok = la_http_perform(c->http, &req, &c->response) == 0;
+    c->busy = 0;
+    return end_transfer(L, c, base, ok);
+}
+
+/* client:start{...}: the same request, to be moved on by client:step. */
+static int query_start(lua_State *L)
+{
+    client *c = check_client(L);
+    la_http_request req;
+    int base = begin_transfer(L, c, &req), i;
+    /* when nothing could start, the first step reports why */
+    la_http_start(c->http, &req, &c->response);
+    /* park the registers (and the error slot) until the next step */
+    lua_createtable(L, NREG + 2, 0);
+    for (i = 0; i <= NREG + 1; i++) {
+        lua_pushvalue(L, base + i);
+        lua_rawseti(L, -2, i + 1);
+    }
+    c->registers = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+/* client:step([wait_ms]) -> nil while the transfer goes on (rows reached
+ * on_row meanwhile), or the response table of client:perform at the end. */
+static int query_step(lua_State *L)
+{
+    client *c = check_client(L);
+    int wait_ms = (int)luaL_optinteger(L, 2, 1000), base, i, done = 0, rc;
+    if (c->busy)
+        return luaL_error(L, "client is busy with another query");
+    if (c->registers == LUA_NOREF)
+        return luaL_error(L, "no transfer under way");
+    luaL_checkstack(L, 3 * NREG + 8, "loganalytics: stack");
+    lua_settop(L, 2);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->registers);
+    base = lua_gettop(L) + 1;
+    for (i = 0; i <= NREG + 1; i++)
+        lua_rawgeti(L, 3, i + 1);
+    c->feed.L = L;
+    c->feed.base = base;
+    c->busy = 1;
+    rc = la_http_step(c->http, wait_ms, &done);
+    c->busy = 0;
+    if (done)
+        return end_transfer(L, c, base, rc == 0);
+    for (i = 0; i <= NREG + 1; i++) {
+        lua_pushvalue(L, base + i);
+        lua_rawseti(L, 3, i + 1);
+    }
+    return 0;
+}
+
+/* client:cancel(): drops a stepped transfer under way. */
+static int query_cancel(lua_State *L)
+{
+    client *c = check_client(L);
+    if (c->busy)
+        return luaL_error(L, "client is busy with another query");
+    drop_transfer(L, c);
+    return 0;
 }
 
 /* ------------------------------------------------------------ credentials */
@@ -713,6 +834,9 @@ static const luaL_Reg credential_methods[] = {
 
 static const luaL_Reg client_methods[] = {
     {"perform", query_perform},
+    {"start", query_start},
+    {"step", query_step},
+    {"cancel", query_cancel},
     {"close", client_close},
     {NULL, NULL},
 };
