@@ -8,7 +8,7 @@ DEB_PACKAGES = build-essential cmake pkg-config curl python3 \
   lua5.4 liblua5.4-dev lua5.1 liblua5.1-dev luarocks lua-busted \
   libcurl4-openssl-dev libcjson-dev libyajl-dev libssl-dev openssl valgrind strace
 
-.PHONY: all setup build demo test test-valgrind rock clean
+.PHONY: all setup build demo test test-valgrind rock clean bench
 
 all: build
 
@@ -39,6 +39,13 @@ test-valgrind: build
 
 rock:
 	luarocks --lua-version=$(subst lua,,$(LUA)) make rockspec/loganalytics-scm-1.rockspec --tree=$(BUILD)/rocks
+
+# One table: this module vs lua-cjson vs the Azure SDK for JS vs a curl floor (bench/README.md).
+# Installs what it needs (bench/setup.sh), builds, runs; BENCH_ARGS go to bench/run.py.
+bench: setup
+	SUDO='$(SUDO)' sh bench/setup.sh
+	$(MAKE) --no-print-directory build
+	LUA=$(LUA) python3 bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD)

@@ -39,6 +39,7 @@ build = {
       sources = {
         "src/buffer.c",
         "src/cell.c",
+        "src/json_tokenizer.c",
         "src/response_parser.c",
         "src/request_body.c",
         "src/http.c",

@@ -74,6 +74,34 @@ void la_cell_from_json_text(const char *json, size_t len, la_cell *out);
 /* Exact decimal integer parse over the whole int64 range; 0 on success. */
 int la_parse_int64(const char *s, size_t len, long long *out);
 
+/* ------------------------------------------------------ JSON tokenizer */
+
+/* yajl's callback shapes: return non-zero to go on, 0 to stop. Strings
+ * point into the input or a scratch buffer: valid during the call only. */
+typedef struct la_json_callbacks {
+    int (*null)(void *ctx);
+    int (*boolean)(void *ctx, int value);
+    int (*number)(void *ctx, const char *text, size_t len);
+    int (*string)(void *ctx, const unsigned char *text, size_t len);
+    int (*start_map)(void *ctx);
+    int (*map_key)(void *ctx, const unsigned char *key, size_t len);
+    int (*end_map)(void *ctx);
+    int (*start_array)(void *ctx);
+    int (*end_array)(void *ctx);
+} la_json_callbacks;
+
+typedef struct la_json la_json;
+
+la_json *la_json_new(const la_json_callbacks *callbacks, void *ctx);
+void la_json_free(la_json *j);
+/* 0, or -1 on a syntax error (la_json_error) or a callback's stop
+ * (la_json_cancelled). Chunks may split the text anywhere. */
+int la_json_feed(la_json *j, const char *data, size_t len);
+/* End of input: -1 unless exactly one complete value was seen. */
+int la_json_finish(la_json *j);
+int la_json_cancelled(const la_json *j);
+const char *la_json_error(const la_json *j);
+
 /* ------------------------------------------------ streaming response parser */
 
 /* What a caller does with the parser's events. Every callback returns 0 to

@@ -2,14 +2,16 @@
  * Streaming parser for query responses:
  *   {"tables":[{"name":..,"columns":[{"name":..,"type":..}],"rows":[[..]]}],
  *    "error":{..}, "statistics":{..}, "render":{..}}
- * yajl tokenizes the body in whatever chunks it arrives; this file keeps a
+ * json_tokenizer.c tokenizes the body in whatever chunks it arrives (it
+ * replaced yajl, whose events it reproduces, for speed: see bench/); this
+ * file keeps a
  * small state machine and hands typed events to a sink. Numbers come from
- * yajl's raw-text callback so cells convert exactly by column type. Nested
+ * the tokenizer's raw text so cells convert exactly by column type. Nested
  * values we do not model (objects in cells, top-level members) are captured
  * as compact JSON text, with no depth limit.
  *
  * A sink may raise a Lua error (longjmp) from a callback: everything this
- * parser and yajl own lives in the la_parser handle, never in a stack frame,
+ * parser and the tokenizer own lives in the la_parser handle, never in a stack frame,
  * so the caller just frees the handle afterwards.
  */
 #include "la_core.h"
@@ -17,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yajl/yajl_parse.h>
 
 typedef enum where {
     AT_START,        /* expecting the top-level object */
@@ -46,7 +47,7 @@ typedef enum capture_for {
 } capture_for;
 
 struct la_parser {
-    yajl_handle yajl;
+    la_json *json;
     const la_result_sink *sink;
     void *ud;
     where state;
@@ -425,8 +426,8 @@ static int cb_end_array(void *ctx)
     }
 }
 
-static const yajl_callbacks callbacks = {
-    cb_null, cb_boolean, NULL, NULL, cb_number, cb_string,
+static const la_json_callbacks callbacks = {
+    cb_null, cb_boolean, cb_number, cb_string,
     cb_start_map, cb_map_key, cb_end_map, cb_start_array, cb_end_array,
 };
 
@@ -445,8 +446,8 @@ la_parser *la_parser_new(const la_result_sink *sink, void *ud)
     la_buf_init(&p->capture_text);
     la_buf_init(&p->capture_stack);
     la_buf_init(&p->member_key);
-    p->yajl = yajl_alloc(&callbacks, NULL, p);
-    if (!p->yajl) {
+    p->json = la_json_new(&callbacks, p);
+    if (!p->json) {
         free(p);
         return NULL;
     }
@@ -457,7 +458,7 @@ void la_parser_free(la_parser *p)
 {
     if (!p)
         return;
-    yajl_free(p->yajl);
+    la_json_free(p->json);
     free(p->types);
     la_buf_free(&p->column_name);
     la_buf_free(&p->column_type);
@@ -467,48 +468,37 @@ void la_parser_free(la_parser *p)
     free(p);
 }
 
-static la_parse_status status_of(la_parser *p, yajl_status st, const char *data, size_t len)
+static la_parse_status status_of(la_parser *p, int rc)
 {
-    unsigned char *msg;
     if (p->sink_stopped)
         return LA_PARSE_STOPPED;
-    if (st == yajl_status_ok)
+    if (rc == 0)
         return LA_PARSE_OK;
-    if (!p->error[0]) {
-        /* a syntax error: keep yajl's one-line description */
-        msg = yajl_get_error(p->yajl, 0, (const unsigned char *)data, len);
-        snprintf(p->error, sizeof p->error, "invalid JSON in the response: %s",
-                 msg ? (const char *)msg : "parse error");
-        if (msg)
-            yajl_free_error(p->yajl, msg);
-        /* yajl's messages end with a newline */
-        p->error[strcspn(p->error, "\r\n")] = '\0';
-    }
+    if (!p->error[0])
+        snprintf(p->error, sizeof p->error, "%s", la_json_error(p->json));
     return LA_PARSE_ERROR;
 }
 
 la_parse_status la_parser_feed(la_parser *p, const char *data, size_t len)
 {
-    yajl_status st;
     if (p->error[0])
         return LA_PARSE_ERROR;
-    st = yajl_parse(p->yajl, (const unsigned char *)data, len);
-    return status_of(p, st, data, len);
+    return status_of(p, la_json_feed(p->json, data, len));
 }
 
 la_parse_status la_parser_finish(la_parser *p)
 {
-    yajl_status st;
+    int rc;
     if (p->error[0])
         return LA_PARSE_ERROR;
-    st = yajl_complete_parse(p->yajl);
+    rc = la_json_finish(p->json);
     /* every byte was accepted by la_parser_feed, so any complaint now is
      * about the body ending early */
     if (p->state != AT_END && !p->sink_stopped && !p->error[0]) {
         snprintf(p->error, sizeof p->error, "the response ended before its JSON was complete");
         return LA_PARSE_ERROR;
     }
-    return status_of(p, st, NULL, 0);
+    return status_of(p, rc);
 }
 
 const char *la_parser_error(const la_parser *p)
