@@ -8,7 +8,7 @@ DEB_PACKAGES = build-essential cmake pkg-config curl python3 \
   lua5.4 liblua5.4-dev lua5.1 liblua5.1-dev luarocks lua-busted \
   libcurl4-openssl-dev libcjson-dev libyajl-dev libssl-dev openssl valgrind strace
 
-.PHONY: all setup build demo test test-valgrind rock clean bench
+.PHONY: all setup build demo test test-valgrind rock clean fuzz bench
 
 all: build
 
@@ -36,6 +36,15 @@ test-valgrind: build
 	valgrind --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \
 	  --errors-for-leak-kinds=definite --track-origins=yes \
 	  $(LUA) /usr/bin/busted
+
+# libFuzzer over the JSON tokenizer, checked against yajl (fuzz/README.md).
+FUZZ_SECONDS ?= 60
+fuzz:
+	mkdir -p $(BUILD)/fuzz-corpus
+	cp spec/fixtures/*.json ../shared/recorded/*.json ../shared/wire/*.json $(BUILD)/fuzz-corpus/
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -o $(BUILD)/fuzz_tokenizer \
+	  fuzz/tokenizer_diff.c src/json_tokenizer.c src/buffer.c -lyajl
+	$(BUILD)/fuzz_tokenizer -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 $(BUILD)/fuzz-corpus
 
 rock:
 	luarocks --lua-version=$(subst lua,,$(LUA)) make rockspec/loganalytics-scm-1.rockspec --tree=$(BUILD)/rocks

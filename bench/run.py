@@ -259,6 +259,8 @@ def main():
         missing.setdefault("cjson", "lua-cjson not installed")
     if not shutil.which("node") or not os.path.isdir(os.path.join(HERE, "js", "node_modules", "@azure", "monitor-query-logs")):
         missing["sdk"] = "node or bench/js/node_modules missing: cd bench/js && npm ci"
+    if args.callgrind_rows not in sizes:
+        args.no_callgrind = True
     if not args.no_callgrind and not shutil.which("valgrind"):
         args.no_callgrind = True
         print("valgrind not found: no instruction counts", file=sys.stderr)
@@ -310,9 +312,6 @@ def main():
         irs = {}
         if not args.no_callgrind:
             n = args.callgrind_rows
-            if n not in data:
-                path, size, gz = generate.write(n, args.data)
-                data[n] = (size, gz)
             for c in contenders:
                 if not c.callgrind or c.key in missing or c.key in na:
                     continue
@@ -399,7 +398,7 @@ def main():
     print("MB/s = uncompressed JSON bytes / median time (1 MB = 10^6 bytes); peak RSS = "
           "/usr/bin/time %M of the contender's process (median of runs);")
     if args.no_callgrind:
-        print("Ir: not measured (--no-callgrind or no valgrind).")
+        print("Ir: not measured (--no-callgrind, --callgrind-rows not among --sizes, or no valgrind).")
     else:
         print("Ir = callgrind total instructions of one run at %d rows, whole process incl. "
               "interpreter start-up (3: lua + sh + curl; 5: curl alone)." % args.callgrind_rows)
