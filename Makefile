@@ -6,7 +6,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian 12 packages for building, testing and the demo
 DEB_PACKAGES = build-essential cmake pkg-config curl python3 \
   lua5.4 liblua5.4-dev lua5.1 liblua5.1-dev luarocks lua-busted \
-  libcurl4-openssl-dev libcjson-dev libyajl-dev libssl-dev openssl valgrind strace
+  libcurl4-openssl-dev libcjson-dev libyajl-dev libssl-dev zlib1g-dev openssl valgrind strace
 
 .PHONY: all setup build demo test test-valgrind rock clean fuzz bench
 

@@ -10,7 +10,7 @@ description = {
   detailed = [[
     client:query(kql) against the Log Analytics v1 query API: results as Lua
     tables of typed rows (64-bit exact longs), parsed as they arrive by a C
-    core over libcurl and yajl.
+    core over libcurl, zlib, cJSON and OpenSSL.
   ]],
   homepage = "https://github.com/loganalytics-lua/loganalytics",
   license = "MIT",
@@ -23,8 +23,8 @@ dependencies = {
 external_dependencies = {
   CURL = { library = "curl" },
   CJSON = { header = "cjson/cJSON.h" },
-  YAJL = { header = "yajl/yajl_parse.h" },
   OPENSSL = { header = "openssl/evp.h" },
+  ZLIB = { header = "zlib.h" },
 }
 build = {
   type = "builtin",
@@ -47,9 +47,9 @@ build = {
         "src/client_assertion.c",
         "src/lua_binding.c",
       },
-      libraries = { "curl", "cjson", "yajl", "crypto", "m" },
-      incdirs = { "$(CJSON_INCDIR)", "$(YAJL_INCDIR)", "$(OPENSSL_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)", "$(CJSON_LIBDIR)", "$(YAJL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
+      libraries = { "curl", "cjson", "crypto", "z", "m" },
+      incdirs = { "$(CJSON_INCDIR)", "$(OPENSSL_INCDIR)", "$(ZLIB_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(CJSON_LIBDIR)", "$(OPENSSL_LIBDIR)", "$(ZLIB_LIBDIR)" },
     },
   },
 }

@@ -15,7 +15,7 @@ Query endpoints (POST, JSON body {"query", "timespan"?, "workspaces"?}; ?api_key
   /v1/workspaces/DEMO_WORKSPACE/query   deterministic sample tables + a small KQL subset
   /v1/subscriptions/.../query           resource-centric; serves the same demo data
   /v1/workspaces/REPLAY/query           query = recorded file name [#N]: replays it
-  /v1/workspaces/FIXTURES/query         query = [truncate:|cut:|chunked:]name: raw bytes
+  /v1/workspaces/FIXTURES/query         query = [truncate:|cut:|chunked:|gzcut:]name: raw bytes
                                         of <fixtures>/<name>.json
 Auth: X-Api-Key / ?api_key= / Basic "DEMO_KEY:" or Bearer DEMO_TOKEN (or --token values),
 or a bearer token identity.py issued for the query API audience.
@@ -597,7 +597,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def send(self, status, body, headers=(), compress=True, mode=""):
         """mode "": normal; "truncate": full Content-Length, half the body, close;
-        "cut": no length, half the body, close (EOF mid-JSON); "chunked": 7-byte chunks."""
+        "cut": no length, half the body, close (EOF mid-JSON); "chunked": 7-byte chunks;
+        "gzcut": a gzip stream cut in half, sent whole as far as HTTP can tell."""
         hdrs = list(headers)
         names = {k.lower() for k, _ in hdrs}
         for name, value in (("Content-Type", JSON_CT), ("x-ms-request-id", str(uuid.uuid4())),
@@ -608,6 +609,11 @@ class Handler(BaseHTTPRequestHandler):
                 wants_gzip(self.headers.get("Accept-Encoding")):
             body = gzip.compress(body, mtime=0)
             hdrs.append(("Content-Encoding", "gzip"))
+        if mode == "gzcut":
+            body = gzip.compress(body, mtime=0)
+            body = body[:len(body) // 2]
+            hdrs.append(("Content-Encoding", "gzip"))
+            mode = ""
         if mode == "chunked":
             hdrs.append(("Transfer-Encoding", "chunked"))
         elif mode == "cut":
@@ -811,7 +817,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def fixture(self, text, extra):
         mode, _, name = text.strip().rpartition(":")
-        if mode not in ("", "truncate", "cut", "chunked") or not NAME_RE.match(name):
+        if mode not in ("", "truncate", "cut", "chunked", "gzcut") or not NAME_RE.match(name):
             raise bad_argument("QueryValidationError", f"bad fixture name: {text!r}")
         if name.endswith(".json"):
             name = name[:-5]

@@ -157,6 +157,13 @@ describe("errors", function()
       end)
     end
 
+    it("give a gzip stream that ends early as kind 'protocol', naming gzip", function()
+      local err = fixture_error(helper.client(), "gzcut:all_types")
+      assert.are.equal("protocol", err.kind)
+      assert.matches("gzip", err.message)
+      assert_one_line(err)
+    end)
+
     it("give a 200 body that is not JSON as kind 'protocol'", function()
       local err = fixture_error(helper.client(), "not_json")
       assert.are.equal("protocol", err.kind)
