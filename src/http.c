@@ -326,7 +326,8 @@ static int finish(la_http *h, CURLcode rc)
 {
     la_http_response *resp = h->t.resp;
     long status = 0;
-    int gzip_cut = rc == CURLE_OK && h->t.gzip && !h->t.z_done;
+    /* an empty body says nothing about gzip (a 204, say) */
+    int gzip_cut = rc == CURLE_OK && h->t.gzip && h->t.z_ready && !h->t.z_done;
     int gzip_bad = h->t.z_failed;
     curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
     resp->status = status;
