@@ -295,11 +295,27 @@ static int scan_string(la_json *j, const char **pp, const char *end, int is_key,
 
 /* ------------------------------------------------------------ numbers */
 
+/* One or more digits (a fraction or an exponent): 1 when found, 0 when the
+ * chunk ended first, -1 when there are none. */
+static int digits(la_json *j, const char **pp, const char *end, int final, const char *base)
+{
+    const char *p = *pp;
+    if (p == end && !final)
+        return 0;
+    if (p >= end || *p < '0' || *p > '9')
+        return fail(j, "invalid JSON: bad number", (size_t)(p - base));
+    while (p < end && *p >= '0' && *p <= '9')
+        p++;
+    *pp = p;
+    return 1;
+}
+
 /* Scans a number at *pp. Returns 1 when complete, 0 when it may continue
  * in the next chunk (and final is 0), -1 on error. */
 static int scan_number(la_json *j, const char **pp, const char *end, int final, const char *base)
 {
     const char *p = *pp, *start = p;
+    int rc;
     if (p < end && *p == '-')
         p++;
     if (p < end && *p == '0') {
@@ -314,23 +330,15 @@ static int scan_number(la_json *j, const char **pp, const char *end, int final, 
     }
     if (p < end && *p == '.') {
         p++;
-        if (p == end && !final)
-            return 0;
-        if (p >= end || *p < '0' || *p > '9')
-            return fail(j, "invalid JSON: bad number", (size_t)(p - base));
-        while (p < end && *p >= '0' && *p <= '9')
-            p++;
+        if ((rc = digits(j, &p, end, final, base)) <= 0)
+            return rc;
     }
     if (p < end && (*p == 'e' || *p == 'E')) {
         p++;
         if (p < end && (*p == '+' || *p == '-'))
             p++;
-        if (p == end && !final)
-            return 0;
-        if (p >= end || *p < '0' || *p > '9')
-            return fail(j, "invalid JSON: bad number", (size_t)(p - base));
-        while (p < end && *p >= '0' && *p <= '9')
-            p++;
+        if ((rc = digits(j, &p, end, final, base)) <= 0)
+            return rc;
     }
     if (p == end && !final) {
         if (p - start > 4096)

@@ -849,6 +849,27 @@ static const luaL_Reg functions[] = {
     {NULL, NULL},
 };
 
+/* A userdata class: methods as __index, one idempotent close for __gc
+ * and __close, and __tostring. */
+static void register_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                           lua_CFunction close, lua_CFunction tostring)
+{
+    if (luaL_newmetatable(L, name)) {
+        lua_newtable(L);
+        luaL_setfuncs(L, methods, 0);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, close);
+        lua_setfield(L, -2, "__gc");
+#if LUA_VERSION_NUM >= 504
+        lua_pushcfunction(L, close);
+        lua_setfield(L, -2, "__close");
+#endif
+        lua_pushcfunction(L, tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+    lua_pop(L, 1);
+}
+
 #if defined(__GNUC__)
 __attribute__((visibility("default")))
 #endif
@@ -869,33 +890,8 @@ int luaopen_loganalytics_core(lua_State *L)
     }
     lua_pop(L, 1);
 
-    if (luaL_newmetatable(L, CLIENT_MT)) {
-        luaL_newlib(L, client_methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, client_close);
-        lua_setfield(L, -2, "__gc");
-#if LUA_VERSION_NUM >= 504
-        lua_pushcfunction(L, client_close);
-        lua_setfield(L, -2, "__close");
-#endif
-        lua_pushcfunction(L, client_tostring);
-        lua_setfield(L, -2, "__tostring");
-    }
-    lua_pop(L, 1);
-
-    if (luaL_newmetatable(L, CREDENTIAL_MT)) {
-        luaL_newlib(L, credential_methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, credential_close);
-        lua_setfield(L, -2, "__gc");
-#if LUA_VERSION_NUM >= 504
-        lua_pushcfunction(L, credential_close);
-        lua_setfield(L, -2, "__close");
-#endif
-        lua_pushcfunction(L, credential_tostring);
-        lua_setfield(L, -2, "__tostring");
-    }
-    lua_pop(L, 1);
+    register_class(L, CLIENT_MT, client_methods, client_close, client_tostring);
+    register_class(L, CREDENTIAL_MT, credential_methods, credential_close, credential_tostring);
 
     luaL_newlib(L, functions);
     lua_pushlightuserdata(L, NULL);
