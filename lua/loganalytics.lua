@@ -14,6 +14,7 @@ local timespan = require "loganalytics.timespan"
 local errors = require "loganalytics.errors"
 local credentials = require "loganalytics.credentials"
 local clouds = require "loganalytics.clouds"
+local retry = require "loganalytics.retry"
 
 local type, pairs, ipairs, tostring, select, pcall, error, setmetatable =
   type, pairs, ipairs, tostring, select, pcall, error, setmetatable
@@ -51,7 +52,16 @@ local CLIENT_OPTIONS = {
   workspace = true, endpoint = true, arm_endpoint = true, api_key = true,
   api_key_in = true, token = true, credential = true, allow_http = true,
   user_agent = true, connect_timeout = true, timeout = true, cloud = true, audience = true,
+  stall_timeout = true, max_retries = true, retry_delay = true, retry_max_delay = true,
+  ca_file = true, ca_path = true, verify_tls = true, proxy = true, log = true,
 }
+
+-- The service's own wait limit when no Prefer: wait is sent (3 minutes): the
+-- default `timeout` leaves it 15 s more, so the service's 504 arrives first.
+local SERVICE_DEFAULT_WAIT = 180
+local TIMEOUT_MARGIN = 15
+local DEFAULT_CONNECT_TIMEOUT = 10
+local DEFAULT_STALL_TIMEOUT = 60
 
 local function check_workspace_table(ws)
   check_known(ws, { subscription = true, resource_group = true, name = true }, "workspace")
@@ -112,6 +122,28 @@ function la.new(options)
   if options.user_agent ~= nil then check_text("user_agent", options.user_agent) end
   check_seconds("connect_timeout", options.connect_timeout)
   check_seconds("timeout", options.timeout)
+  check_seconds("stall_timeout", options.stall_timeout)
+  check_seconds("retry_max_delay", options.retry_max_delay)
+  if options.retry_delay ~= nil then
+    check_type("retry_delay", options.retry_delay, "number")
+    if not (options.retry_delay >= 0 and options.retry_delay < math.huge) then
+      misuse("option 'retry_delay' must be a number of seconds >= 0")
+    end
+  end
+  local max_retries = options.max_retries
+  if max_retries ~= nil then
+    check_type("max_retries", max_retries, "number")
+    if not (max_retries >= 0 and max_retries == math.floor(max_retries) and max_retries <= 100) then
+      misuse("option 'max_retries' must be a whole number from 0 to 100")
+    end
+  end
+  for _, name in ipairs { "ca_file", "ca_path", "proxy" } do
+    if options[name] ~= nil then check_text(name, options[name]) end
+  end
+  if options.verify_tls ~= nil then check_type("verify_tls", options.verify_tls, "boolean") end
+  if options.log ~= nil and not is_callable(options.log) then
+    misuse("option 'log' must be a function, got " .. type(options.log))
+  end
 
   local cloud_name = options.cloud or "public"
   check_type("cloud", cloud_name, "string")
@@ -126,11 +158,27 @@ function la.new(options)
                                   allow_http),
     query_scope = (options.audience or cloud.audience):gsub("/+$", "") .. "/.default",
     arm_scope = cloud.arm_audience .. "/.default",
-    connect_timeout = options.connect_timeout,
+    connect_timeout = options.connect_timeout or DEFAULT_CONNECT_TIMEOUT,
     timeout = options.timeout,
+    stall_timeout = options.stall_timeout or DEFAULT_STALL_TIMEOUT,
+    policy = {
+      max_retries = max_retries or retry.DEFAULTS.max_retries,
+      retry_delay = options.retry_delay or retry.DEFAULTS.retry_delay,
+      retry_max_delay = options.retry_max_delay or retry.DEFAULTS.retry_max_delay,
+    },
+    tls = { ca_file = options.ca_file, ca_path = options.ca_path, proxy = options.proxy,
+            insecure = options.verify_tls == false },
     user_agent = options.user_agent and (options.user_agent .. " " .. USER_AGENT) or USER_AGENT,
     http = core.new(),
   }, Client)
+  -- the logger never breaks a query, and never sees a secret (see redact)
+  local logger = options.log
+  self.log = function(level, message)
+    if logger then pcall(logger, level, message) end
+  end
+  if self.tls.insecure then
+    self.log("warn", "TLS verification is off (verify_tls = false): the server is not authenticated")
+  end
   -- secrets live in a closure, out of reach of pairs() and tostring
   local api_key, key_mode = options.api_key, key_in or "header"
   local cached = {}
@@ -327,6 +375,9 @@ local function prepare(self, kql, opts, on_row)
     end
   end
   local body = core.query_body(kql, span, workspaces)
+  -- by default the whole request may last the service's wait plus a margin
+  local timeout = self.timeout or ((opts.server_timeout or SERVICE_DEFAULT_WAIT) + TIMEOUT_MARGIN)
+  local tls = self.tls
   local function request()
     return {
       url = url,
@@ -334,11 +385,62 @@ local function prepare(self, kql, opts, on_row)
       body = body,
       user_agent = self.user_agent,
       connect_timeout = self.connect_timeout,
-      timeout = self.timeout,
+      timeout = timeout,
+      stall_timeout = self.stall_timeout,
+      ca_file = tls.ca_file, ca_path = tls.ca_path, proxy = tls.proxy, insecure = tls.insecure,
       on_row = on_row,
     }
   end
   return request, scope
+end
+
+-- A URL fit for a log line: no api_key parameter.
+local function redact(url)
+  return (url:gsub("([?&]api_key=)[^&]*", "%1REDACTED"))
+end
+
+local function describe(response)
+  if response.transport then return response.transport.message end
+  return "HTTP " .. tostring(response.status)
+end
+
+-- Sends, renewing a refused token once, and retrying what the policy says
+-- (never after rows have reached on_row: they would arrive twice).
+-- Returns the core's response table plus the number of tries, or nil, err.
+local function send_with_retries(self, request, scope, rows_delivered)
+  local policy, log = self.policy, self.log
+  local attempt, renewed = 0, false
+  while true do
+    attempt = attempt + 1
+    local req = request()
+    local authorized, err = self.authorize(req, scope)
+    if not authorized then return nil, err end
+    log("debug", "POST " .. redact(req.url))
+    local started = core.now()
+    local response = self.http:perform(req)
+    log("info", ("POST %s: %s in %.3f s"):format(redact(req.url), describe(response), core.now() - started))
+    if response.status == 401 and not renewed and self.forget(scope) then
+      renewed = true
+      attempt = attempt - 1  -- the renewal is not a retry
+    elseif attempt > policy.max_retries or not retry.retryable(response)
+        or (rows_delivered and rows_delivered()) then
+      return response, attempt
+    else
+      local wait = retry.delay(policy, attempt, response)
+      log("warn", ("retry %d of %d in %.2f s after %s"):format(attempt, policy.max_retries, wait,
+        describe(response)))
+      core.sleep(wait)
+    end
+  end
+end
+
+-- outcome(), with the number of tries in the error when there were several.
+local function final(response, attempts)
+  local result, err = outcome(response)
+  if err and attempts and attempts > 1 then
+    err.attempts = attempts  -- tostring(err) says "after N tries"
+  end
+  return result, err
 end
 
 --- Runs a KQL query.
@@ -349,20 +451,19 @@ end
 -- @treturn[2] nil
 -- @treturn[2] table err: kind, status, code, message, ...
 function Client:query(kql, opts)
-  local request, scope = prepare(self, kql, opts)
-  local function send()
-    local req = request()
-    local authorized, err = self.authorize(req, scope)
-    if not authorized then return nil, err end
-    return self.http:perform(req)
+  local delivered = false
+  local on_row = type(opts) == "table" and opts.on_row or nil
+  local counted
+  if on_row ~= nil and is_callable(on_row) then
+    counted = function(row, tbl)
+      delivered = true
+      return on_row(row, tbl)
+    end
   end
-  local response, err = send()
-  -- a refused token gets one renewal and one more try (before any row)
-  if response and response.status == 401 and self.forget(scope) then
-    response, err = send()
-  end
-  if not response then return nil, err end
-  return outcome(response)
+  local request, scope = prepare(self, kql, opts, counted)
+  local response, attempts = send_with_retries(self, request, scope, function() return delivered end)
+  if not response then return nil, attempts end
+  return final(response, attempts)
 end
 
 -- Closes an iterator's transfer when a generic for is left early (Lua 5.4).
@@ -382,15 +483,37 @@ function Client:rows(kql, opts)
   if type(opts) == "table" and opts.on_row ~= nil then
     misuse("option 'on_row' is not for client:rows (it is the iterator)")
   end
-  local request, scope = prepare(self, kql, opts, on_row)
-  local http, finished, retried = self.http, false, false
+  local delivered = false
+  local request, scope = prepare(self, kql, opts, function(row, tbl)
+    delivered = true
+    on_row(row, tbl)
+  end)
+  local http, policy, log = self.http, self.policy, self.log
+  local finished, renewed, attempt = false, false, 1
   local function start()
     local req = request()
     local authorized, err = self.authorize(req, scope)
     if not authorized then error(err, 0) end
+    log("debug", "POST " .. redact(req.url))
     http:start(req)
   end
   start()
+  -- the same policy as query, for as long as no row has been yielded
+  local function again(response)
+    if response.status == 401 and not renewed and self.forget(scope) then
+      renewed = true
+      return true
+    end
+    if delivered or attempt > policy.max_retries or not retry.retryable(response) then
+      return false
+    end
+    local wait = retry.delay(policy, attempt, response)
+    log("warn", ("retry %d of %d in %.2f s after %s"):format(attempt, policy.max_retries, wait,
+      describe(response)))
+    core.sleep(wait)
+    attempt = attempt + 1
+    return true
+  end
   local function iterate()
     while true do
       if queue[head] ~= nil then
@@ -403,12 +526,11 @@ function Client:rows(kql, opts)
       queue, head = {}, 1
       local response = http:step(1000)
       if response then
-        if response.status == 401 and not retried and self.forget(scope) then
-          retried = true
+        if again(response) then
           start()
         else
           finished = true
-          local result, err = outcome(response)
+          local result, err = final(response, attempt)
           if not result then error(err, 0) end
         end
       end

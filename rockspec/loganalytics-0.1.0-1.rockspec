@@ -34,6 +34,7 @@ build = {
     ["loganalytics.check"] = "lua/loganalytics/check.lua",
     ["loganalytics.clouds"] = "lua/loganalytics/clouds.lua",
     ["loganalytics.credentials"] = "lua/loganalytics/credentials.lua",
+    ["loganalytics.retry"] = "lua/loganalytics/retry.lua",
     ["loganalytics.timespan"] = "lua/loganalytics/timespan.lua",
     ["loganalytics.core"] = {
       sources = {

@@ -142,7 +142,7 @@ describe("errors", function()
   describe("transport and protocol failures", function()
     it("give a refused connection as kind 'network' without a status", function()
       local c = la.new { endpoint = "http://127.0.0.1:" .. helper.closed_port(),
-                         workspace = "DEMO_WORKSPACE", api_key = "DEMO_KEY" }
+                         workspace = "DEMO_WORKSPACE", api_key = "DEMO_KEY", max_retries = 0 }
       local err = failing(c, "Heartbeat | take 1")
       assert.are.equal("network", err.kind)
       assert.is_nil(err.status)

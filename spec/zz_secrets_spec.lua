@@ -71,8 +71,10 @@ describe("secrets", function()
     end
     collect(select(2, la.new { endpoint = endpoint, workspace = "DEMO_WORKSPACE",
       token = "STATIC_TOKEN_7781" }:query("Heartbeat | take 1")))
+    -- a refused connection, retried (the retry log lines are collected too)
     collect(select(2, la.new { endpoint = "http://127.0.0.1:" .. helper.closed_port(), workspace = "W",
-      api_key = "DEMO_KEY", api_key_in = "query" }:query("Heartbeat")))
+      api_key = "DEMO_KEY", api_key_in = "query", retry_delay = 0.01,
+      log = function(level, message) collect(level .. " " .. message) end }:query("Heartbeat")))
 
     -- certificate with a wrong password, refresh token reused, workload and MI failures
     collect(select(2, la.credentials.client_certificate { tenant = "TEST_TENANT", client_id = "TEST_CERT_CLIENT",

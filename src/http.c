@@ -10,6 +10,7 @@
 
 #include <curl/curl.h>
 #include <stdio.h>
+#include <time.h>
 #include <strings.h>
 #include <zlib.h>
 #include <stdlib.h>
@@ -28,6 +29,10 @@ typedef struct transfer {
     /* gzip is decoded here rather than by libcurl: zlib can skip the CRC-32
      * (8% of a large query's instructions; TCP and TLS already check the
      * bytes), and a stream that ends early is still caught */
+    long stall_ms;             /* see la_http_request.stall_timeout_ms */
+    curl_off_t last_bytes;     /* body bytes at the last sign of life */
+    long long last_progress_ms;
+    int stalled;
     int gzip, z_ready, z_done, z_failed;
     z_stream z;
     char inflated[65536];
@@ -211,6 +216,41 @@ static size_t on_write(char *data, size_t size, size_t n, void *ud)
     return deliver(t, data, len) == 0 ? len : 0;
 }
 
+long long la_http_parse_date(const char *text)
+{
+    time_t t = curl_getdate(text, NULL);
+    return t == (time_t)-1 ? -1 : (long long)t;
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Stall detection: once the response has started, a peer that sends
+ * nothing for stall_ms is given up on. (libcurl's low-speed limit would
+ * also count the wait for the first byte, which the service may
+ * legitimately spend computing the query; `timeout` covers that wait.) */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    transfer *t = ud;
+    long long now = now_ms();
+    (void)dltotal; (void)ultotal; (void)ulnow;
+    if (!t->status_known || dlnow != t->last_bytes) {
+        t->last_bytes = dlnow;
+        t->last_progress_ms = now;
+        return 0;
+    }
+    if (now - t->last_progress_ms >= t->stall_ms) {
+        t->stalled = 1;
+        return 1;  /* CURLE_ABORTED_BY_CALLBACK */
+    }
+    return 0;
+}
+
 static const char *kind_of(CURLcode code)
 {
     switch (code) {
@@ -263,6 +303,8 @@ int la_http_start(la_http *h, const la_http_request *req, la_http_response *resp
     h->t.on_body = req->on_body;
     h->t.ud = req->ud;
     h->t.resp = resp;
+    h->t.stall_ms = req->stall_timeout_ms;
+    h->t.last_progress_ms = now_ms();
 
     h->headers = header_list(req);
     if (!h->headers) {
@@ -292,8 +334,19 @@ int la_http_start(la_http *h, const la_http_request *req, la_http_response *resp
     /* gzip, decoded by on_write (see transfer) */
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
     curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, req->insecure ? 0L : 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, req->insecure ? 0L : 2L);
+    if (req->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, req->ca_file);
+    if (req->ca_path)
+        curl_easy_setopt(e, CURLOPT_CAPATH, req->ca_path);
+    if (req->proxy)
+        curl_easy_setopt(e, CURLOPT_PROXY, req->proxy);
+    if (req->stall_timeout_ms > 0) {
+        curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(e, CURLOPT_XFERINFODATA, &h->t);
+        curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+    }
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
@@ -328,11 +381,19 @@ static int finish(la_http *h, CURLcode rc)
     long status = 0;
     /* an empty body says nothing about gzip (a 204, say) */
     int gzip_cut = rc == CURLE_OK && h->t.gzip && h->t.z_ready && !h->t.z_done;
-    int gzip_bad = h->t.z_failed;
+    int gzip_bad = h->t.z_failed, stalled = h->t.stalled;
+    long stall_ms = h->t.stall_ms;
     curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
     resp->status = status;
     curl_easy_getinfo(h->easy, CURLINFO_TOTAL_TIME, &resp->total_seconds);
     la_http_cancel(h);
+    if (stalled) {
+        resp->transport_code = CURLE_OPERATION_TIMEDOUT;
+        resp->transport_kind = "timeout";
+        snprintf(resp->transport_message, sizeof resp->transport_message,
+                 "the response stalled: no data for %.1f s", stall_ms / 1000.0);
+        return -1;
+    }
     if (gzip_cut || gzip_bad) {
         resp->transport_code = CURLE_BAD_CONTENT_ENCODING;
         resp->transport_kind = "protocol";

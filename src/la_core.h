@@ -168,6 +168,11 @@ typedef struct la_http_request {
     const char *user_agent;
     long connect_timeout_ms;      /* 0: the core's default */
     long timeout_ms;              /* 0: none */
+    long stall_timeout_ms;        /* no body bytes for this long: give up; 0: never */
+    const char *ca_file;          /* CA bundle (PEM) instead of the system's */
+    const char *ca_path;          /* CA directory instead of the system's */
+    int insecure;                 /* TLS verification off (asked for explicitly) */
+    const char *proxy;            /* proxy URL; NULL: libcurl's environment variables */
     la_body_fn on_body;           /* NULL: keep every body in resp->body */
     void *ud;
 } la_http_request;
@@ -189,6 +194,9 @@ typedef struct la_http_response {
 } la_http_response;
 
 typedef struct la_http la_http;
+
+/* Seconds since the epoch for an HTTP date (Retry-After); -1 if unreadable. */
+long long la_http_parse_date(const char *text);
 
 /* Call once per process before la_http_new (not thread-safe, like curl's). */
 int la_http_global_init(void);

@@ -13,8 +13,10 @@
 #include "compat.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define CLIENT_MT "loganalytics.client"
 #define JSON_BOX_MT "loganalytics.json_box"
@@ -504,6 +506,13 @@ static void read_request(lua_State *L, la_http_request *req)
     req->user_agent = opt_string_field(L, 2, "user_agent", NULL);
     req->connect_timeout_ms = opt_ms_field(L, 2, "connect_timeout");
     req->timeout_ms = opt_ms_field(L, 2, "timeout");
+    req->stall_timeout_ms = opt_ms_field(L, 2, "stall_timeout");
+    req->ca_file = opt_string_field(L, 2, "ca_file", NULL);
+    req->ca_path = opt_string_field(L, 2, "ca_path", NULL);
+    req->proxy = opt_string_field(L, 2, "proxy", NULL);
+    lua_getfield(L, 2, "insecure");
+    req->insecure = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     lua_getfield(L, 2, "headers");
     if (!lua_isnil(L, -1)) {
         luaL_checktype(L, -1, LUA_TTABLE);
@@ -830,6 +839,41 @@ static const luaL_Reg credential_methods[] = {
     {NULL, NULL},
 };
 
+/* ------------------------------------------------------------ time */
+
+/* core.sleep(seconds): blocks (the nginx transport will use ngx.sleep) */
+static int core_sleep(lua_State *L)
+{
+    lua_Number seconds = luaL_checknumber(L, 1);
+    struct timespec ts;
+    if (seconds > 0) {
+        ts.tv_sec = (time_t)seconds;
+        ts.tv_nsec = (long)((seconds - (lua_Number)ts.tv_sec) * 1e9);
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+    }
+    return 0;
+}
+
+/* core.now() -> seconds on a monotonic clock, for measuring waits */
+static int core_now(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
+/* core.parse_http_date(text) -> epoch seconds | nil */
+static int core_parse_http_date(lua_State *L)
+{
+    long long t = la_http_parse_date(luaL_checkstring(L, 1));
+    if (t < 0)
+        return 0;
+    lua_pushnumber(L, (lua_Number)t);
+    return 1;
+}
+
 /* ------------------------------------------------------------ module */
 
 static const luaL_Reg client_methods[] = {
@@ -846,6 +890,9 @@ static const luaL_Reg functions[] = {
     {"query_body", query_body},
     {"decode_json", decode_json},
     {"credential", credential_new},
+    {"sleep", core_sleep},
+    {"now", core_now},
+    {"parse_http_date", core_parse_http_date},
     {NULL, NULL},
 };
 

@@ -42,6 +42,9 @@ function error_mt.__tostring(e)
   parts[#parts + 1] = ": " .. one_line(e.message or "no message")
   local inner = innermost_message(e)
   if inner and inner ~= e.message then parts[#parts + 1] = ": " .. one_line(inner) end
+  if type(e.attempts) == "number" and e.attempts > 1 then
+    parts[#parts + 1] = (" (after %d tries)"):format(e.attempts)
+  end
   return concat(parts)
 end
 
