@@ -183,7 +183,15 @@ function helper.client(options)
   local o = { endpoint = helper.endpoint(), workspace = "DEMO_WORKSPACE", api_key = "DEMO_KEY",
               max_retries = 0 }
   for k, v in pairs(options or {}) do o[k] = v end
-  return la.new(o)
+  -- every log line of the suite's clients goes to the messages file too
+  local log = o.log
+  o.log = function(level, message)
+    helper.record_message(level .. " " .. message)
+    if log then return log(level, message) end
+  end
+  local client = la.new(o)
+  helper.record_message(tostring(client))
+  return client
 end
 
 --- Every recorded service response under ../shared/recorded, decoded.

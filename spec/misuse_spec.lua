@@ -37,6 +37,26 @@ describe("misuse", function()
       assert_raises_naming(function() return la.new() end, "table")
     end)
 
+    it("raises for every transport option with a wrong type or value, naming it", function()
+      local bad = {
+        { max_retries = -1 }, { max_retries = 1.5 }, { max_retries = "3" },
+        { retry_delay = "x" }, { retry_delay = -1 }, { retry_max_delay = 0 },
+        { timeout = 0 }, { timeout = "10" }, { connect_timeout = -1 }, { stall_timeout = 0 },
+        { ca_file = 5 }, { ca_file = "" }, { ca_path = {} }, { verify_tls = "no" },
+        { proxy = 1 }, { log = 5 }, { user_agent = "a\nb" }, { cloud = "mars" }, { audience = 1 },
+      }
+      for _, options in ipairs(bad) do
+        local name = next(options)
+        assert_raises_naming(new_with(options), name)
+      end
+    end)
+
+    it("raises for an on_row handler that is not callable, naming it", function()
+      local client = helper.client()
+      assert_raises_naming(function() client:query("Heartbeat", { on_row = "x" }) end, "on_row")
+      assert_raises_naming(function() client:rows("Heartbeat", { on_row = print }) end, "on_row")
+    end)
+
     it("raises for a workspace that is not a string", function()
       assert_raises_naming(new_with { workspace = 5 }, "workspace")
     end)
