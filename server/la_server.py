@@ -5,7 +5,7 @@ Standard library only; listens on loopback only.
 
     python3 server/la_server.py [--host 127.0.0.1] [--port 0] [--recorded DIR]
                                 [--fixtures DIR] [--token TOKEN ...] [--verbose]
-                                [--client-cert CLIENT_ID=PEM_PATH ...]
+                                [--client-cert CLIENT_ID=PEM_PATH ...] [--tls]
 
 Once it is listening it prints the port number alone on the first line of stdout, then
 serves until SIGTERM/SIGINT, until `POST /_test/shutdown`, or until its parent process
@@ -17,6 +17,9 @@ Query endpoints (POST, JSON body {"query", "timespan"?, "workspaces"?}; ?api_key
   /v1/workspaces/REPLAY/query           query = recorded file name [#N]: replays it
   /v1/workspaces/FIXTURES/query         query = [truncate:|cut:|chunked:|gzcut:]name: raw bytes
                                         of <fixtures>/<name>.json
+  /v1/workspaces/FAULTS/query           query = fault[:arg...]: throttling, flaky statuses,
+                                        resets, truncation, stalls, bad JSON, huge bodies
+                                        (the list is in server/faults.py)
 Auth: X-Api-Key / ?api_key= / Basic "DEMO_KEY:" or Bearer DEMO_TOKEN (or --token values),
 or a bearer token identity.py issued for the query API audience.
 The identity provider (token endpoints, IMDS, App Service) and the Resource Manager query path
@@ -24,8 +27,16 @@ The identity provider (token endpoints, IMDS, App Service) and the Resource Mana
 logged at /_test/identity, not /_test/requests.
 The `timespan` is checked for a plausible ISO 8601 shape but never filters the demo data.
 
-Test control (no auth, not logged): GET /_test/requests, /_test/last, /_test/stats;
-POST /_test/reset, /_test/shutdown; GET/POST /_test/identity, POST /_test/revoke (identity.py).
+With --tls it generates (openssl, into a temporary directory removed at exit) a test CA and
+three server certificates, and serves the same application over HTTPS on three more loopback
+ports: "good" (CA-signed, SAN IP:127.0.0.1, IP:::1, DNS:localhost), "untrusted" (self-signed,
+same SANs) and "wrong_host" (CA-signed, SAN DNS:wrong.example only).
+
+Test control (no auth, not logged): GET /_test/requests, /_test/last, /_test/stats,
+/_test/faults (the FAULTS per-KEY counters), /_test/tls (with --tls: {"ca_file", "good",
+"untrusted", "wrong_host"}, the CA's PEM path and the HTTPS ports; 404 without --tls);
+POST /_test/reset (clears the FAULTS counters too), /_test/shutdown;
+GET/POST /_test/identity, POST /_test/revoke (identity.py).
 """
 
 import argparse
@@ -40,10 +51,13 @@ import operator
 import os
 import random
 import re
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -51,6 +65,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote
 
+import faults  # server/faults.py, beside this file
 import identity  # server/identity.py, beside this file
 
 JSON_CT = "application/json; charset=utf-8"
@@ -686,13 +701,15 @@ class Handler(BaseHTTPRequestHandler):
                            f"The requested method {method} is not allowed on this path",
                            headers=[("Allow", "POST")])
         self.authenticate(params)
-        if workspace not in ("DEMO_WORKSPACE", "REPLAY", "FIXTURES"):
+        if workspace not in ("DEMO_WORKSPACE", "REPLAY", "FIXTURES", "FAULTS"):
             raise ApiError(404, "WorkspaceNotFoundError", "The workspace could not be found",
                            {"code": "WorkspaceNotFoundError",
                             "message": f"Workspace '{workspace}' could not be found"})
         req = self.query_request(body)
         if workspace == "REPLAY":  # recorded headers go out as recorded, nothing added
             return self.replay(req["query"])
+        if workspace == "FAULTS":
+            return faults.serve(self, req["query"], wants_gzip(self.headers.get("Accept-Encoding")))
         extra = [("Preference-Applied", ",".join(applied))] if applied else []
         if workspace == "FIXTURES":
             return self.fixture(req["query"], extra)
@@ -843,7 +860,9 @@ class Handler(BaseHTTPRequestHandler):
         if reply is not None:
             return self.send(*reply, compress=False)
         routes = {("GET", "/_test/requests"), ("GET", "/_test/last"), ("GET", "/_test/stats"),
-                  ("POST", "/_test/reset"), ("POST", "/_test/shutdown")}
+                  ("GET", "/_test/faults"), ("POST", "/_test/reset"), ("POST", "/_test/shutdown")}
+        if TLS_INFO:
+            routes.add(("GET", "/_test/tls"))
         if (method, path) not in routes:
             known = any(p == path for _, p in routes)
             err = ApiError(405, "MethodNotAllowedError", "Method not allowed") if known \
@@ -854,11 +873,14 @@ class Handler(BaseHTTPRequestHandler):
                    "/_test/last": lambda: STATE.log[-1] if STATE.log else None,
                    "/_test/stats": lambda: {"connections": STATE.connections,
                                             "requests": STATE.requests},
+                   "/_test/faults": faults.counters,
+                   "/_test/tls": lambda: dict(TLS_INFO),
                    }.get(path, lambda: {"ok": True})()
             if path == "/_test/reset":
                 STATE.log.clear()
                 STATE.connections = STATE.requests = 0
                 identity.reset()
+                faults.reset()
         if path != "/_test/shutdown":
             return self.send(200, dumps(out), compress=False)
         self.send(200, dumps(out), [("Connection", "close")], compress=False)
@@ -866,7 +888,7 @@ class Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_WR)  # the answer leaves before we exit
         except OSError:
             pass
-        os._exit(0)
+        exit_now()
 
 
 class Server(ThreadingHTTPServer):
@@ -877,6 +899,58 @@ class Server(ThreadingHTTPServer):
         # Clients hanging up mid-response are normal in tests; stay quiet about them.
         if CONFIG.verbose or not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
             super().handle_error(request, client_address)
+
+
+class TLSServer(Server):
+    """The same application over HTTPS; the handshake runs in the request's thread."""
+
+    def __init__(self, address, handler, context):
+        super().__init__(address, handler)
+        self.context = context
+
+    def get_request(self):
+        sock, addr = self.socket.accept()
+        return self.context.wrap_socket(sock, server_side=True,
+                                        do_handshake_on_connect=False), addr
+
+    def finish_request(self, request, client_address):
+        try:
+            request.settimeout(10)
+            request.do_handshake()
+            request.settimeout(None)
+        except (OSError, ValueError):  # ssl.SSLError is an OSError: the client refused us
+            return
+        super().finish_request(request, client_address)
+
+    def handle_error(self, request, client_address):
+        if CONFIG.verbose or not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError,
+                                                                ssl.SSLError)):
+            super().handle_error(request, client_address)
+
+
+TLS_INFO = {}      # /_test/tls answer, filled by start_tls
+TLS_DIRS = []      # temporary certificate directories, removed at exit
+
+
+def exit_now(code=0):
+    for d in TLS_DIRS:
+        shutil.rmtree(d, ignore_errors=True)
+    os._exit(code)
+
+
+def start_tls(host):
+    """Makes the test certificates and starts the three HTTPS listeners (daemon threads)."""
+    d = tempfile.mkdtemp(prefix="la_server_tls.")
+    TLS_DIRS.append(d)
+    certs = faults.make_tls_certs(d)
+    info = {"ca_file": certs["ca_file"]}
+    for kind in ("good", "untrusted", "wrong_host"):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(*certs[kind])
+        srv = TLSServer((host, 0), Handler, ctx)
+        threading.Thread(target=srv.serve_forever, name="tls-" + kind, daemon=True).start()
+        info[kind] = srv.server_address[1]
+    TLS_INFO.update(info)
 
 
 # ---------------------------------------------------------------------------
@@ -891,11 +965,11 @@ def watch_parent(ppid, watch_pid):
             try:
                 os.kill(watch_pid, 0)
             except ProcessLookupError:
-                os._exit(0)
+                exit_now()
             except PermissionError:
                 pass
         elif os.getppid() != ppid:
-            os._exit(0)
+            exit_now()
 
 
 def main(argv=None):
@@ -911,6 +985,8 @@ def main(argv=None):
                     help="certificate of a certificate client of the identity provider "
                          "(repeatable)")
     ap.add_argument("--verbose", action="store_true", help="log each request to stderr")
+    ap.add_argument("--tls", action="store_true",
+                    help="also serve HTTPS on three ports with test certificates (/_test/tls)")
     ap.add_argument("--watch-pid", type=int, default=0,
                     help="exit when this process ends (default: when the parent does)")
     args = ap.parse_args(argv)
@@ -936,13 +1012,19 @@ def main(argv=None):
     TABLES.update(build_tables())
     server = Server((host, args.port), Handler)
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: os._exit(0))
+        signal.signal(sig, lambda *_: exit_now())
+    if args.tls:
+        try:
+            start_tls(host)
+        except (OSError, RuntimeError, ssl.SSLError, subprocess.SubprocessError) as e:
+            print(f"la_server: --tls: {e}", file=sys.stderr)
+            exit_now(1)
     threading.Thread(target=watch_parent, args=(ppid, args.watch_pid), daemon=True).start()
     print(server.server_address[1], flush=True)
     try:
         server.serve_forever()
     finally:
-        os._exit(0)
+        exit_now()
 
 
 if __name__ == "__main__":

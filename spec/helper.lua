@@ -53,7 +53,7 @@ local function start()
   make_certificate()
   -- in the background, watching this process: it exits when we do, and
   -- nothing here ever waits on it
-  os.execute(("python3 server/la_server.py --port 0 --watch-pid %d --client-cert TEST_CERT_CLIENT=%s/cert.pem > %s &")
+  os.execute(("python3 server/la_server.py --port 0 --tls --watch-pid %d --client-cert TEST_CERT_CLIENT=%s/cert.pem > %s &")
     :format((own_pid()), certificate_dir, port_file))
   for _ = 1, 100 do
     local f = io.open(port_file, "r")

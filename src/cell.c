@@ -123,12 +123,23 @@ static int number_as_integer(const char *s, size_t len, la_cell *out)
 {
     long long v;
     double d;
+    size_t i;
+    int digits_only = len > 0;
     if (la_parse_int64(s, len, &v) == 0) {
         set_integer(out, v);
         return 0;
     }
     if (parse_double(s, len, &d) != 0)
         return -1;
+    for (i = (len && (s[0] == '-' || s[0] == '+')); i < len; i++)
+        if (s[i] < '0' || s[i] > '9')
+            digits_only = 0;
+    if (digits_only) {
+        /* an integer beyond 64 bits: the nearest float, never a clamped
+         * integer (-9223372036854775809 must not read as the minimum) */
+        set_real(out, d);
+        return 0;
+    }
     /* 2^63 is exactly representable; anything below it fits */
     if (d == floor(d) && d >= -9223372036854775808.0 && d < 9223372036854775808.0)
         set_integer(out, (long long)d);
