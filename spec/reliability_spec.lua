@@ -262,6 +262,16 @@ describe("TLS", function()
   end)
 end)
 
+describe("proxy", function()
+  it("sends the query through the proxy given (here a closed port: the query fails)", function()
+    local port = helper.closed_port()
+    local _, err = helper.client { proxy = "http://127.0.0.1:" .. port }:query("Heartbeat | take 1")
+    assert.equals("network", err.kind)
+    assert.matches(tostring(port), err.message, 1, true)
+    assert.is_table((helper.client():query("Heartbeat | take 1")))
+  end)
+end)
+
 describe("the log hook", function()
   it("receives request lines, timings and retries, with the key redacted", function()
     local lines = {}
