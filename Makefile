@@ -6,9 +6,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian 12 packages for building, testing and the demo
 DEB_PACKAGES = build-essential cmake pkg-config curl python3 \
   lua5.4 liblua5.4-dev lua5.1 liblua5.1-dev luarocks lua-busted \
-  libcurl4-openssl-dev libcjson-dev libyajl-dev libssl-dev zlib1g-dev openssl valgrind strace
+  libcurl4-openssl-dev libcjson-dev libyajl-dev libssl-dev zlib1g-dev openssl valgrind strace \
+  clang libclang-rt-14-dev llvm
 
-.PHONY: all setup build demo test test-valgrind rock clean fuzz bench
+.PHONY: all setup build demo test test-valgrind check-valgrind check-asan rock clean fuzz \
+  fuzz-build fuzz-smoke bench
 
 all: build
 
@@ -32,19 +34,54 @@ test: build
 
 # The whole suite under valgrind memcheck: busted runs in-process (no --lua,
 # which would re-exec the interpreter outside valgrind).
-test-valgrind: build
+check-valgrind: build
 	valgrind --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \
 	  --errors-for-leak-kinds=definite --track-origins=yes \
 	  $(LUA) /usr/bin/busted
+test-valgrind: check-valgrind
 
-# libFuzzer over the JSON tokenizer, checked against yajl (fuzz/README.md).
+# The whole suite with the module built with ASan + UBSan (-DSANITIZE=ON, into
+# build/asan/), run by build/asan/asan_lua: a Lua 5.4 host that carries the
+# sanitizer runtime itself (fuzz/asan_lua.c), so no LD_PRELOAD reaches the
+# processes the specs spawn. Any ASan or UBSan report, or a leak not in
+# fuzz/lsan.supp, fails. Depends on build: specs' subprocesses use build/.
+ASAN_BUILD ?= $(BUILD)/asan
+ASAN_ENV = ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_string_checks=1 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  LSAN_OPTIONS=suppressions=$(CURDIR)/fuzz/lsan.supp:print_suppressions=0
+check-asan: build
+	cmake -S . -B $(ASAN_BUILD) -DLUA_VERSION=5.4 -DSANITIZE=ON >/dev/null
+	cmake --build $(ASAN_BUILD) -j2 -- --no-print-directory -s
+	$(ASAN_ENV) $(ASAN_BUILD)/asan_lua /usr/bin/busted --cpath='$(ASAN_BUILD)/?.so'
+
+# libFuzzer (fuzz/README.md), two targets, each run for FUZZ_SECONDS:
+#   fuzz_tokenizer        the JSON tokenizer, checked against yajl
+#   fuzz_response_parser  the streaming response parser, its sink's invariants
+# Corpora (build/fuzz-corpus*) start from the fixtures, recordings and REST
+# examples (fuzz/make_corpus.py) and keep what the runs add. Crash inputs go
+# to build/fuzz-artifacts/. Any crash, leak, timeout or UB report fails.
+# fuzz-smoke: the CI run, 20 s each.
 FUZZ_SECONDS ?= 60
-fuzz:
-	mkdir -p $(BUILD)/fuzz-corpus
+FUZZ_TOKENIZER_MAX_LEN ?= 4096
+FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_RUN = -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+  -artifact_prefix=$(BUILD)/fuzz-artifacts/
+fuzz-build:
+	mkdir -p $(BUILD)/fuzz-corpus $(BUILD)/fuzz-corpus-parser $(BUILD)/fuzz-artifacts
 	cp spec/fixtures/*.json ../shared/recorded/*.json ../shared/wire/*.json $(BUILD)/fuzz-corpus/
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -o $(BUILD)/fuzz_tokenizer \
+	python3 fuzz/make_corpus.py $(BUILD)/fuzz-corpus
+	python3 fuzz/make_corpus.py $(BUILD)/fuzz-corpus-parser --seed-header
+	clang $(FUZZ_CFLAGS) -o $(BUILD)/fuzz_tokenizer \
 	  fuzz/tokenizer_diff.c src/json_tokenizer.c src/buffer.c -lyajl
-	$(BUILD)/fuzz_tokenizer -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 $(BUILD)/fuzz-corpus
+	clang $(FUZZ_CFLAGS) -o $(BUILD)/fuzz_response_parser fuzz/response_parser_fuzz.c \
+	  src/response_parser.c src/json_tokenizer.c src/cell.c src/buffer.c -lm
+
+fuzz: fuzz-build
+	$(BUILD)/fuzz_tokenizer $(FUZZ_RUN) -max_len=$(FUZZ_TOKENIZER_MAX_LEN) $(BUILD)/fuzz-corpus
+	$(BUILD)/fuzz_response_parser $(FUZZ_RUN) -max_len=65536 $(BUILD)/fuzz-corpus-parser
+
+fuzz-smoke:
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20 FUZZ_TOKENIZER_MAX_LEN=65536
 
 rock:
 	luarocks --lua-version=$(subst lua,,$(LUA)) make rockspec/loganalytics-scm-1.rockspec --tree=$(BUILD)/rocks
