@@ -103,6 +103,38 @@ do
     errors._recorded = true
   end
   helper.record_message = function(text) record { text } end
+
+  -- every client and credential the specs make, wherever they make it:
+  -- its tostring, and every line its logger is given
+  local la = require "loganalytics"
+  if not la._recorded then
+    local new = la.new
+    la.new = function(options)
+      -- (a log option that is not a function is left for la.new to refuse)
+      if type(options) == "table" and (options.log == nil or type(options.log) == "function") then
+        local o, log = {}, options.log
+        for k, v in pairs(options) do o[k] = v end
+        o.log = function(level, message)
+          record { level .. " " .. message }
+          if log then return log(level, message) end
+        end
+        options = o
+      end
+      local client = new(options)
+      record { tostring(client) }
+      return client
+    end
+    for name, constructor in pairs(la.credentials) do
+      if type(constructor) == "function" and name ~= "authorize_url" then
+        la.credentials[name] = function(...)
+          local credential = constructor(...)
+          record { tostring(credential) }
+          return credential
+        end
+      end
+    end
+    la._recorded = true
+  end
 end
 
 --- Removes this run's files (the server keeps running until the run ends).
@@ -183,15 +215,7 @@ function helper.client(options)
   local o = { endpoint = helper.endpoint(), workspace = "DEMO_WORKSPACE", api_key = "DEMO_KEY",
               max_retries = 0 }
   for k, v in pairs(options or {}) do o[k] = v end
-  -- every log line of the suite's clients goes to the messages file too
-  local log = o.log
-  o.log = function(level, message)
-    helper.record_message(level .. " " .. message)
-    if log then return log(level, message) end
-  end
-  local client = la.new(o)
-  helper.record_message(tostring(client))
-  return client
+  return la.new(o)  -- recorded: see the messages file above
 end
 
 --- Every recorded service response under ../shared/recorded, decoded.

@@ -1,7 +1,9 @@
 -- No secret, assertion or token in any error, message or tostring. Every
 -- failure path with a secret in play is driven here and what it says is
--- collected; and every error object the whole suite made (helper.lua records
--- them; this file runs last, by name) is searched too.
+-- collected; and everything the whole suite made (helper.lua records every
+-- error object, every log line given to a client's logger, and the tostring
+-- of every client and credential; this file runs last, by name) is searched
+-- too.
 local helper = require "helper"
 local la = require "loganalytics"
 
@@ -119,7 +121,7 @@ describe("secrets", function()
     assert.matches("password", text)
   end)
 
-  it("appear in no error the whole suite made", function()
+  it("appear in no error, log line or tostring the whole suite made", function()
     local text = helper.read_file(helper.messages_file)
     local count = select(2, text:gsub("%z\n", ""))
     assert.is_true(count > 200, "only " .. count .. " messages were recorded")
