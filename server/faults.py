@@ -32,7 +32,7 @@ errors use the service's body shape {"error":{"message","code","correlationId","
   big:MB                      200, about MB megabytes (10^6 bytes) of AzureActivity-like rows,
                               chunked, gzip (level 1) when accepted; header x-test-rows: rows
   html502                     502, Content-Type: text/html, HTML502 (identity)
-Anything else: 400 BadArgumentError, innererror code UnknownFaultError (bad arguments:
+Anything else: 400 BadArgumentError, innererror code UnknownApiError (bad arguments:
 innererror code InvalidFaultArgumentError).
 """
 
@@ -98,7 +98,11 @@ MAX_MB = 4096
 # Errors in the service's shape
 # ---------------------------------------------------------------------------
 
-class FaultError(Exception):
+class ApiError(Exception):
+    """An error answered with the service's body shape:
+    {"error":{"message","code","correlationId","innererror"?}}.
+    la_server.py uses this one too."""
+
     def __init__(self, status, code, message, inner=None, headers=()):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
@@ -136,7 +140,7 @@ def status_error(status, headers=()):
             phrase = "Error"
         code = re.sub(r"[^A-Za-z0-9]", "", phrase.title()) + "Error"
         message, inner = phrase, None
-    return FaultError(status, code, message, inner, headers)
+    return ApiError(status, code, message, inner, headers)
 
 
 def throttled(headers):
@@ -144,7 +148,7 @@ def throttled(headers):
 
 
 def bad_fault(message, code="InvalidFaultArgumentError"):
-    return FaultError(400, "BadArgumentError", "The request had some invalid properties",
+    return ApiError(400, "BadArgumentError", "The request had some invalid properties",
                       {"code": code, "message": message})
 
 
@@ -363,7 +367,7 @@ def serve(h, text, gzip_ok):
     """Answers one FAULTS query on handler h (la_server's Handler: send(), wfile, ...)."""
     try:
         _serve(h, text.strip(), gzip_ok)
-    except FaultError as err:
+    except ApiError as err:
         h.send(err.status, err.body(), err.headers)
 
 
@@ -442,7 +446,7 @@ def _serve(h, text, gzip_ok):
         _nargs(name, args, 0)
         return h.send(502, HTML502, [("Content-Type", "text/html")], compress=False)
     raise bad_fault(f"Unknown fault '{name}'; known faults: {', '.join(FAULT_NAMES)}",
-                    "UnknownFaultError")
+                    "UnknownApiError")
 
 
 # ---------------------------------------------------------------------------

@@ -68,7 +68,7 @@ from urllib.parse import parse_qs, unquote
 import faults  # server/faults.py, beside this file
 import identity  # server/identity.py, beside this file
 
-JSON_CT = "application/json; charset=utf-8"
+JSON_CT = faults.JSON_CT
 DEMO_KEY = "DEMO_KEY"
 DEMO_TOKEN = "DEMO_TOKEN"
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -76,28 +76,15 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 HOP_HEADERS = {"content-length", "transfer-encoding", "content-encoding", "connection", "date"}
 
 
-def dumps(obj):
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+dumps = faults.dumps  # compact UTF-8 JSON, shared with faults.py
 
 
 # ---------------------------------------------------------------------------
 # Service-shaped errors
 # ---------------------------------------------------------------------------
 
-class ApiError(Exception):
-    """An error answered with the service's body shape:
-    {"error":{"message","code","correlationId","innererror"?}}."""
-
-    def __init__(self, status, code, message, inner=None, headers=()):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.inner, self.headers = inner, list(headers)
-
-    def body(self):
-        err = {"message": self.message, "code": self.code, "correlationId": str(uuid.uuid4())}
-        if self.inner is not None:
-            err["innererror"] = self.inner
-        return dumps({"error": err})
+# ApiError (the service's error shape) is shared with faults.py
+ApiError = faults.ApiError
 
 
 def bad_argument(inner_code, inner_message):
