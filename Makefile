@@ -5,7 +5,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Debian 12 packages for building, testing and the demo
 DEB_PACKAGES = build-essential cmake pkg-config curl python3 \
-  lua5.4 liblua5.4-dev lua5.1 liblua5.1-dev luarocks lua-busted \
+  lua5.4 liblua5.4-dev lua5.1 liblua5.1-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
+  luajit2 libluajit2-5.1-dev luarocks lua-busted \
   libcurl4-openssl-dev libcjson-dev libyajl-dev libssl-dev zlib1g-dev openssl valgrind strace \
   clang libclang-rt-14-dev llvm
 

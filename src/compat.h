@@ -10,8 +10,11 @@
 
 #if LUA_VERSION_NUM < 502
 
-#define LUA_OK 0
 #define lua_rawlen(L, i) lua_objlen(L, (i))
+
+/* LuaJIT 2.1 already has these (LUA_OK comes with them) */
+#ifndef LUA_OK
+#define LUA_OK 0
 
 static void luaL_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
 {
@@ -34,6 +37,7 @@ static void luaL_setmetatable(lua_State *L, const char *name)
 
 #define luaL_newlibtable(L, l) lua_createtable(L, 0, sizeof(l) / sizeof((l)[0]) - 1)
 #define luaL_newlib(L, l) (luaL_newlibtable(L, l), luaL_setfuncs(L, l, 0))
+#endif
 
 #endif
 

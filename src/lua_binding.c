@@ -14,6 +14,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -255,7 +256,19 @@ static void push_cell(lua_State *L, const la_cell *cell)
 {
     switch (cell->kind) {
     case LA_CELL_BOOL: lua_pushboolean(L, cell->boolean); break;
-    case LA_CELL_INTEGER: lua_pushinteger(L, (lua_Integer)cell->integer); break;
+    case LA_CELL_INTEGER:
+#if LUA_VERSION_NUM < 503
+        /* no integer subtype: a double holds integers exactly up to 2^53;
+         * beyond, the exact decimal text is kept as a string */
+        if (cell->integer > 9007199254740992LL || cell->integer < -9007199254740992LL) {
+            char digits[24];
+            snprintf(digits, sizeof digits, "%lld", cell->integer);
+            lua_pushstring(L, digits);
+            break;
+        }
+#endif
+        lua_pushinteger(L, (lua_Integer)cell->integer);
+        break;
     case LA_CELL_REAL: lua_pushnumber(L, (lua_Number)cell->real); break;
     case LA_CELL_STRING: lua_pushlstring(L, cell->str, cell->len); break;
     default: lua_pushlightuserdata(L, NULL); break;
