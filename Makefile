@@ -6,11 +6,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian 12 packages for building, testing and the demo
 DEB_PACKAGES = build-essential cmake pkg-config curl python3 \
   lua5.4 liblua5.4-dev lua5.1 liblua5.1-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
-  luajit2 libluajit2-5.1-dev luarocks lua-busted \
+  luajit2 libluajit2-5.1-dev luarocks lua-busted lua-cjson nginx libnginx-mod-http-lua \
   libcurl4-openssl-dev libcjson-dev libyajl-dev libssl-dev zlib1g-dev openssl valgrind strace \
   clang libclang-rt-14-dev llvm
 
-.PHONY: all setup build demo test test-valgrind check-valgrind check-asan rock clean fuzz \
+.PHONY: all setup build build-jit demo test test-valgrind check-valgrind check-asan rock clean fuzz \
   fuzz-build fuzz-smoke bench
 
 all: build
@@ -25,6 +25,11 @@ setup:
 build:
 	cmake -S . -B $(BUILD) -DLUA_VERSION=$(subst lua,,$(LUA)) >/dev/null
 	cmake --build $(BUILD) -j2 -- --no-print-directory -s
+
+# The module for LuaJIT (nginx's Lua module): build/lua-jit/loganalytics/core.so
+build-jit:
+	cmake -S . -B $(BUILD)/lua-jit -DLUA_VERSION=jit >/dev/null
+	cmake --build $(BUILD)/lua-jit --target loganalytics_core -j2 -- --no-print-directory -s
 
 # Starts the local server, runs examples/demo.lua against it, stops the server.
 demo: setup build

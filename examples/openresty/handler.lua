@@ -1,0 +1,31 @@
+-- GET /query?kql=...[&workspace=...]: the query's rows as JSON, run in
+-- nginx's thread pool so the worker's event loop stays free.
+local lan = require "loganalytics.nginx"
+local cjson = require "cjson"
+
+local args = ngx.req.get_uri_args()
+local kql = args.kql
+if type(kql) ~= "string" or kql == "" then
+  ngx.status = ngx.HTTP_BAD_REQUEST
+  ngx.say(cjson.encode { error = "give the query as ?kql=" })
+  return
+end
+
+local result, err = lan.query({
+  endpoint = ngx.var.la_endpoint,
+  workspace = args.workspace or ngx.var.la_workspace,
+  api_key = ngx.var.la_api_key,
+}, kql, { timespan = args.timespan })
+
+ngx.header["Content-Type"] = "application/json"
+if not result then
+  ngx.status = err.status == 400 and 400 or 502
+  ngx.say(cjson.encode { error = tostring(err), kind = err.kind, code = err.code })
+  return
+end
+local out = { status = result.status, tables = {} }
+for i, tbl in ipairs(result.tables) do
+  out.tables[i] = { name = tbl.name, columns = tbl.columns, rows = tbl.rows }
+end
+-- la.null is cjson.null: nulls come out as JSON null
+ngx.say(cjson.encode(out))

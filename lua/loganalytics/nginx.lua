@@ -1,0 +1,150 @@
+--- Queries from nginx/OpenResty without blocking the worker's event loop.
+--
+--    -- nginx.conf (main context):  thread_pool loganalytics threads=4;
+--    local lan = require "loganalytics.nginx"
+--    local result, err = lan.query({ workspace = W, api_key = K }, "Heartbeat | take 10")
+--
+-- `client:query` blocks while libcurl works: in a request handler that
+-- freezes every other request of the worker. Here the query runs in one of
+-- nginx's worker threads (`ngx.run_worker_thread`), each with a Lua VM of
+-- its own; the handler's coroutine waits without blocking the loop. Only
+-- plain values cross between the two, so client options are a plain table
+-- (a credential is given by its constructor's name and options), `on_row`
+-- is not available, and the result comes back copied.
+-- @module loganalytics.nginx
+
+local M = {}
+
+local DEFAULT_POOL = "loganalytics"
+
+------------------------------------------------------------------ thread side
+
+-- One client per distinct options per thread VM: VMs are reused across
+-- requests, so connections and tokens are too.
+local clients = {}
+
+local function options_key(options)
+  local keys = {}
+  for k in pairs(options) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  local parts = {}
+  for _, k in ipairs(keys) do
+    local v = options[k]
+    if type(v) == "table" then v = options_key(v) end
+    parts[#parts + 1] = k .. "=" .. tostring(v)
+  end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
+-- A credential wrapped so its tokens are shared through an nginx shared
+-- dict by every thread VM and worker (one token request for all of them).
+local function shared_tokens(credential, dict_name)
+  local dict = ngx.shared[dict_name]
+  if not dict then error("loganalytics.nginx: no lua_shared_dict named '" .. dict_name .. "'", 0) end
+  return {
+    get_token = function(_, scope)
+      local cached = dict:get(scope)
+      if cached then
+        local expires_on, token = cached:match("^(%d+) (.+)$")
+        return token, tonumber(expires_on)
+      end
+      local token, expires_on = credential:get_token(scope)
+      if token and expires_on then
+        -- kept until five minutes before expiry, like the client's own cache
+        local ttl = expires_on - os.time() - 300
+        if ttl > 0 then dict:set(scope, expires_on .. " " .. token, ttl) end
+      end
+      return token, expires_on
+    end,
+    invalidate = function(_, scope)
+      dict:delete(scope)
+      if credential.invalidate then credential:invalidate(scope) end
+    end,
+  }
+end
+
+local function client_for(options)
+  local key = options_key(options)
+  local client = clients[key]
+  if client then return client end
+  local la = require "loganalytics"
+  local o = {}
+  for k, v in pairs(options) do o[k] = v end
+  local spec, dict = o.credential, o.token_cache
+  o.token_cache = nil
+  if type(spec) == "table" then
+    local make = la.credentials[spec.type]
+    if type(make) ~= "function" then
+      error("loganalytics.nginx: unknown credential type '" .. tostring(spec.type) .. "'", 0)
+    end
+    local args = {}
+    for k, v in pairs(spec) do if k ~= "type" then args[k] = v end end
+    local credential = make(args)
+    o.credential = dict and shared_tokens(credential, dict) or credential
+  end
+  client = la.new(o)
+  clients[key] = client
+  return client
+end
+
+-- Plain copies: what crosses back from the thread loses metatables.
+local function plain_error(err)
+  local copy = {}
+  for k, v in pairs(err) do copy[k] = v end
+  return copy
+end
+
+--- Runs in the worker thread (called by ngx.run_worker_thread).
+function M.run(options, kql, opts)
+  local ok, result, err = pcall(function()
+    return client_for(options):query(kql, opts)
+  end)
+  if not ok then return false, tostring(result) end  -- misuse: re-raised by query()
+  if not result then return true, nil, plain_error(err) end
+  if result.error then result.error = plain_error(result.error) end
+  return true, result
+end
+
+------------------------------------------------------------------ handler side
+
+--- Runs a query in nginx's thread pool; same results and errors as
+-- `client:query`. `options` are `la.new`'s, as plain values, plus
+-- `credential = { type = "client_secret", tenant = ..., ... }` (any
+-- `la.credentials` constructor by name), `token_cache = "<lua_shared_dict>"`
+-- to share tokens across threads and workers, and `pool` (default
+-- "loganalytics", a `thread_pool` of the main context).
+-- @treturn[1] table result
+-- @treturn[2] nil
+-- @treturn[2] table err
+function M.query(options, kql, opts)
+  if type(options) ~= "table" then
+    error("loganalytics.nginx: query expects a table of client options", 2)
+  end
+  if type(opts) == "table" and opts.on_row ~= nil then
+    error("loganalytics.nginx: 'on_row' cannot cross into nginx's worker threads", 2)
+  end
+  local o, pool = {}, options.pool or DEFAULT_POOL
+  for k, v in pairs(options) do if k ~= "pool" then o[k] = v end end
+  local errors = require "loganalytics.errors"
+  local ran, ok, result, err = ngx.run_worker_thread(pool, "loganalytics.nginx", "run", o, kql, opts)
+  if not ran then
+    -- the pool is missing or has no free VM: a failure of the world
+    return nil, errors.new { kind = "network", message = "nginx worker thread: " .. tostring(ok) }
+  end
+  if not ok then error(result, 2) end
+  if not result then return nil, errors.new(err) end
+  if result.error then result.error = errors.new(result.error) end
+  -- rows read by name again: one shared metatable per table, as in the core
+  for _, tbl in ipairs(result.tables) do
+    local index = {}
+    for j, col in ipairs(tbl.columns) do index[col.name] = j end
+    local mt = { __index = function(row, name)
+      local j = index[name]
+      if j then return rawget(row, j) end
+    end }
+    for _, row in ipairs(tbl.rows) do setmetatable(row, mt) end
+  end
+  return result
+end
+
+return M

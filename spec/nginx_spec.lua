@@ -1,0 +1,115 @@
+-- The real nginx with Debian's Lua module, one worker, running
+-- examples/openresty/ (its nginx.conf with this run's ports and paths):
+-- queries go through loganalytics.nginx into the thread pool, and the
+-- event loop keeps answering /ping while slow queries are in flight.
+local helper = require "helper"
+local core = require "loganalytics.core"
+
+local function run(command)
+  local pipe = io.popen(command .. " 2>&1")
+  local out = pipe:read("*a")
+  local ok, _, code = pipe:close()
+  return ok == true or code == 0, out
+end
+
+local function get(url)
+  local pipe = io.popen(("curl -s -w '\\n%%{http_code} %%{time_total}' '%s'"):format(url))
+  local out = pipe:read("*a")
+  pipe:close()
+  local body, status, seconds = out:match("^(.*)\n(%d+) ([%d.]+)$")
+  return body, tonumber(status), tonumber(seconds)
+end
+
+describe("nginx", function()
+  local prefix, port, pid_file
+
+  setup(function()
+    local ok, out = run("make -s build-jit")
+    assert(ok, out)
+    local root = io.popen("pwd"):read("*l")
+    prefix = os.tmpname()
+    os.remove(prefix)
+    assert(os.execute("mkdir -p " .. prefix .. "/logs"))
+    port = helper.closed_port()
+    pid_file = prefix .. "/nginx.pid"
+    -- the example's configuration, pointed at this checkout, this port and the local server
+    local conf = helper.read_file("examples/openresty/nginx.conf")
+      :gsub("%$prefix/%.%./%.%./", root .. "/")
+      :gsub("listen 127%.0%.0%.1:%d+;", "listen 127.0.0.1:" .. port .. ";")
+      :gsub('set %$la_endpoint "[^"]*";', 'set $la_endpoint "' .. helper.endpoint() .. '";')
+      :gsub("content_by_lua_file handler%.lua;", "content_by_lua_file " .. root .. "/examples/openresty/handler.lua;")
+      :gsub("pid nginx%.pid;", "pid " .. pid_file .. ";")
+    local f = assert(io.open(prefix .. "/nginx.conf", "w"))
+    f:write(conf)
+    f:close()
+    os.execute(("nginx -p %s -c %s/nginx.conf -g 'daemon off;' > %s/logs/out.log 2>&1 &"):format(prefix, prefix, prefix))
+    for _ = 1, 100 do
+      local _, status = get("http://127.0.0.1:" .. port .. "/ping")
+      if status == 200 then break end
+      os.execute("sleep 0.05")
+    end
+  end)
+
+  teardown(function()
+    local f = io.open(pid_file)
+    if f then
+      local pid = f:read("*n")
+      f:close()
+      if pid then os.execute("kill " .. pid) end
+    end
+    os.execute("sleep 0.2; rm -rf " .. prefix)
+  end)
+
+  it("serves query rows through the thread pool, the same as client:query", function()
+    local body, status = get("http://127.0.0.1:" .. port .. "/query?kql=Heartbeat%20%7C%20take%203")
+    assert.equals(200, status, body)
+    local doc = core.decode_json(body)
+    local direct = assert(helper.client():query("Heartbeat | take 3"))
+    assert.equals("success", doc.status)
+    assert.equals(3, #doc.tables[1].rows)
+    for r = 1, 3 do
+      for j, col in ipairs(direct.tables[1].columns) do
+        assert.equals(direct.tables[1].rows[r][j], doc.tables[1].rows[r][j], col.name)
+      end
+    end
+  end)
+
+  it("gives the service's errors", function()
+    local body, status = get("http://127.0.0.1:" .. port .. "/query?kql=completely%20invalid%20syntax")
+    assert.equals(400, status)
+    local doc = core.decode_json(body)
+    assert.equals("service", doc.kind)
+    assert.equals("BadArgumentError", doc.code)
+  end)
+
+  it("keeps answering /ping in under 50 ms while slow queries are in flight", function()
+    local base = "http://127.0.0.1:" .. port
+    local started = core.now()
+    -- four queries that each take a second on the server, at once
+    local out = os.tmpname()
+    os.execute(("for i in 1 2 3 4; do curl -s -o /dev/null -w '%%{http_code} %%{time_total}\\n' "
+      .. "'%s/query?workspace=FAULTS&kql=slow_headers%%3A1' >> %s & done"):format(base, out))
+    os.execute("sleep 0.3")
+    local worst = 0
+    for _ = 1, 5 do
+      local _, status, seconds = get(base .. "/ping")
+      assert.equals(200, status)
+      worst = math.max(worst, seconds)
+    end
+    assert.is_true(worst < 0.05, ("/ping took %.3f s"):format(worst))
+    -- the slow queries all finish, together, in about one second
+    for _ = 1, 60 do
+      if select(2, helper.read_file(out):gsub("\n", "")) >= 4 then break end
+      os.execute("sleep 0.1")
+    end
+    local finished = helper.read_file(out)
+    os.remove(out)
+    local count = 0
+    for status in finished:gmatch("(%d+) [%d.]+") do
+      assert.equals("200", status)
+      count = count + 1
+    end
+    assert.equals(4, count)
+    assert.is_true(core.now() - started < 3.5, "the four queries took " .. (core.now() - started) .. " s")
+  end)
+end)
