@@ -5,6 +5,24 @@ local core = require "loganalytics.core"
 
 local helper = {}
 
+-- Lua 5.1, 5.2 and LuaJIT have no integer subtype: the specs' math.type and
+-- math.tointeger get their meaning there (an integral number within 2^53
+-- is what the module gives as an "integer"; longs beyond are strings).
+helper.has_integers = math.type ~= nil and math.type(1.0) == "float"
+if not helper.has_integers then
+  function math.type(x)
+    if type(x) ~= "number" then return nil end
+    if x == math.floor(x) and x >= -2^53 and x <= 2^53 then return "integer" end
+    return "float"
+  end
+  function math.tointeger(x)
+    if type(x) == "number" and x == math.floor(x) then return x end
+    return nil
+  end
+  math.maxinteger = "9223372036854775807"
+  math.mininteger = "-9223372036854775808"
+end
+
 local port
 
 -- The pid of this Lua process, so the server can exit when it does, and

@@ -34,9 +34,27 @@ local function assert_integer(expected, got)
 end
 
 local function assert_float(expected, got)
-  assert(math.type(got) == "float",
+  -- without an integer subtype (5.1, 5.2, LuaJIT) 3.0 and 3 are one value
+  local kind = helper.has_integers and math.type(got) or type(got)
+  assert(kind == (helper.has_integers and "float" or "number"),
     ("expected float %s, got %s %s"):format(tostring(expected), math.type(got) or type(got), tostring(got)))
   assert.are.equal(expected, got)
+end
+
+-- A long given by its exact decimal text: an integer on Lua 5.3+; where
+-- numbers are doubles, a number within 2^53 and the exact string beyond.
+local function assert_long(text, got)
+  if helper.has_integers then
+    return assert_integer(math.tointeger(tonumber(text)), got)
+  end
+  -- compared as text: the double of 9007199254740993 is 2^53 itself
+  local digits = text:gsub("^%-", "")
+  local limit = "9007199254740992"
+  if #digits > #limit or (#digits == #limit and digits > limit) then
+    assert.are.equal(text, got)
+  else
+    assert_integer(tonumber(text), got)
+  end
 end
 
 describe("cell types", function()
@@ -45,17 +63,17 @@ describe("cell types", function()
     setup(function() tbl = only_table("long_extremes") end)
 
     it("give 9223372036854775807 exactly as math.maxinteger", function()
-      assert_integer(math.maxinteger, tbl.rows[1][1])
-      assert_integer(9223372036854775807, tbl.rows[1].max)
+      if helper.has_integers then assert_integer(math.maxinteger, tbl.rows[1][1]) end
+      assert_long("9223372036854775807", tbl.rows[1].max)
     end)
 
     it("give -9223372036854775808 exactly as math.mininteger", function()
-      assert_integer(math.mininteger, tbl.rows[1][2])
-      assert_integer(-9223372036854775807 - 1, tbl.rows[1].min)
+      if helper.has_integers then assert_integer(math.mininteger, tbl.rows[1][2]) end
+      assert_long("-9223372036854775808", tbl.rows[1].min)
     end)
 
     it("give 9007199254740993 exactly, beyond what a double holds", function()
-      assert_integer(9007199254740993, tbl.rows[1].beyond_double)
+      assert_long("9007199254740993", tbl.rows[1].beyond_double)
       assert.are_not.equal(9007199254740992, tbl.rows[1].beyond_double)
     end)
 
@@ -65,8 +83,8 @@ describe("cell types", function()
     end)
 
     it("give string-encoded longs as exact integers", function()
-      assert_integer(9223372036854775807, tbl.rows[1].as_string)
-      assert_integer(-9007199254740993, tbl.rows[1].negative_string)
+      assert_long("9223372036854775807", tbl.rows[1].as_string)
+      assert_long("-9007199254740993", tbl.rows[1].negative_string)
       assert_integer(42, tbl.rows[2].as_string)
     end)
 
