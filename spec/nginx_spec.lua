@@ -39,6 +39,26 @@ describe("nginx", function()
       :gsub('set %$la_endpoint "[^"]*";', 'set $la_endpoint "' .. helper.endpoint() .. '";')
       :gsub("content_by_lua_file handler%.lua;", "content_by_lua_file " .. root .. "/examples/openresty/handler.lua;")
       :gsub("pid nginx%.pid;", "pid " .. pid_file .. ";")
+      -- a location querying with a credential whose tokens live in a shared dict
+      :gsub("    access_log off;", [[
+    access_log off;
+    lua_shared_dict la_tokens 1m;]])
+      :gsub("        location = /ping", [[
+        location = /cred {
+            content_by_lua_block {
+                local lan = require "loganalytics.nginx"
+                local result, err = lan.query({
+                    endpoint = ngx.var.la_endpoint, workspace = "DEMO_WORKSPACE",
+                    credential = { type = "client_secret", tenant = "TEST_TENANT",
+                                   client_id = "TEST_CLIENT", client_secret = "TEST_SECRET",
+                                   authority_host = ngx.var.la_endpoint },
+                    token_cache = "la_tokens",
+                }, "Heartbeat | take 2")
+                if not result then ngx.status = 500 ngx.say(tostring(err)) return end
+                ngx.say(#result.tables[1].rows, " ", result.tables[1].rows[1].Computer)
+            }
+        }
+        location = /ping]])
     local f = assert(io.open(prefix .. "/nginx.conf", "w"))
     f:write(conf)
     f:close()
@@ -72,6 +92,21 @@ describe("nginx", function()
         assert.equals(direct.tables[1].rows[r][j], doc.tables[1].rows[r][j], col.name)
       end
     end
+  end)
+
+  it("queries with a credential, one token for every thread through the shared dict", function()
+    helper.configure_identity('{"reset": true}')
+    local base = "http://127.0.0.1:" .. port
+    local body, status = get(base .. "/cred")
+    assert.equals(200, status, body)
+    assert.equals("2 WIN-SRV-01\n", body)
+    -- four at once: other thread VMs, the same token
+    local out = os.tmpname()
+    os.execute(("for i in 1 2 3 4; do curl -s -w ' %%{http_code}\n' '%s/cred' >> %s & done; wait"):format(base, out))
+    local lines = helper.read_file(out)
+    os.remove(out)
+    assert.equals(4, select(2, lines:gsub("2 WIN%-SRV%-01\n 200\n", "")), lines)
+    assert.equals(1, helper.identity().token_requests)
   end)
 
   it("gives the service's errors", function()
