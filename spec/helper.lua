@@ -259,6 +259,15 @@ function helper.innermost_message(e)
   return found
 end
 
+--- Runs a shell command; returns whether it succeeded (its exit status, on
+-- Lua 5.2+) and what it printed on stdout and stderr.
+function helper.run(command)
+  local pipe = assert(io.popen(command .. " 2>&1"))
+  local output = pipe:read("*a")
+  local ok, _, code = pipe:close()
+  return ok == true or code == 0, output
+end
+
 local function shell_quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end

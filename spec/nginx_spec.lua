@@ -5,12 +5,7 @@
 local helper = require "helper"
 local core = require "loganalytics.core"
 
-local function run(command)
-  local pipe = io.popen(command .. " 2>&1")
-  local out = pipe:read("*a")
-  local ok, _, code = pipe:close()
-  return ok == true or code == 0, out
-end
+local run = helper.run
 
 local function get(url)
   local pipe = io.popen(("curl -s -w '\\n%%{http_code} %%{time_total}' '%s'"):format(url))

@@ -2,12 +2,7 @@
 -- a tree, and lua5.4 with that tree on its paths runs a query.
 local helper = require "helper"
 
-local function run(command)
-  local pipe = assert(io.popen(command .. " 2>&1"))
-  local output = pipe:read("*a")
-  local ok, _, code = pipe:close()
-  return ok == true or code == 0, output
-end
+local run = helper.run
 
 describe("the rockspec", function()
   local work = os.tmpname()

@@ -12,12 +12,7 @@ local RUNTIMES = {
   { version = "jit", interpreter = "luajit", integers = false },
 }
 
-local function run(command)
-  local pipe = io.popen(command .. " 2>&1")
-  local out = pipe:read("*a")
-  local ok, _, code = pipe:close()
-  return ok == true or code == 0, out
-end
+local run = helper.run
 
 describe("every Lua runtime", function()
   for _, rt in ipairs(RUNTIMES) do
