@@ -4,6 +4,7 @@
 -- @module loganalytics.errors
 
 local core = require "loganalytics.core"
+local retry = require "loganalytics.retry"
 
 local type, tostring, tonumber, setmetatable = type, tostring, tonumber, setmetatable
 local concat = table.concat
@@ -58,12 +59,6 @@ function M.is_error(v)
   return type(v) == "table" and getmetatable(v) == error_mt
 end
 
-local function retry_after_seconds(headers)
-  local ms = tonumber(headers["x-ms-retry-after-ms"] or "")
-  if ms then return ms / 1000 end
-  return tonumber(headers["retry-after"] or "")
-end
-
 --- An error object from the service's `{"error": {...}}` body (decoded).
 -- Also used for the `error` member of a partial result.
 function M.from_service(kind, info, status, headers)
@@ -78,7 +73,7 @@ function M.from_service(kind, info, status, headers)
     innererror = info.innererror,
     correlation_id = info.correlationId,
     request_id = headers["x-ms-request-id"],
-    retry_after = retry_after_seconds(headers),
+    retry_after = retry.retry_after(headers),
   }
 end
 
