@@ -254,7 +254,7 @@ end
 
 local QUERY_OPTIONS = {
   timespan = true, workspace = true, workspaces = true, resource = true,
-  server_timeout = true, statistics = true, render = true, on_row = true,
+  server_timeout = true, statistics = true, render = true, on_row = true, on_progress = true,
 }
 
 -- The URL and auth scope for a query, from the options and the client.
@@ -374,6 +374,9 @@ local function prepare(self, kql, opts, on_row)
       on_row = function(row, tbl) return callable(row, tbl) end
     end
   end
+  if opts.on_progress ~= nil and not is_callable(opts.on_progress) then
+    misuse("option 'on_progress' must be a function, got " .. type(opts.on_progress))
+  end
   local body = core.query_body(kql, span, workspaces)
   -- by default the whole request may last the service's wait plus a margin
   local timeout = self.timeout or ((opts.server_timeout or SERVICE_DEFAULT_WAIT) + TIMEOUT_MARGIN)
@@ -404,10 +407,33 @@ local function describe(response)
   return "HTTP " .. tostring(response.status)
 end
 
+-- on_progress is called at least this often while a transfer is under way
+local PROGRESS_INTERVAL_MS = 100
+
+-- One transfer. With on_progress, it is stepped (as core's perform does
+-- inside) so the caller gets control between waits, e.g. for a spinner; an
+-- error in on_progress cancels the transfer and is re-raised.
+local function perform(http, req, on_progress)
+  if not on_progress then return http:perform(req) end
+  http:start(req)
+  local ok, response = pcall(function()
+    while true do
+      local response = http:step(PROGRESS_INTERVAL_MS)
+      if response then return response end
+      on_progress()
+    end
+  end)
+  if not ok then
+    http:cancel()
+    error(response, 0)
+  end
+  return response
+end
+
 -- Sends, renewing a refused token once, and retrying what the policy says
 -- (never after rows have reached on_row: they would arrive twice).
 -- Returns the core's response table plus the number of tries, or nil, err.
-local function send_with_retries(self, request, scope, rows_delivered)
+local function send_with_retries(self, request, scope, rows_delivered, on_progress)
   local policy, log = self.policy, self.log
   local attempt, renewed = 0, false
   while true do
@@ -417,7 +443,7 @@ local function send_with_retries(self, request, scope, rows_delivered)
     if not authorized then return nil, err end
     log("debug", "POST " .. redact(req.url))
     local started = core.now()
-    local response = self.http:perform(req)
+    local response = perform(self.http, req, on_progress)
     log("info", ("POST %s: %s in %.3f s"):format(redact(req.url), describe(response), core.now() - started))
     if response.status == 401 and not renewed and self.forget(scope) then
       renewed = true
@@ -461,7 +487,8 @@ function Client:query(kql, opts)
     end
   end
   local request, scope = prepare(self, kql, opts, counted)
-  local response, attempts = send_with_retries(self, request, scope, function() return delivered end)
+  local response, attempts = send_with_retries(self, request, scope, function() return delivered end,
+                                               type(opts) == "table" and opts.on_progress or nil)
   if not response then return nil, attempts end
   return final(response, attempts)
 end
@@ -489,6 +516,7 @@ function Client:rows(kql, opts)
     on_row(row, tbl)
   end)
   local http, policy, log = self.http, self.policy, self.log
+  local on_progress = type(opts) == "table" and opts.on_progress or nil
   local finished, renewed, attempt = false, false, 1
   local function start()
     local req = request()
@@ -524,7 +552,8 @@ function Client:rows(kql, opts)
       end
       if finished then return nil end
       queue, head = {}, 1
-      local response = http:step(1000)
+      local response = http:step(on_progress and PROGRESS_INTERVAL_MS or 1000)
+      if not response and on_progress then on_progress() end
       if response then
         if again(response) then
           start()
