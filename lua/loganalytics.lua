@@ -1,13 +1,28 @@
 --- Azure Monitor Log Analytics queries from Lua.
 --
---    local la = require "loganalytics"
---    local client = la.new{ workspace = "DEMO_WORKSPACE", api_key = "DEMO_KEY" }
---    local result, err = client:query("Heartbeat | take 10", { timespan = "PT1H" })
+-- @{new} makes a @{client}; @{client:query} runs a KQL query over the Log
+-- Analytics v1 query API and returns a @{result} whose rows are typed Lua
+-- values, or `nil, err`. Rows can also be streamed to a handler (the
+-- `on_row` option) or taken one at a time (@{client:rows}), keeping none.
+--
+-- Misuse (a wrong type, an unknown option, more than one way to
+-- authenticate) raises, naming the option. Every failure of the world
+-- (network, service, credentials, malformed responses) returns `nil, err`
+-- with an @{error} object.
 --
 -- Option checking, URLs, headers and error objects live here; the C module
 -- `loganalytics.core` owns the libcurl handle and parses responses as they
--- arrive.
+-- arrive. `loganalytics.core` is internal: nothing in it is part of the API.
 -- @module loganalytics
+-- @alias la
+-- @usage
+-- local la = require "loganalytics"
+-- local client = la.new{ workspace = "DEMO_WORKSPACE", api_key = "DEMO_KEY" }
+-- local result, err = client:query("Heartbeat | take 10", { timespan = "PT1H" })
+-- if not result then error(tostring(err)) end
+-- for _, row in ipairs(result.tables[1].rows) do
+--   print(row.TimeGenerated, row.Computer)   -- by name, or row[1], row[2]
+-- end
 
 local core = require "loganalytics.core"
 local timespan = require "loganalytics.timespan"
@@ -21,12 +36,25 @@ local type, pairs, ipairs, tostring, select, pcall, error, setmetatable =
 local format, concat = string.format, table.concat
 
 local la = {
+  --- The module's version, `"0.1.0"`.
   _VERSION = "0.1.0",
   --- JSON null: a light userdata NULL, equal to cjson.null and ngx.null.
+  -- Null cells of every column type are `la.null`, never `nil`, so rows
+  -- have no holes.
   null = core.null,
+  --- Is `v` an @{error} object of this module?
+  -- @function is_error
+  -- @param v any value
+  -- @treturn boolean
   is_error = errors.is_error,
-  --- Azure AD credentials: see loganalytics.credentials.
+  --- Azure AD credentials: the constructors of @{loganalytics.credentials}
+  -- (`la.credentials.client_secret{...}`, ...).
   credentials = credentials,
+  --- The authorize URL of the code and implicit flows: see
+  -- @{loganalytics.credentials.authorize_url}.
+  -- @function authorize_url
+  -- @tparam table options tenant, client_id, redirect_uri, ...
+  -- @treturn string the URL
   authorize_url = credentials.authorize_url,
 }
 
@@ -71,10 +99,62 @@ local function check_workspace_table(ws)
 end
 
 
---- Makes a client.
--- @tparam table options workspace, endpoint, api_key, api_key_in, token,
---   credential, arm_endpoint, allow_http, user_agent, connect_timeout, timeout
--- @return a client
+--- Makes a client. Raises on an unknown option, a wrong type, or more
+-- than one of `api_key`, `token` and `credential`. A plain `http://`
+-- endpoint is accepted only for loopback hosts (`127.0.0.0/8`,
+-- `localhost`, `[::1]`) unless `allow_http` is true.
+-- @tparam table options all optional:
+-- @tparam string|table options.workspace the default workspace id for queries; or
+--   `{ subscription = S, resource_group = G, name = N }` to query through Azure
+--   Resource Manager
+-- @tparam string options.endpoint the query API's base URL, `/v1/...` is appended
+--   (default: the cloud's, `https://api.loganalytics.azure.com`)
+-- @tparam string options.arm_endpoint Resource Manager's base URL (default: the
+--   cloud's, `https://management.azure.com`)
+-- @tparam string options.api_key an API key (the demo workspace's is `DEMO_KEY`)
+-- @tparam string options.api_key_in `"header"` (default, `X-Api-Key`), `"query"`
+--   (`api_key=` URL parameter) or `"basic"` (HTTP basic auth, the key as user name)
+-- @tparam string|function options.token an access token, or a function
+--   `token(scope)` returning `access_token[, expires_on]` (epoch seconds; the token is
+--   then reused until five minutes before it) or `nil, err`
+-- @tparam loganalytics.credentials.credential options.credential an object with
+--   `get_token(self, scope)` returning `access_token, expires_on`, e.g. from
+--   `la.credentials`; its tokens are renewed ahead of expiry, and once after a 401
+-- @tparam string options.cloud `"public"` (default), `"usgov"` or `"china"`: sets
+--   `endpoint`, `arm_endpoint` and the token audience together (see
+--   @{loganalytics.clouds})
+-- @tparam string options.audience the query API's token audience (default: the
+--   cloud's, `https://api.loganalytics.io`)
+-- @tparam boolean options.allow_http allow a plain `http://` endpoint on a host that
+--   is not loopback (default false)
+-- @tparam string options.user_agent a product token put before the module's own
+--   `loganalytics-lua/x.y.z (...)`
+-- @tparam number options.connect_timeout seconds to connect, TCP and TLS (default 10)
+-- @tparam number options.timeout seconds for a whole request (default: the query's
+--   `server_timeout`, else the service's 180 s, plus 15)
+-- @tparam number options.stall_timeout seconds without a byte once the response has
+--   started (default 60)
+-- @tparam number options.max_retries further tries after a retryable failure: HTTP
+--   408, 429, 500, 502, 503, 504 and connection failures, never once rows have been
+--   delivered (0 to 100, default 3)
+-- @tparam number options.retry_delay seconds before the first retry, doubled each
+--   time with 80-120% jitter (default 0.8); a `Retry-After` or
+--   `x-ms-retry-after-ms` from the service is used instead
+-- @tparam number options.retry_max_delay cap on the computed wait (default 60)
+-- @tparam string options.ca_file CA bundle for TLS verification (default: the system's)
+-- @tparam string options.ca_path CA directory for TLS verification
+-- @tparam boolean options.verify_tls `false` turns TLS verification off, with a
+--   `warn` log line saying so (default true)
+-- @tparam string options.proxy proxy URL (default: libcurl's environment variables)
+-- @tparam function options.log `log(level, message)`: `"debug"` request lines,
+--   `"info"` outcomes with timings, `"warn"` retries and TLS warnings; secrets are
+--   never in them; a logger that raises is ignored
+-- @treturn client
+-- @usage local client = la.new{
+--   endpoint = "http://127.0.0.1:8080",   -- the local server
+--   workspace = "DEMO_WORKSPACE",
+--   api_key = "DEMO_KEY",
+-- }
 function la.new(options)
   if type(options) ~= "table" then
     error("loganalytics: la.new expects an options table, got " .. type(options), 2)
@@ -247,7 +327,60 @@ function Client:__tostring()
   return format("loganalytics.client (%s, workspace %s)", self.endpoint, tostring(ws or "none"))
 end
 
+--- What @{client:query} returns: the query's tables with typed rows.
+-- Cells are converted by column type: `bool` to a boolean; `int` and
+-- `long` to an integer, exact over the whole 64-bit range on Lua 5.3+ (on
+-- Lua 5.1, 5.2 and LuaJIT, a number within 2^53 and the exact decimal
+-- string beyond); `real` to a float (`"NaN"`, `"Infinity"`, `"-Infinity"`
+-- too); `decimal`, `datetime`, `timespan`, `guid`, `string` to the string
+-- as sent; `dynamic` to its JSON text; a null of any type to @{null}.
+-- @table result
+-- @field status `"success"`, or `"partial"` when the service sent rows and
+--   an error (see `error`)
+-- @field tables an array of tables, in response order (names can repeat); each has
+--   `name`, `columns` (an array of `{ name = "TimeGenerated", type = "datetime" }`),
+--   `rows` (an array of rows; empty when streamed) and `row_count` (the rows parsed,
+--   also when streamed). A row is an array of cells, `#row == #columns`, that also
+--   reads by column name: `rows[r][j]` and `rows[r].Computer`.
+-- @field error partial results only: an @{error} (kind `"service"`, code
+--   `"PartialError"`, the reason in its `details`)
+-- @field statistics the decoded `statistics` object, when asked for with
+--   `statistics = true`
+-- @field render the decoded `render` object, when asked for with `render = true`
+-- @field request_id the service's `x-ms-request-id`
+-- @field stopped `true` when an `on_row` handler returned `false`
+
+--- What a failure returns as `err` in `nil, err`: a table whose `tostring`
+-- gives one line such as `loganalytics: service error (HTTP 400
+-- BadArgumentError): ...`, with the innermost `innererror` message and
+-- "(after N tries)" when retries were made. No secret ever appears in it.
+-- @{is_error} tells one from other values.
+-- @table error
+-- @field kind `"service"` (the API answered with an error), `"auth"` (401/403, or no
+--   token), `"network"` (DNS, connect, TLS, reset), `"timeout"` (ours, a 408, or the
+--   service's 504) or `"protocol"` (a malformed or truncated response)
+-- @field status the HTTP status, when there was a response
+-- @field code the service's or identity platform's error code (`"BadArgumentError"`,
+--   `"PartialError"`, `"invalid_client"`, ...)
+-- @field message the human message
+-- @field details as sent by the service, decoded
+-- @field innererror as sent by the service, decoded (nested `innererror`s)
+-- @field correlation_id from the error body
+-- @field request_id from the `x-ms-request-id` header
+-- @field retry_after seconds the service asked to wait (`Retry-After` as seconds or
+--   an HTTP date, or `x-ms-retry-after-ms`)
+-- @field attempts the number of tries, when there were several
+-- @field curl_code libcurl's error number, for network, timeout and transfer errors
+-- @field error_code the identity platform's numeric AADSTS code, for its errors
+
+--- A client: made by @{new}, one libcurl handle whose keep-alive
+-- connections carry successive queries. `tostring(client)` shows the
+-- endpoint and workspace, never a key or token.
+-- @type client
+
 --- Releases the libcurl handle and its connections; also done by the GC.
+-- The client cannot query after it.
+-- @function client:close
 function Client:close()
   self.http:close()
 end
@@ -469,13 +602,43 @@ local function final(response, attempts)
   return result, err
 end
 
---- Runs a KQL query.
+--- Runs a KQL query: `POST {endpoint}/v1/workspaces/{id}/query` (or
+-- `/v1{resource}/query`, or Resource Manager's query path). Misuse raises;
+-- failures return `nil, err`, after the retries the client's policy allows.
+--
+-- With `on_row`, the handler is called for each row as it is parsed, while
+-- the body is still arriving, and no row is kept: `result.tables[i]` has
+-- `name`, `columns` and `row_count` but empty `rows`. Returning `false`
+-- from the handler stops the transfer at once (the result then has
+-- `stopped = true`); an error raised in it aborts the transfer and is
+-- re-raised from `query` with its original value.
+-- @function client:query
 -- @tparam string kql the query
--- @tparam[opt] table opts timespan, workspace, workspaces, resource,
---   server_timeout, statistics, render, on_row
--- @treturn[1] table result: status, tables, error (partial), statistics, render
+-- @tparam[opt] table opts all optional:
+-- @tparam string|number|table opts.timespan an ISO 8601 duration or interval
+--   (`"PT1H"`, `"2024-01-01T00:00:00Z/PT1H"`), seconds back from now, or a table with
+--   two of `start`, `finish`, `duration` (see @{loganalytics.timespan.format});
+--   omitted: the query's own time filter
+-- @tparam string opts.workspace overrides the client's workspace
+-- @tparam {string,...} opts.workspaces additional workspaces (body `"workspaces"`)
+-- @tparam string opts.resource an Azure resource id, `/subscriptions/...`, for a
+--   resource-centric query (not with `workspace`)
+-- @tparam number opts.server_timeout whole seconds the service may run the query
+--   (`Prefer: wait=N`)
+-- @tparam boolean opts.statistics `true` to get `result.statistics`
+-- @tparam boolean opts.render `true` to get `result.render`
+-- @tparam function opts.on_row `on_row(row, tbl)`: stream the rows instead of
+--   keeping them (`tbl` is the row's table: `tbl.name`, `tbl.columns`)
+-- @tparam function opts.on_progress called with no arguments at least every 100 ms
+--   while the transfer runs (a spinner, say); an error raised in it cancels the
+--   transfer and is re-raised
+-- @treturn[1] result
 -- @treturn[2] nil
--- @treturn[2] table err: kind, status, code, message, ...
+-- @treturn[2] error err
+-- @usage local result, err = client:query("Heartbeat | summarize count() by Computer",
+--   { timespan = "P1D" })
+-- local n = 0
+-- client:query("AzureActivity", { on_row = function(row) n = n + 1 end })
 function Client:query(kql, opts)
   local delivered = false
   local on_row = type(opts) == "table" and opts.on_row or nil
@@ -497,10 +660,18 @@ end
 local closer_mt = { __close = function(closer) closer.cancel() end }
 
 --- Iterates over the rows of a query as they arrive, keeping none:
--- `for row, tbl in client:rows(kql, opts) do ... end`.
+-- `for row, tbl in client:rows(kql, opts) do body end`.
 -- The transfer moves forward only as rows are taken (libcurl's multi
 -- interface), so memory stays bounded by one chunk of rows. A failure
--- raises the error object `query` would return.
+-- raises the @{error} object `query` would return (catch it with `pcall`);
+-- a partial result's error is not raised. Leaving the loop early is fine:
+-- on Lua 5.4 the loop's to-be-closed value cancels the transfer at once,
+-- on older Lua the client's next query does.
+-- @function client:rows
+-- @tparam string kql the query
+-- @tparam[opt] table opts @{client:query}'s options but `on_row`
+-- @return a generic-for iterator giving `row, tbl`
+-- @usage for row in client:rows("Heartbeat | take 100") do print(row.Computer) end
 function Client:rows(kql, opts)
   local queue, head = {}, 1
   local function on_row(row, tbl)

@@ -1,9 +1,26 @@
 --- Azure AD (Entra ID) credentials: `la.credentials.*`.
--- Each constructor checks its options and returns an object whose
--- `:get_token([scope])` returns `access_token, expires_on` or `nil, err`.
+-- Each constructor checks its options (misuse raises, naming the option)
+-- and returns a @{credential} object whose `get_token([scope])` returns
+-- `access_token, expires_on` or `nil, err`. Give one to a client as
+-- `la.new{ credential = c }`: the client asks it for the scope each query
+-- needs, and it caches its tokens (per scope, until shortly before expiry).
+--
+-- Every constructor takes the @{common_options} besides its own. Secrets
+-- (client secret, key password, refresh token, code) are copied into C
+-- memory and wiped when the credential is freed; none ever appears in an
+-- error, a log line or `tostring`.
+--
 -- The token requests and the token cache are in the C core
 -- (src/credential.c); the Azure CLI and the default chain are composed here.
 -- @module loganalytics.credentials
+-- @usage
+-- local la = require "loganalytics"
+-- local credential = la.credentials.client_secret{
+--   tenant = "TENANT_ID", client_id = "CLIENT_ID", client_secret = os.getenv("SECRET"),
+-- }
+-- local client = la.new{ workspace = "WORKSPACE_ID", credential = credential }
+-- -- or ask it directly:
+-- local token, expires_on = credential:get_token()
 
 local core = require "loganalytics.core"
 local errors = require "loganalytics.errors"
@@ -23,7 +40,7 @@ local DEFAULT_IMDS = "http://169.254.169.254"
 -- knows IMDS is worth asking, without sending a packet anywhere
 local AZURE_ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"
 
------------------------------------------------------------------- objects
+-- --------------------------------------------------------------- objects
 
 local Credential = {}
 Credential.__index = Credential
@@ -33,18 +50,33 @@ function Credential:__tostring()
   return format("loganalytics.credential (%s)", self.kind)
 end
 
---- The access token for `scope` (default: the credential's scope).
+--- A credential: what every constructor returns. A client takes it as
+-- `la.new{ credential = c }`; anything with a `get_token(self, scope)`
+-- method returning `access_token, expires_on` will do there too.
+-- `tostring(c)` names its kind, never a secret.
+-- @type credential
+-- @field kind the constructor's name: `"client_secret"`, `"managed_identity"`, `"default"`, ...
+-- @field scope the scope `get_token` uses when given none
+
+--- The access token for `scope`, from the cache or a new token request.
+-- @function credential:get_token
+-- @tparam[opt] string scope e.g. `"https://api.loganalytics.io/.default"`
+--   (default: the credential's `scope`)
 -- @treturn[1] string access token
 -- @treturn[1] number expires_on, epoch seconds
 -- @treturn[2] nil
--- @treturn[2] table err (kind "auth", "network", "timeout" or "protocol")
+-- @treturn[2] loganalytics.error err: kind `"auth"` with the identity platform's
+--   `code` (e.g. `"invalid_client"`) and message, or `"network"`, `"timeout"`, `"protocol"`
 function Credential:get_token(scope)
   scope = scope or self.scope
   check.text("scope", scope)
   return self:_fetch(scope)
 end
 
---- Forgets the cached token for `scope`: the API refused it.
+--- Forgets the cached token for `scope`, so the next `get_token` asks
+-- anew. A client calls it when the API answers 401 to a token.
+-- @function credential:invalidate
+-- @tparam[opt] string scope default: the credential's `scope`
 function Credential:invalidate(scope)
   if self._core then self._core:invalidate(scope or self.scope) end
 end
@@ -71,8 +103,9 @@ local function unavailable(kind, why)
   end, { unavailable = why })
 end
 
------------------------------------------------------------------- options
+-- --------------------------------------------------------------- options
 
+-- the common options (documented as common_options, before client_secret)
 local COMMON = {
   authority_host = true, scope = true, cloud = true, allow_http = true,
   connect_timeout = true, timeout = true, user_agent = true,
@@ -124,10 +157,34 @@ local function make_core(kind, options, fields, scope)
   return new_credential(kind, scope, core_fetch, { _core = ud })
 end
 
------------------------------------------------------------------- flows
+-- --------------------------------------------------------------- flows
 
---- Client credentials with a secret (v2.0 endpoint with `scope`; with
--- `resource`, the v1 endpoint).
+--- Constructors (la.credentials.*): each returns a credential.
+-- @section constructors
+
+--- The options every constructor takes (and `la.authorize_url`).
+-- @table common_options
+-- @field authority_host the identity platform's base URL (default:
+--   `AZURE_AUTHORITY_HOST`, else the cloud's, `https://login.microsoftonline.com`)
+-- @field cloud `"public"` (default), `"usgov"` or `"china"`: the authority host and the
+--   default scope together
+-- @field scope the scope tokens are asked for when `get_token` is given none (default:
+--   `https://api.loganalytics.io/.default`)
+-- @field allow_http `true` to allow a plain `http://` authority host that is not loopback
+-- @field connect_timeout seconds to connect to the identity platform (default 10)
+-- @field timeout seconds for a whole token request (default: no limit)
+-- @field user_agent a product token put before the module's own
+
+--- Client credentials with a secret: the v2.0 token endpoint with `scope`;
+-- with `resource`, the v1 endpoint.
+-- @tparam table options the @{common_options} and:
+-- @tparam string options.tenant the directory (tenant) id or domain
+-- @tparam string options.client_id the application (client) id
+-- @tparam string options.client_secret the client secret
+-- @tparam[opt] string options.resource a v1 resource (audience) instead of `scope`
+-- @treturn credential
+-- @usage local credential = la.credentials.client_secret{
+--   tenant = "TENANT_ID", client_id = "CLIENT_ID", client_secret = "SECRET" }
 function M.client_secret(options)
   check_options(options, "client_secret", { "tenant", "client_id", "client_secret" }, { "resource" })
   local fields, scope = core_fields(options)
@@ -139,8 +196,17 @@ function M.client_secret(options)
   return make_core("client_secret", options, fields, scope)
 end
 
---- The authorization code flow: exchanges `code`, then refreshes with the
--- refresh token it got (and keeps the newest one the service rotates in).
+--- The authorization code flow: exchanges `code` once, then refreshes with
+-- the refresh token it got (and keeps the newest one the service rotates in).
+-- See @{authorize_url} for the URL that brings the code.
+-- @tparam table options the @{common_options} and:
+-- @tparam string options.tenant the directory (tenant) id, or `"common"`/`"organizations"`
+-- @tparam string options.client_id the application (client) id
+-- @tparam string options.code the authorization code the redirect brought
+-- @tparam string options.redirect_uri the redirect URI the code was issued for
+-- @tparam[opt] string options.client_secret for a confidential client
+-- @tparam[opt] string options.resource a v1 resource instead of `scope`
+-- @treturn credential
 function M.authorization_code(options)
   check_options(options, "authorization_code", { "tenant", "client_id", "code", "redirect_uri" },
                 { "client_secret", "resource" })
@@ -150,7 +216,14 @@ function M.authorization_code(options)
   return make_core("authorization_code", options, fields, scope)
 end
 
---- Starts from a refresh token (rotated refresh tokens are kept).
+--- Tokens from a refresh token (rotated refresh tokens are kept).
+-- @tparam table options the @{common_options} and:
+-- @tparam string options.tenant the directory (tenant) id
+-- @tparam string options.client_id the application (client) id
+-- @tparam string options.refresh_token the refresh token
+-- @tparam[opt] string options.client_secret for a confidential client
+-- @tparam[opt] string options.resource a v1 resource instead of `scope`
+-- @treturn credential
 function M.refresh_token(options)
   check_options(options, "refresh_token", { "tenant", "client_id", "refresh_token" },
                 { "client_secret", "resource" })
@@ -169,8 +242,15 @@ local function read_file(path, what)
 end
 
 --- Client credentials with a certificate: a JWT client assertion signed
--- (RS256) with the certificate's key. `certificate` is PEM text or a path
--- to a PEM file holding the certificate and its private key.
+-- (RS256, with `x5t` and `x5t#S256` headers) with the certificate's key.
+-- @tparam table options the @{common_options} and:
+-- @tparam string options.tenant the directory (tenant) id
+-- @tparam string options.client_id the application (client) id
+-- @tparam string options.certificate PEM text, or the path of a PEM file, holding the
+--   certificate and its private key (the key may be encrypted)
+-- @tparam[opt] string options.password the private key's password
+-- @tparam[opt] string options.resource a v1 resource instead of `scope`
+-- @treturn credential
 function M.client_certificate(options)
   check_options(options, "client_certificate", { "tenant", "client_id" },
                 { "certificate", "password", "resource" })
@@ -184,9 +264,21 @@ function M.client_certificate(options)
   return make_core("client_certificate", options, fields, scope)
 end
 
---- Managed identity: App Service / Functions (IDENTITY_ENDPOINT and
--- IDENTITY_HEADER) when those are set, else the VM's IMDS, whose address is
--- `imds_endpoint` or AZURE_POD_IDENTITY_AUTHORITY_HOST or 169.254.169.254.
+--- Managed identity: App Service / Functions (`IDENTITY_ENDPOINT` and
+-- `IDENTITY_HEADER`) when those are set, else the VM's IMDS, whose address
+-- is `imds_endpoint` or `AZURE_POD_IDENTITY_AUTHORITY_HOST` or
+-- `http://169.254.169.254`. At most one of `client_id`, `object_id` and
+-- `resource_id` selects a user-assigned identity; none, the system-assigned one.
+-- @tparam[opt] table options the @{common_options} and:
+-- @tparam[opt] string options.client_id a user-assigned identity's client id
+-- @tparam[opt] string options.object_id a user-assigned identity's object (principal) id
+-- @tparam[opt] string options.resource_id a user-assigned identity's Azure resource id
+-- @tparam[opt] string options.imds_endpoint the IMDS base URL
+-- @tparam[opt] string options.identity_endpoint App Service's identity endpoint
+--   (default `IDENTITY_ENDPOINT`)
+-- @tparam[opt] string options.identity_header App Service's identity header value
+--   (default `IDENTITY_HEADER`)
+-- @treturn credential
 function M.managed_identity(options)
   options = options or {}
   check_options(options, "managed_identity", {},
@@ -217,9 +309,13 @@ function M.managed_identity(options)
   return make_core("managed_identity", options, fields, scope)
 end
 
---- Workload identity (AKS): the federated token in `token_file`
--- (AZURE_FEDERATED_TOKEN_FILE) is the client assertion; tenant and client id
--- default to AZURE_TENANT_ID and AZURE_CLIENT_ID.
+--- Workload identity (AKS): the federated token in `token_file` is the
+-- client assertion; the file is read at each token request, since it rotates.
+-- @tparam[opt] table options the @{common_options} and:
+-- @tparam[opt] string options.tenant default `AZURE_TENANT_ID`
+-- @tparam[opt] string options.client_id default `AZURE_CLIENT_ID`
+-- @tparam[opt] string options.token_file default `AZURE_FEDERATED_TOKEN_FILE`
+-- @treturn credential
 function M.workload_identity(options)
   options = options or {}
   local o = {}
@@ -233,9 +329,13 @@ function M.workload_identity(options)
   return make_core("workload_identity", o, fields, scope)
 end
 
---- What the Azure SDKs' EnvironmentCredential reads: AZURE_TENANT_ID,
--- AZURE_CLIENT_ID and AZURE_CLIENT_SECRET, or AZURE_CLIENT_CERTIFICATE_PATH
--- (and AZURE_CLIENT_CERTIFICATE_PASSWORD); AZURE_AUTHORITY_HOST.
+--- What the Azure SDKs' EnvironmentCredential reads: `AZURE_TENANT_ID`,
+-- `AZURE_CLIENT_ID` and `AZURE_CLIENT_SECRET` (a @{client_secret}), or
+-- `AZURE_CLIENT_CERTIFICATE_PATH` and `AZURE_CLIENT_CERTIFICATE_PASSWORD`
+-- (a @{client_certificate}); `AZURE_AUTHORITY_HOST`. When they are not
+-- set, the credential's `get_token` returns `nil, err` saying so.
+-- @tparam[opt] table options the @{common_options}
+-- @treturn credential
 function M.environment(options)
   options = options or {}
   local tenant, client = getenv("AZURE_TENANT_ID"), getenv("AZURE_CLIENT_ID")
@@ -254,7 +354,7 @@ function M.environment(options)
     "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or AZURE_CLIENT_CERTIFICATE_PATH) are not all set")
 end
 
------------------------------------------------------------------- Azure CLI
+-- --------------------------------------------------------------- Azure CLI
 
 local function shell_quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
@@ -269,8 +369,12 @@ local function local_time(text)
 end
 
 --- The Azure CLI's signed-in account: runs
--- `az account get-access-token --resource R --output json`.
--- `command` (default "az") and `tenant` are optional.
+-- `az account get-access-token --output json --resource R` (R: the scope
+-- without `/.default`) and caches the token until five minutes before expiry.
+-- @tparam[opt] table options the @{common_options} and:
+-- @tparam[opt] string options.command the CLI to run (default `"az"`)
+-- @tparam[opt] string options.tenant passed as `--tenant`
+-- @treturn credential
 function M.azure_cli(options)
   options = options or {}
   check_options(options, "azure_cli", {}, { "command", "tenant" })
@@ -301,7 +405,7 @@ function M.azure_cli(options)
   return c
 end
 
------------------------------------------------------------------- default
+-- --------------------------------------------------------------- default
 
 local function file_text(path)
   local f = io.open(path, "r")
@@ -321,11 +425,16 @@ local function command_exists(name)
   return ok == true or ok == 0
 end
 
---- The Azure SDKs' default chain: environment, workload identity, managed
--- identity, Azure CLI. The first that gives a token is kept. Managed
--- identity is tried only where it can answer: with App Service's variables,
--- an IMDS address set by option or AZURE_POD_IDENTITY_AUTHORITY_HOST, or on
--- an Azure VM (seen in its DMI asset tag); never by probing the network.
+--- The Azure SDKs' default chain: @{environment}, @{workload_identity},
+-- @{managed_identity}, @{azure_cli}. The first that gives a token is kept;
+-- when all fail, the error lists what each said. Managed identity is tried
+-- only where it can answer: with App Service's variables, an IMDS address
+-- set by option or `AZURE_POD_IDENTITY_AUTHORITY_HOST`, or on an Azure VM
+-- (seen in its DMI asset tag); never by probing the network.
+-- @tparam[opt] table options the @{common_options} and:
+-- @tparam[opt] string options.imds_endpoint the IMDS base URL for the managed identity step
+-- @tparam[opt] string options.az_command the Azure CLI to run (default `"az"`)
+-- @treturn credential
 function M.default(options)
   options = options or {}
   check_options(options, "default", {}, { "imds_endpoint", "az_command" })
@@ -390,12 +499,23 @@ function M.default(options)
   return c
 end
 
------------------------------------------------------------------- authorize URL
+-- --------------------------------------------------------------- authorize URL
 
---- The authorize URL of the code and implicit flows, for a browser.
--- Options: tenant, client_id, redirect_uri, response_type ("code" or
--- "token"), state, scope or resource (v1), prompt, login_hint,
--- response_mode, authority_host, cloud.
+--- The authorize URL of the code and implicit flows, for a browser
+-- (also `la.authorize_url`): v2.0, or v1 with `resource`. The code flow
+-- asks for `offline_access` too, so the code brings a refresh token.
+-- @tparam table options the @{common_options} (`authority_host`, `cloud`, `scope`) and:
+-- @tparam string options.tenant the directory (tenant) id
+-- @tparam string options.client_id the application (client) id
+-- @tparam string options.redirect_uri where the browser is sent back
+-- @tparam[opt] string options.response_type `"code"` (default) or `"token"`
+-- @tparam[opt] string options.state echoed back to the redirect URI
+-- @tparam[opt] string options.resource a v1 resource instead of `scope`
+-- @tparam[opt] string options.prompt e.g. `"login"`, `"consent"`
+-- @tparam[opt] string options.login_hint
+-- @tparam[opt] string options.response_mode default `"query"` (`"fragment"` for tokens)
+-- @tparam[opt] string options.nonce
+-- @treturn string the URL
 function M.authorize_url(options)
   check_options(options, "authorize_url", { "tenant", "client_id", "redirect_uri" },
                 { "response_type", "state", "resource", "prompt", "login_hint", "response_mode", "nonce" })

@@ -1,6 +1,15 @@
 --- Error objects: what `client:query` returns as `err` when the world fails.
 -- Fields: kind, status, code, message, details, innererror, correlation_id,
--- request_id, retry_after; `tostring(err)` gives one readable line.
+-- request_id, retry_after, curl_code, attempts (each described in
+-- @{loganalytics.error}); `tostring(err)` gives one readable line:
+--
+--     loganalytics: service error (HTTP 400 BadArgumentError): The request had
+--     some invalid properties: Query could not be parsed at 'invalid' on line [1,11]
+--
+-- with the innermost `innererror` message after the top one, and
+-- "(after N tries)" when retries were made. No secret ever appears in one.
+-- Users need not require this module: its public part is the objects
+-- themselves and @{is_error} (also `la.is_error`).
 -- @module loganalytics.errors
 
 local core = require "loganalytics.core"
@@ -15,6 +24,7 @@ local error_mt = { __name = "loganalytics.error" }
 error_mt.__index = error_mt
 
 --- The deepest `innererror` message, which is the one that says what is wrong.
+-- @local
 local function innermost_message(e)
   local found
   local inner = type(e) == "table" and e.innererror
@@ -49,18 +59,27 @@ function error_mt.__tostring(e)
   return concat(parts)
 end
 
---- Makes an error object from its fields.
+--- Makes an error object from its fields (internal: the client, the
+-- credentials and loganalytics.nginx make them).
+-- @tparam table fields kind, message, ... (the table becomes the object)
+-- @treturn table the error object
+-- @local
 function M.new(fields)
   return setmetatable(fields, error_mt)
 end
 
---- Is `v` an error object made here?
+--- Is `v` an error object made by this module (also `la.is_error`)?
+-- A credential or a token function may return one as `nil, err`; the
+-- client then passes it on unchanged.
+-- @param v any value
+-- @treturn boolean
 function M.is_error(v)
   return type(v) == "table" and getmetatable(v) == error_mt
 end
 
 --- An error object from the service's `{"error": {...}}` body (decoded).
 -- Also used for the `error` member of a partial result.
+-- @local
 function M.from_service(kind, info, status, headers)
   headers = headers or {}
   info = type(info) == "table" and info or {}
@@ -92,6 +111,7 @@ local function excerpt(body)
 end
 
 --- An error object for a non-2xx HTTP response.
+-- @local
 function M.from_http(status, headers, body)
   local kind = kind_for_status(status)
   local decoded = body and body ~= "" and core.decode_json(body)

@@ -1,9 +1,5 @@
 --- Queries from nginx/OpenResty without blocking the worker's event loop.
 --
---    -- nginx.conf (main context):  thread_pool loganalytics threads=4;
---    local lan = require "loganalytics.nginx"
---    local result, err = lan.query({ workspace = W, api_key = K }, "Heartbeat | take 10")
---
 -- `client:query` blocks while libcurl works: in a request handler that
 -- freezes every other request of the worker. Here the query runs in one of
 -- nginx's worker threads (`ngx.run_worker_thread`), each with a Lua VM of
@@ -11,13 +7,25 @@
 -- plain values cross between the two, so client options are a plain table
 -- (a credential is given by its constructor's name and options), `on_row`
 -- is not available, and the result comes back copied.
+--
+-- Needed in nginx.conf: `thread_pool loganalytics threads=N;` in the main
+-- context (or another pool, named by the `pool` option), and
+-- `lua_package_path` / `lua_package_cpath` reaching the Lua files and the
+-- module built for LuaJIT (`make build-jit`). examples/openresty/ has a
+-- complete configuration.
 -- @module loganalytics.nginx
+-- @usage
+-- -- nginx.conf, main context:  thread_pool loganalytics threads=4;
+-- local lan = require "loganalytics.nginx"
+-- local result, err = lan.query({ workspace = W, api_key = K }, "Heartbeat | take 10")
+-- if not result then ngx.status = 502 ngx.say(tostring(err)) return end
+-- for _, row in ipairs(result.tables[1].rows) do ngx.say(row.Computer) end
 
 local M = {}
 
 local DEFAULT_POOL = "loganalytics"
 
------------------------------------------------------------------- thread side
+-- --------------------------------------------------------------- thread side
 
 -- One client per distinct options per thread VM: VMs are reused across
 -- requests, so connections and tokens are too.
@@ -94,7 +102,14 @@ local function plain_error(err)
   return copy
 end
 
---- Runs in the worker thread (called by ngx.run_worker_thread).
+--- Runs in the worker thread: `ngx.run_worker_thread` calls it for
+-- @{query}. Not for direct use; it must be a field of the module for
+-- nginx to find it.
+-- @tparam table options the client options given to @{query}
+-- @tparam string kql the query
+-- @tparam[opt] table opts the query options
+-- @treturn boolean false when the query raised (misuse), with the message
+-- @return the result, or nil and a plain copy of the error
 function M.run(options, kql, opts)
   local ok, result, err = pcall(function()
     return client_for(options):query(kql, opts)
@@ -105,17 +120,28 @@ function M.run(options, kql, opts)
   return true, result
 end
 
------------------------------------------------------------------- handler side
+-- --------------------------------------------------------------- handler side
 
 --- Runs a query in nginx's thread pool; same results and errors as
--- `client:query`. `options` are `la.new`'s, as plain values, plus
--- `credential = { type = "client_secret", tenant = ..., ... }` (any
--- `la.credentials` constructor by name), `token_cache = "<lua_shared_dict>"`
--- to share tokens across threads and workers, and `pool` (default
--- "loganalytics", a `thread_pool` of the main context).
--- @treturn[1] table result
+-- `client:query` (misuse raises, failures of the world return `nil, err`).
+-- Threads and their clients are reused across requests, so connections
+-- and tokens are too. A pool with no free Lua VM fails at once (`nil, err`
+-- with kind `"network"`).
+-- @tparam table options `la.new`'s options, as plain values (no functions), and:
+-- @tparam[opt] table options.credential a credential by its constructor's
+--   name and options: `{ type = "client_secret", tenant = T, client_id = C, client_secret = S }`
+--   (any `la.credentials` constructor)
+-- @tparam[opt] string options.token_cache the name of a `lua_shared_dict`: tokens are
+--   shared through it by every thread and worker (else each thread VM keeps its own)
+-- @tparam[opt] string options.pool the `thread_pool` to run in (default `"loganalytics"`)
+-- @tparam string kql the query
+-- @tparam[opt] table opts `client:query`'s options but `on_row` (plain values)
+-- @treturn[1] table result, as from `client:query`, its rows readable by name
 -- @treturn[2] nil
--- @treturn[2] table err
+-- @treturn[2] table err, an error object as from `client:query`
+-- @usage local result, err = require("loganalytics.nginx").query({
+--   workspace = ngx.var.la_workspace, api_key = ngx.var.la_api_key,
+-- }, ngx.var.arg_kql, { timespan = "P1D" })
 function M.query(options, kql, opts)
   if type(options) ~= "table" then
     error("loganalytics.nginx: query expects a table of client options", 2)

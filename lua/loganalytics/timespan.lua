@@ -1,7 +1,17 @@
 --- Timespans for queries: ISO 8601 durations and intervals, seconds back
 -- from now, or `{start=, finish=, duration=}` tables. Everything becomes the
 -- ISO 8601 string the service takes; anything else raises.
+--
+-- `client:query` uses it for its `timespan` option; it can also be used on
+-- its own, e.g. to check a user's input before a query.
 -- @module loganalytics.timespan
+-- @usage
+-- local timespan = require "loganalytics.timespan"
+-- timespan.format("P1D")                            --> "P1D"
+-- timespan.format(3600)                             --> "PT3600S"
+-- timespan.format{ start = 1704067200, duration = 1800.5 }
+--   --> "2024-01-01T00:00:00Z/PT1800.5S"
+-- timespan.is_valid("2024-01-01T00:00:00Z/PT1H")    --> true
 
 local floor, tostring, type, pairs = math.floor, tostring, type, pairs
 local format = string.format
@@ -28,7 +38,10 @@ local function duration_parts(s, units)
   return count
 end
 
---- Is `s` an ISO 8601 duration such as "PT1H", "P1D" or "P1DT12H"?
+--- Is `s` an ISO 8601 duration such as `"PT1H"`, `"P1D"` or `"P1DT12H"`?
+-- Units in order (`Y M W D`, then `T` and `H M S`), only the last with a fraction.
+-- @tparam string s
+-- @treturn boolean
 function M.is_duration(s)
   local date_part, time_part = s:match("^P([^T]*)T(.*)$")
   if not date_part then
@@ -47,8 +60,10 @@ local function in_range(v, lo, hi)
   return v >= lo and v <= hi
 end
 
---- Is `s` an ISO 8601 date or date-time such as "2024-01-01",
--- "2024-01-01T00:00:00Z" or "2024-01-01T00:00:00.123+02:00"?
+--- Is `s` an ISO 8601 date or date-time such as `"2024-01-01"`,
+-- `"2024-01-01T00:00:00Z"` or `"2024-01-01T00:00:00.123+02:00"`?
+-- @tparam string s
+-- @treturn boolean
 function M.is_datetime(s)
   local y, mo, d, rest = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)(.*)$")
   if not y or not in_range(mo, 1, 12) or not in_range(d, 1, 31) then return false end
@@ -66,6 +81,9 @@ function M.is_datetime(s)
 end
 
 --- Is `s` a duration, or an interval start/end, start/duration or duration/end?
+-- This is what the `timespan` option accepts as a string.
+-- @tparam string s
+-- @treturn boolean
 function M.is_valid(s)
   if M.is_duration(s) then return true end
   local a, b = s:match("^([^/]+)/([^/]+)$")
@@ -120,9 +138,16 @@ local function length(v)
   fail("duration must be seconds or an ISO 8601 duration, got " .. type(v))
 end
 
---- The ISO 8601 text for a timespan option; raises on anything malformed.
--- @param v a duration or interval string, seconds back from now, or a table
--- @treturn string
+--- The ISO 8601 text for a timespan option; raises on anything malformed,
+-- with a message starting `"timespan: "`.
+-- @tparam string|number|table v one of:
+--
+-- - an ISO 8601 duration or interval string (see @{is_valid}), returned as given;
+-- - a number: that many seconds back from now (`3600` gives `"PT3600S"`);
+-- - a table with two of `start`, `finish` and `duration`: `start` and `finish`
+--   are epoch seconds (fractions kept, e.g. `"2024-01-01T00:00:00.5Z"`) or ISO 8601
+--   date-times, `duration` is seconds or an ISO 8601 duration.
+-- @treturn string the text sent as the request body's `"timespan"`
 function M.format(v)
   local kind = type(v)
   if kind == "string" then
