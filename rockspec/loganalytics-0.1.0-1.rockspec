@@ -41,6 +41,7 @@ build = {
       sources = {
         "src/buffer.c",
         "src/cell.c",
+        "src/string_cache.c",
         "src/json_tokenizer.c",
         "src/response_parser.c",
         "src/request_body.c",

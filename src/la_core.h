@@ -74,6 +74,21 @@ void la_cell_from_json_text(const char *json, size_t len, la_cell *out);
 /* Exact decimal integer parse over the whole int64 range; 0 on success. */
 int la_parse_int64(const char *s, size_t len, long long *out);
 
+/* -------------------------------------------------------- string cache */
+
+/* Repeated strings of a result, per column (string_cache.c). find returns
+ * the slot (> 0) whose string equals s; otherwise -slot when the caller
+ * should keep its new string there with keep (bytes must stay valid while
+ * it sits in the slot), or 0 when this column is not worth caching. */
+typedef struct la_string_cache la_string_cache;
+la_string_cache *la_string_cache_new(void);
+void la_string_cache_free(la_string_cache *c);
+void la_string_cache_reset(la_string_cache *c);
+int la_string_cache_find(la_string_cache *c, size_t column, const char *s, size_t len);
+void la_string_cache_keep(la_string_cache *c, int slot, const char *bytes, size_t len);
+#define LA_STRING_CACHE_COLUMNS 64      /* columns beyond these are not cached */
+#define LA_STRING_CACHE_PER_COLUMN 64   /* slots, direct-mapped */
+
 /* ------------------------------------------------------ JSON tokenizer */
 
 /* yajl's callback shapes: return non-zero to go on, 0 to stop. Strings

@@ -155,6 +155,7 @@ enum {
     R_ROW,           /* the row being parsed */
     R_ROWMT,         /* the metatable shared by its rows */
     R_COLINDEX,      /* column name -> index, upvalue of the rows' __index */
+    R_STRINGS,       /* the strings the string cache hands out, by slot */
     R_ONROW,         /* the on_row handler, or nil: rows are then kept */
     NREG = R_ONROW
 };
@@ -171,6 +172,7 @@ typedef struct feed_ctx {
     int streaming;           /* rows go to the on_row handler, not to rows */
     lua_Integer ntables, nrows;
     size_t ncolumns;
+    la_string_cache *strings;  /* owned by the client */
 } feed_ctx;
 
 /* __index of rows: row.Computer -> row[index of "Computer"] */
@@ -210,6 +212,10 @@ static int sink_table_begin(void *ud)
     lua_pushcclosure(L, row_index, 1);
     lua_setfield(L, -2, "__index");
     lua_replace(L, R_ROWMT);
+    lua_pushnil(L);                      /* strings of the last table */
+    lua_replace(L, R_STRINGS);
+    if (x->strings)
+        la_string_cache_reset(x->strings);
     x->ncolumns = 0;
     x->nrows = 0;
     return 0;
@@ -275,10 +281,35 @@ static void push_cell(lua_State *L, const la_cell *cell)
     }
 }
 
+/* A string cell through the string cache: a repeated value reuses the Lua
+ * string made the first time (string_cache.c says why). */
+static void push_string_cell(feed_ctx *x, size_t column, const la_cell *cell)
+{
+    lua_State *L = x->L;
+    int slot = la_string_cache_find(x->strings, column, cell->str, cell->len);
+    if (slot > 0) {
+        lua_rawgeti(L, R_STRINGS, slot);
+        return;
+    }
+    lua_pushlstring(L, cell->str, cell->len);
+    if (slot < 0) {
+        if (lua_isnil(L, R_STRINGS)) {
+            lua_createtable(L, LA_STRING_CACHE_COLUMNS * LA_STRING_CACHE_PER_COLUMN, 0);
+            lua_replace(L, R_STRINGS);
+        }
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, R_STRINGS, -slot);
+        la_string_cache_keep(x->strings, -slot, lua_tostring(L, -1), cell->len);
+    }
+}
+
 static int sink_cell(void *ud, size_t index, const la_cell *cell)
 {
     feed_ctx *x = ud;
-    push_cell(x->L, cell);
+    if (cell->kind == LA_CELL_STRING && x->strings)
+        push_string_cell(x, index, cell);
+    else
+        push_cell(x->L, cell);
     lua_rawseti(x->L, R_ROW, (int)index + 1);
     return 0;
 }
@@ -391,6 +422,7 @@ typedef struct client {
     feed_ctx feed;           /* lives here: a stepped transfer outlasts a call */
     int busy;                /* inside perform or step */
     int registers;           /* registry ref of the saved registers, between steps */
+    la_string_cache *strings;  /* made by the first query; NULL: no caching */
 } client;
 
 static client *check_client(lua_State *L)
@@ -418,6 +450,8 @@ static int client_close(lua_State *L)
     la_http_free(c->http);
     c->http = NULL;
     la_http_response_free(&c->response);
+    la_string_cache_free(c->strings);
+    c->strings = NULL;
     return 0;
 }
 
@@ -573,6 +607,9 @@ static int begin_transfer(lua_State *L, client *c, la_http_request *req)
     lua_pushnil(L);  /* the error slot */
 
     memset(&c->feed, 0, sizeof c->feed);
+    if (!c->strings)
+        c->strings = la_string_cache_new();
+    c->feed.strings = c->strings;
     c->feed.streaming = !lua_isnil(L, base + R_ONROW);
     c->parser = la_parser_new(&lua_sink, &c->feed);
     if (!c->parser)
@@ -646,14 +683,32 @@ static int end_transfer(lua_State *L, client *c, int base, int transfer_ok)
  * Failures of the world are described in the table; only misuse raises,
  * and an error raised by on_row is re-raised once the transfer is over.
  */
+static int gc_is_running(lua_State *L)
+{
+#ifdef LUA_GCISRUNNING
+    return lua_gc(L, LUA_GCISRUNNING, 0);
+#else
+    (void)L;
+    return 1;  /* Lua 5.1 cannot tell; stopping is its usual state only by request */
+#endif
+}
+
 static int query_perform(lua_State *L)
 {
     client *c = check_client(L);
     la_http_request req;
     int base = begin_transfer(L, c, &req), ok;
+    /* Building a full result makes almost nothing but live objects: a
+     * collector running meanwhile only re-marks the growing result. No Lua
+     * code runs until the transfer is over, so pausing it is invisible. */
+    int pause_gc = !c->feed.streaming && gc_is_running(L);
+    if (pause_gc)
+        lua_gc(L, LUA_GCSTOP, 0);
     c->busy = 1;
     ok = la_http_perform(c->http, &req, &c->response) == 0;
     c->busy = 0;
+    if (pause_gc)
+        lua_gc(L, LUA_GCRESTART, 0);
     return end_transfer(L, c, base, ok);
 }
 
