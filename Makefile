@@ -8,10 +8,10 @@ DEB_PACKAGES = build-essential cmake pkg-config curl python3 \
   lua5.4 liblua5.4-dev lua5.1 liblua5.1-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
   luajit2 libluajit2-5.1-dev luarocks lua-busted lua-cjson nginx libnginx-mod-http-lua \
   libcurl4-openssl-dev libcjson-dev libyajl-dev libssl-dev zlib1g-dev openssl valgrind strace \
-  clang libclang-rt-14-dev llvm
+  clang libclang-rt-14-dev llvm lua-ldoc
 
 .PHONY: all setup build build-jit demo test test-valgrind check-valgrind check-asan rock clean fuzz \
-  fuzz-build fuzz-smoke bench
+  fuzz-build fuzz-smoke bench docs
 
 all: build
 
@@ -95,6 +95,17 @@ fuzz: fuzz-build
 
 fuzz-smoke:
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20 FUZZ_TOKENIZER_MAX_LEN=65536
+
+# The reference: LDoc (config.ld) into $(DOCS_DIR), not committed (README,
+# "Reference"). Fails on any warning: ldoc's --fatalwarnings, and any line
+# of its output besides the two it always prints (some reports bypass it).
+DOCS_DIR ?= docs
+docs:
+	@out=$$(ldoc --fatalwarnings -d '$(DOCS_DIR)' . 2>&1); status=$$?; \
+	problems=$$(printf '%s\n' "$$out" | grep -v -e '^reading configuration from ' -e '^output written to '); \
+	if [ $$status -ne 0 ] || [ -n "$$problems" ]; then \
+	  printf '%s\n' "$$problems" >&2; echo "make docs: ldoc warned (exit status $$status)" >&2; exit 1; \
+	fi; echo "reference written to $(DOCS_DIR)/index.html"
 
 rock:
 	luarocks --lua-version=$(subst lua,,$(LUA)) make rockspec/loganalytics-scm-1.rockspec --tree=$(BUILD)/rocks
