@@ -1,8 +1,14 @@
 #!/bin/sh
-# Starts the bundled local server on a free 127.0.0.1 port, runs demo.lua
-# against it and stops the server. Run from the repository root (make demo).
+# Starts the bundled local server on a free 127.0.0.1 port, runs an example
+# against it and stops the server. Run from the repository root:
+#   sh examples/run_demo.sh                          examples/demo.lua (make demo)
+#   sh examples/run_demo.sh EXAMPLE.lua [ARGS...]    any other example
+# The example gets LA_ENDPOINT (the query API) and AZURE_AUTHORITY_HOST (the
+# identity provider) set to the local server, and the checkout's module paths.
 set -eu
 LUA=${LUA:-lua5.4}
+script=${1:-examples/demo.lua}
+[ $# -gt 0 ] && shift
 port_file=$(mktemp)
 python3 server/la_server.py --port 0 > "$port_file" &
 server_pid=$!
@@ -13,7 +19,8 @@ for _ in $(seq 1 100); do
 done
 port=$(head -n 1 "$port_file")
 [ -n "$port" ] || { echo "the local server did not start" >&2; exit 1; }
-echo "local Log Analytics server on http://127.0.0.1:$port"
-LA_ENDPOINT="http://127.0.0.1:$port" \
+# on standard error: an example's standard output may be data (CSV)
+echo "local Log Analytics server on http://127.0.0.1:$port" >&2
+LA_ENDPOINT="http://127.0.0.1:$port" AZURE_AUTHORITY_HOST="http://127.0.0.1:$port" \
 LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/?.so;;" \
-  "$LUA" examples/demo.lua
+  "$LUA" "$script" "$@"

@@ -11,10 +11,17 @@ if type(kql) ~= "string" or kql == "" then
   return
 end
 
+-- the environment (nginx.conf's env lines) first, then nginx.conf's variables
+local function setting(name)
+  local value = os.getenv("LA_" .. name:upper())
+  if value and value ~= "" then return value end
+  return ngx.var["la_" .. name]
+end
+
 local result, err = lan.query({
-  endpoint = ngx.var.la_endpoint,
-  workspace = args.workspace or ngx.var.la_workspace,
-  api_key = ngx.var.la_api_key,
+  endpoint = setting("endpoint"),
+  workspace = args.workspace or setting("workspace"),
+  api_key = setting("api_key"),
 }, kql, { timespan = args.timespan })
 
 ngx.header["Content-Type"] = "application/json"
