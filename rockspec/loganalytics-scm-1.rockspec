@@ -36,6 +36,10 @@ build = {
     ["loganalytics.retry"] = "lua/loganalytics/retry.lua",
     ["loganalytics.nginx"] = "lua/loganalytics/nginx.lua",
     ["loganalytics.timespan"] = "lua/loganalytics/timespan.lua",
+    ["loganalytics.cli.values"] = "lua/loganalytics/cli/values.lua",
+    ["loganalytics.cli.formats"] = "lua/loganalytics/cli/formats.lua",
+    ["loganalytics.cli.table_format"] = "lua/loganalytics/cli/table_format.lua",
+    ["loganalytics.cli.terminal"] = "lua/loganalytics/cli/terminal.lua",
     ["loganalytics.core"] = {
       sources = {
         "src/buffer.c",
@@ -52,6 +56,12 @@ build = {
       libraries = { "curl", "cjson", "crypto", "z", "m" },
       incdirs = { "$(CJSON_INCDIR)", "$(OPENSSL_INCDIR)", "$(ZLIB_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)", "$(CJSON_LIBDIR)", "$(OPENSSL_LIBDIR)", "$(ZLIB_LIBDIR)" },
+    },
+  },
+  -- the `loganalytics` command (LuaRocks writes a wrapper into the tree's bin/)
+  install = {
+    bin = {
+      loganalytics = "bin/loganalytics.lua",
     },
   },
 }
