@@ -98,6 +98,7 @@ Exit status:
   3  authentication failed: no credential found, or the key or credential refused
   4  partial result: the service returned rows and an error; the rows are
      printed, the error goes to standard error
+  130  interrupted (Ctrl-C)
 ]]
 
 ------------------------------------------------------------------ failing
