@@ -397,6 +397,10 @@ describe("examples/openresty", function()
       :gsub("content_by_lua_file handler%.lua;", "content_by_lua_file " .. root .. "/examples/openresty/handler.lua;")
       :gsub("pid nginx%.pid;", "pid " .. pid_file .. ";")
     assert.is_truthy(conf:find('set $la_endpoint "https://api.loganalytics.azure.com";', 1, true))
+    -- were LA_ENDPOINT not read, the queries would go to a closed local port,
+    -- never to Azure
+    conf = conf:gsub('set %$la_endpoint "[^"]*";',
+                     'set $la_endpoint "http://127.0.0.1:' .. helper.closed_port() .. '";')
     local f = assert(io.open(prefix .. "/nginx.conf", "w"))
     f:write(conf)
     f:close()
