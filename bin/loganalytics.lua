@@ -192,11 +192,6 @@ end
 
 ------------------------------------------------------------------ the query
 
-local function read_all(file)
-  local text = file:read("*a")
-  return text
-end
-
 -- The query text: an argument, @FILE, or standard input.
 local function query_text(positional)
   if #positional > 1 then usage("give one query (quote it), got " .. #positional .. " arguments") end
@@ -206,12 +201,12 @@ local function query_text(positional)
     if source == nil and terminal.is_tty(0) then
       usage("no query: give it as an argument, @FILE, or on standard input")
     end
-    text = read_all(io.stdin)
+    text = io.stdin:read("*a")
   elseif source:sub(1, 1) == "@" then
     local path = source:sub(2)
     local file, why = io.open(path, "rb")
     if not file then usage("cannot read the query file: " .. tostring(why)) end
-    text = read_all(file)
+    text = file:read("*a")
     file:close()
   else
     text = source

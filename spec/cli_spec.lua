@@ -190,11 +190,15 @@ describe("the loganalytics command's formats", function()
   end)
 
   it("streams a large result in csv: every row, in order", function()
-    local code, out, err = on("FAULTS", "-o csv big:2")
+    local code, out, err = on("FAULTS", "-o csv big:1")
     assert.equals("", err)
     assert.equals(0, code)
-    local rows = 0
-    assert(helper.client { workspace = "FAULTS" }:query("big:2", { on_row = function() rows = rows + 1 end }))
+    -- the rows the server sends, from its x-test-rows header
+    local pipe = assert(io.popen(("curl -s -D - -o /dev/null -H 'X-Api-Key: DEMO_KEY' "
+      .. "-H 'Content-Type: application/json' --data '{\"query\":\"big:1\"}' %s/v1/workspaces/FAULTS/query")
+      :format(helper.endpoint())))
+    local rows = tonumber(pipe:read("*a"):lower():match("x%-test%-rows: (%d+)"))
+    pipe:close()
     local i = -1
     for line in out:gmatch("(.-)\r\n") do
       if i == -1 then
@@ -449,7 +453,7 @@ describe("the on_progress query option", function()
     end }))
     assert.equals(3, #result.tables[1].rows)
     assert.is_true(#calls >= 3, tostring(#calls))
-    for i = 2, #calls do assert.is_true(calls[i] - calls[i - 1] < 0.25) end
+    for i = 2, #calls do assert.is_true(calls[i] - calls[i - 1] < 0.5) end
     -- and by the rows iterator
     local n = 0
     for _ in client:rows("slow_headers:0.2", { on_progress = function() n = n + 1 end }) do end
@@ -463,7 +467,7 @@ describe("the on_progress query option", function()
     local ok, err = pcall(client.query, client, "slow_headers:5", { on_progress = function() error({ stop = true }) end })
     assert.is_false(ok)
     assert.same({ stop = true }, err)
-    assert.is_true(core.now() - started < 1)
+    assert.is_true(core.now() - started < 2)
     assert.equals(3, #assert(client:query("slow_headers:0")).tables[1].rows)
     ok, err = pcall(client.query, client, "x", { on_progress = 1 })
     assert.is_false(ok)
@@ -474,22 +478,20 @@ end)
 -- On a real terminal: tmux runs the command in a 60x20 pane (of a private
 -- tmux server), on a query the server holds for 1.2 s.
 describe("the loganalytics command on a terminal", function()
-  -- a private server (its socket named after this run's work directory)
-  -- whose panes keep the whole output in their history
-  local config = work .. ".tmux.conf"
-  local tmux = ("tmux -L loganalytics-spec-%s -f %s"):format(work:match("[^/]+$"), config)
+  -- a private server (its socket beside this run's work directory) whose
+  -- panes keep the whole output in their history
+  local config, socket = work .. ".tmux.conf", work .. ".tmux"
+  local tmux = ("tmux -S %s -f %s"):format(socket, config)
   local WIDTH = 60
 
   setup(function()
     write(config, "set-option -g history-limit 5000\n")
   end)
 
-  after_each(function()
-    helper.run(tmux .. " kill-server")
-  end)
-
   teardown(function()
+    helper.run(tmux .. " kill-server")
     os.remove(config)
+    os.remove(socket)
   end)
 
   local function start(name, shell_command)
@@ -498,8 +500,9 @@ describe("the loganalytics command on a terminal", function()
     assert(ok, output)
   end
 
+  -- the pane's text, wrapped lines joined
   local function screen(name, history)
-    local pipe = assert(io.popen(("%s capture-pane -p %s -t %s"):format(tmux, history and "-S - -E -" or "", name)))
+    local pipe = assert(io.popen(("%s capture-pane -p -J %s -t %s"):format(tmux, history and "-S - -E -" or "", name)))
     local text = pipe:read("*a")
     pipe:close()
     return text
@@ -567,5 +570,12 @@ describe("the loganalytics command on a terminal", function()
     assert.equals("rc=0", (screen("csv"):gsub("\n+$", "")))
     local csv = read(work .. "/stall.csv")
     assert.equals(2001, select(2, csv:gsub("\r\n", "")))
+  end)
+
+  it("refuses to wait for a query typed on the terminal when none is given", function()
+    start("none", command .. " --demo")
+    local text = wait_for("none", "rc=%d+")
+    assert.equals("loganalytics: no query: give it as an argument, @FILE, or on standard input "
+      .. "(see loganalytics --help)\nrc=2", (text:gsub("\n+$", "")))
   end)
 end)
