@@ -82,6 +82,7 @@ local CLIENT_OPTIONS = {
   user_agent = true, connect_timeout = true, timeout = true, cloud = true, audience = true,
   stall_timeout = true, max_retries = true, retry_delay = true, retry_max_delay = true,
   ca_file = true, ca_path = true, verify_tls = true, proxy = true, log = true,
+  threads = true,
 }
 
 -- The service's own wait limit when no Prefer: wait is sent (3 minutes): the
@@ -134,6 +135,9 @@ end
 --   `server_timeout`, else the service's 180 s, plus 15)
 -- @tparam number options.stall_timeout seconds without a byte once the response has
 --   started (default 60)
+-- @tparam boolean options.threads decode a large response (over 64 KiB on the wire) on
+--   a second thread while this one builds the Lua values (default true; false keeps
+--   every query on the calling thread)
 -- @tparam number options.max_retries further tries after a retryable failure: HTTP
 --   408, 429, 500, 502, 503, 504 and connection failures, never once rows have been
 --   delivered (0 to 100, default 3)
@@ -221,6 +225,7 @@ function la.new(options)
     if options[name] ~= nil then check_text(name, options[name]) end
   end
   if options.verify_tls ~= nil then check_type("verify_tls", options.verify_tls, "boolean") end
+  if options.threads ~= nil then check_type("threads", options.threads, "boolean") end
   if options.log ~= nil and not is_callable(options.log) then
     misuse("option 'log' must be a function, got " .. type(options.log))
   end
@@ -241,6 +246,7 @@ function la.new(options)
     connect_timeout = options.connect_timeout or DEFAULT_CONNECT_TIMEOUT,
     timeout = options.timeout,
     stall_timeout = options.stall_timeout or DEFAULT_STALL_TIMEOUT,
+    threads = options.threads ~= false,
     policy = {
       max_retries = max_retries or retry.DEFAULTS.max_retries,
       retry_delay = options.retry_delay or retry.DEFAULTS.retry_delay,
@@ -524,6 +530,7 @@ local function prepare(self, kql, opts, on_row)
       timeout = timeout,
       stall_timeout = self.stall_timeout,
       ca_file = tls.ca_file, ca_path = tls.ca_path, proxy = tls.proxy, insecure = tls.insecure,
+      threads = self.threads,
       on_row = on_row,
     }
   end

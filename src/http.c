@@ -17,12 +17,21 @@
 #include <string.h>
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000L
+/* A body larger than this is decoded on a worker thread (when the caller
+ * allows it): below, a thread costs more than it saves. */
+#define WORKER_THRESHOLD (64 * 1024)
 
 /* State of one transfer, seen by the libcurl callbacks. */
 typedef struct transfer {
     CURL *easy;
     la_body_fn on_body;
+    la_progress_fn on_progress;
+    void (*on_cancel)(void *ud);
     void *ud;
+    la_worker *worker;         /* decodes the body on another thread */
+    int threaded;              /* decode() runs on the worker */
+    int no_worker;             /* the caller said no threads */
+    size_t raw_bytes;
     la_http_response *resp;
     int status_known;
     int success;               /* 2xx: stream to on_body */
@@ -76,6 +85,10 @@ la_http *la_http_new(void)
 
 void la_http_cancel(la_http *h)
 {
+    if (h->t.worker) {
+        la_worker_stop(h->t.worker);
+        h->t.worker = NULL;
+    }
     if (h->running) {
         curl_multi_remove_handle(h->multi, h->easy);
         h->running = 0;
@@ -152,6 +165,12 @@ static int deliver(transfer *t, const char *data, size_t len)
 {
     if (t->success && t->on_body) {
         if (t->on_body(t->ud, data, len) != 0) {
+            if (!t->threaded)  /* else finish() tells, on the caller's thread */
+                t->resp->aborted_by_caller = 1;
+            return -1;
+        }
+        /* on the caller's thread: let it take what on_body made */
+        if (!t->threaded && t->on_progress && t->on_progress(t->ud) != 0) {
             t->resp->aborted_by_caller = 1;
             return -1;
         }
@@ -199,6 +218,15 @@ static int inflate_into(transfer *t, const char *data, size_t len)
     return 0;
 }
 
+/* Raw body bytes, on the caller's thread or the worker's. */
+static int decode(void *ud, const char *data, size_t len)
+{
+    transfer *t = ud;
+    if (t->gzip)
+        return inflate_into(t, data, len);
+    return deliver(t, data, len);
+}
+
 static size_t on_write(char *data, size_t size, size_t n, void *ud)
 {
     transfer *t = ud;
@@ -211,9 +239,21 @@ static size_t on_write(char *data, size_t size, size_t n, void *ud)
         t->status_known = 1;
     }
     /* 0 makes libcurl stop with CURLE_WRITE_ERROR */
-    if (t->gzip)
-        return inflate_into(t, data, len) == 0 ? len : 0;
-    return deliver(t, data, len) == 0 ? len : 0;
+    t->raw_bytes += len;
+    if (!t->threaded && !t->no_worker && t->raw_bytes > WORKER_THRESHOLD && t->success && t->on_body
+        && t->on_progress && t->on_cancel) {
+        t->threaded = 1;  /* before the thread exists: deliver() reads it there */
+        t->worker = la_worker_start(decode, t, t->on_progress, t->on_cancel, t->ud);
+        if (!t->worker)
+            t->threaded = 0;  /* no thread: decode here */
+    }
+    if (t->worker) {
+        /* a failure is told apart (gzip or caller) in finish() */
+        if (la_worker_push(t->worker, data, len) != 0 || t->on_progress(t->ud) != 0)
+            return 0;
+        return len;
+    }
+    return decode(t, data, len) == 0 ? len : 0;
 }
 
 long long la_http_parse_date(const char *text)
@@ -301,6 +341,9 @@ int la_http_start(la_http *h, const la_http_request *req, la_http_response *resp
     memset(&h->t, 0, sizeof h->t);
     h->t.easy = e;
     h->t.on_body = req->on_body;
+    h->t.on_progress = req->on_progress;
+    h->t.on_cancel = req->on_cancel;
+    h->t.no_worker = req->no_worker;
     h->t.ud = req->ud;
     h->t.resp = resp;
     h->t.stall_ms = req->stall_timeout_ms;
@@ -379,6 +422,20 @@ static int finish(la_http *h, CURLcode rc)
 {
     la_http_response *resp = h->t.resp;
     long status = 0;
+    if (h->t.worker) {
+        /* the rest of the body, decoded before the gzip state is read */
+        la_worker *w = h->t.worker;
+        h->t.worker = NULL;
+        if (rc == CURLE_OK) {
+            if (la_worker_finish(w) != 0)
+                rc = CURLE_WRITE_ERROR;
+        } else {
+            la_worker_stop(w);
+        }
+        /* a write error not caused by gzip: on_body or on_progress refused */
+        if (rc == CURLE_WRITE_ERROR && !h->t.z_failed)
+            resp->aborted_by_caller = 1;
+    }
     /* an empty body says nothing about gzip (a 204, say) */
     int gzip_cut = rc == CURLE_OK && h->t.gzip && h->t.z_ready && !h->t.z_done;
     int gzip_bad = h->t.z_failed, stalled = h->t.stalled;

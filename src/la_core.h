@@ -157,6 +157,22 @@ la_parse_status la_parser_finish(la_parser *p);
 /* A one-line description of the last LA_PARSE_ERROR. */
 const char *la_parser_error(const la_parser *p);
 
+/* --------------------------------------------------------- event tape */
+
+/* The parser's events, recorded on one thread (la_tape_sink, with the tape
+ * as ud) and replayed on the thread that made the tape (event_tape.c).
+ * flush hands recorded events over (a writer on another thread waits there
+ * while too much is pending; -1 once cancelled); replay gives every event
+ * handed over to sink and returns 0 or the sink's first non-zero answer;
+ * cancel makes the writer's callbacks answer LA_SINK_STOP and wakes it. */
+typedef struct la_tape la_tape;
+la_tape *la_tape_new(void);
+void la_tape_free(la_tape *t);
+const la_result_sink *la_tape_sink(void);
+int la_tape_flush(la_tape *t);
+int la_tape_replay(la_tape *t, const la_result_sink *sink, void *ud);
+void la_tape_cancel(la_tape *t);
+
 /* ------------------------------------------------------------ request body */
 
 /* Builds {"query":..., "timespan":..., "workspaces":[...]} with cJSON.
@@ -170,6 +186,24 @@ char *la_query_body(const char *query, const char *timespan,
 /* Receives the body of a 2xx response as it arrives; returns 0 to go on,
  * non-zero to abort the transfer. */
 typedef int (*la_body_fn)(void *ud, const char *data, size_t len);
+
+/* Called on the caller's thread to let it drain what a body worker
+ * produced; returns 0 to go on, non-zero to abort. */
+typedef int (*la_progress_fn)(void *ud);
+
+/* A thread consuming a body while the caller receives it (body_worker.c):
+ * consume runs on the worker, in order; progress and cancel run on the
+ * caller's thread, progress whenever it waits for the worker, cancel when
+ * it gives up (to unblock a consume that waits on the caller). push copies
+ * and returns -1 once the worker failed or progress asked to stop; finish
+ * waits for the rest to be consumed (0, or -1 on failure); both finish
+ * and stop end the thread and free the worker. */
+typedef struct la_worker la_worker;
+la_worker *la_worker_start(la_body_fn consume, void *consume_ud, la_progress_fn progress,
+                           void (*cancel)(void *ud), void *ud);
+int la_worker_push(la_worker *w, const char *data, size_t len);
+int la_worker_finish(la_worker *w);
+void la_worker_stop(la_worker *w);
 
 typedef struct la_http_request {
     const char *method;           /* "POST" (default when NULL) or "GET" */
@@ -189,6 +223,15 @@ typedef struct la_http_request {
     int insecure;                 /* TLS verification off (asked for explicitly) */
     const char *proxy;            /* proxy URL; NULL: libcurl's environment variables */
     la_body_fn on_body;           /* NULL: keep every body in resp->body */
+    /* Set both to let a large 2xx body be gunzipped and given to on_body
+     * on a worker thread (on_body must then touch nothing the caller's
+     * thread uses): on_progress runs on the caller's thread after each
+     * piece of input and while it waits; on_cancel unblocks on_body when
+     * the transfer is dropped. Small bodies stay on the caller's thread,
+     * on_progress called after each on_body. */
+    la_progress_fn on_progress;
+    void (*on_cancel)(void *ud);
+    int no_worker;                /* keep even large bodies on the caller's thread */
     void *ud;
 } la_http_request;
 

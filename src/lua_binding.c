@@ -2,12 +2,14 @@
  * loganalytics.core: the one file that knows Lua. It drives the C core
  * (la_core.h) and turns the streaming parser's events into Lua values.
  *
- * Lua errors (memory errors, in practice) never unwind through libcurl:
- * each chunk libcurl delivers is parsed inside lua_pcall from the write
- * callback, and an error is re-raised only after curl_easy_perform has
- * returned. The values under construction survive between chunks as
- * "registers": stack slots of query_perform, passed to and returned from
- * every protected call.
+ * The parser records its events on a tape (event_tape.c), on a worker
+ * thread when the body is large (body_worker.c); the events are replayed
+ * into Lua values on the caller's thread. Lua errors (memory errors, or an
+ * on_row handler's) never unwind through libcurl: each replay runs inside
+ * lua_pcall from libcurl's callbacks, and an error is re-raised only after
+ * the transfer has ended. The values under construction survive between
+ * replays as "registers": stack slots of query_perform, passed to and
+ * returned from every protected call.
  */
 #include "la_core.h"
 #include "compat.h"
@@ -164,10 +166,10 @@ typedef struct feed_ctx {
     lua_State *L;
     int base;                /* slot of the feed function; registers follow */
     la_parser *parser;
-    const char *chunk;
-    size_t chunk_len;
+    la_tape *tape;           /* the parser's events, waiting for replay */
     int finishing;
-    la_parse_status parse_status;
+    la_parse_status parse_status;  /* written by on_body, on either thread */
+    int replay_stopped;      /* the Lua sink said stop (on_row returned false) */
     int lua_failed;          /* the error value sits in slot base + NREG + 1 */
     int streaming;           /* rows go to the on_row handler, not to rows */
     lua_Integer ntables, nrows;
@@ -378,23 +380,25 @@ static int feed(lua_State *L)
 {
     feed_ctx *x = lua_touserdata(L, R_CTX);
     x->L = L;
-    if (x->finishing)
+    /* the worker, if any, has ended before the finish */
+    if (x->finishing) {
         x->parse_status = la_parser_finish(x->parser);
-    else
-        x->parse_status = la_parser_feed(x->parser, x->chunk, x->chunk_len);
+        la_tape_flush(x->tape);
+    }
+    if (la_tape_replay(x->tape, &lua_sink, x) != 0)
+        x->replay_stopped = 1;
     lua_settop(L, NREG);
     return NREG;
 }
 
-/* Parses one chunk (or the end, when data is NULL) under lua_pcall.
- * Returns 0 to go on. Nothing here raises: the stack was sized beforehand. */
-static int run_feed(feed_ctx *x, const char *data, size_t len)
+/* Replays the events recorded so far (after finishing the parse, when
+ * finishing) under lua_pcall. Returns 0 to go on. Nothing here raises: the
+ * stack was sized beforehand. */
+static int run_feed(feed_ctx *x, int finishing)
 {
     lua_State *L = x->L;
     int i;
-    x->chunk = data;
-    x->chunk_len = len;
-    x->finishing = data == NULL;
+    x->finishing = finishing;
     lua_pushvalue(L, x->base);
     for (i = 1; i <= NREG; i++)
         lua_pushvalue(L, x->base + i);
@@ -405,12 +409,34 @@ static int run_feed(feed_ctx *x, const char *data, size_t len)
     }
     for (i = NREG; i >= 1; i--)
         lua_replace(L, x->base + i);
-    return x->parse_status == LA_PARSE_OK ? 0 : -1;
+    return x->replay_stopped ? -1 : 0;
 }
 
+/* Body bytes, on the worker thread or the caller's: only the parser and
+ * the tape are touched here, never Lua. */
 static int on_body(void *ud, const char *data, size_t len)
 {
-    return run_feed(ud, data, len);
+    feed_ctx *x = ud;
+    la_parse_status status = la_parser_feed(x->parser, data, len);
+    if (la_tape_flush(x->tape) != 0 && status == LA_PARSE_OK)
+        status = LA_PARSE_STOPPED;  /* cancelled */
+    x->parse_status = status;
+    return status == LA_PARSE_OK ? 0 : -1;
+}
+
+/* On the caller's thread: the events so far become Lua values. */
+static int on_progress(void *ud)
+{
+    feed_ctx *x = ud;
+    if (x->lua_failed || x->replay_stopped)
+        return -1;
+    return run_feed(x, 0);
+}
+
+static void on_cancel(void *ud)
+{
+    feed_ctx *x = ud;
+    la_tape_cancel(x->tape);
 }
 
 /* ------------------------------------------------------------ client */
@@ -418,6 +444,7 @@ static int on_body(void *ud, const char *data, size_t len)
 typedef struct client {
     la_http *http;
     la_parser *parser;
+    la_tape *tape;
     la_http_response response;
     feed_ctx feed;           /* lives here: a stepped transfer outlasts a call */
     int busy;                /* inside perform or step */
@@ -437,6 +464,8 @@ static void drop_transfer(lua_State *L, client *c)
         la_http_cancel(c->http);
     la_parser_free(c->parser);
     c->parser = NULL;
+    la_tape_free(c->tape);
+    c->tape = NULL;
     luaL_unref(L, LUA_REGISTRYINDEX, c->registers);
     c->registers = LUA_NOREF;
 }
@@ -560,6 +589,9 @@ static void read_request(lua_State *L, la_http_request *req)
     lua_getfield(L, 2, "insecure");
     req->insecure = lua_toboolean(L, -1);
     lua_pop(L, 1);
+    lua_getfield(L, 2, "threads");
+    req->no_worker = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
+    lua_pop(L, 1);
     lua_getfield(L, 2, "headers");
     if (!lua_isnil(L, -1)) {
         luaL_checktype(L, -1, LUA_TTABLE);
@@ -611,13 +643,17 @@ static int begin_transfer(lua_State *L, client *c, la_http_request *req)
         c->strings = la_string_cache_new();
     c->feed.strings = c->strings;
     c->feed.streaming = !lua_isnil(L, base + R_ONROW);
-    c->parser = la_parser_new(&lua_sink, &c->feed);
+    c->tape = la_tape_new();
+    c->parser = c->tape ? la_parser_new(la_tape_sink(), c->tape) : NULL;
     if (!c->parser)
         luaL_error(L, "out of memory");
     c->feed.L = L;
     c->feed.base = base;
     c->feed.parser = c->parser;
+    c->feed.tape = c->tape;
     req->on_body = on_body;
+    req->on_progress = on_progress;
+    req->on_cancel = on_cancel;
     req->ud = &c->feed;
     return base;
 }
@@ -628,11 +664,13 @@ static int end_transfer(lua_State *L, client *c, int base, int transfer_ok)
 {
     feed_ctx *x = &c->feed;
     int success = c->response.status >= 200 && c->response.status < 300;
-    if (transfer_ok && success && !x->lua_failed) {
+    if (transfer_ok && success && !x->lua_failed && !x->replay_stopped) {
         c->busy = 1;
-        run_feed(x, NULL, 0);
+        run_feed(x, 1);
         c->busy = 0;
     }
+    if (x->replay_stopped && x->parse_status != LA_PARSE_ERROR)
+        x->parse_status = LA_PARSE_STOPPED;
     if (x->parse_status == LA_PARSE_ERROR)
         lua_pushstring(L, la_parser_error(c->parser));
     else

@@ -1,0 +1,153 @@
+-- Large bodies: past 64 KiB on the wire, the response is gunzipped and
+-- parsed on a second thread while the caller's thread builds the Lua values
+-- (src/body_worker.c, src/event_tape.c). The FIXTURES "large" answer (20,000
+-- rows of every cell kind, 0.5 MB gzipped) goes through that path; the same
+-- query with threads = false stays on the calling thread and is the oracle.
+local helper = require "helper"
+local la = require "loganalytics"
+
+-- Threads of this process right now (Linux), or nil.
+local function thread_count()
+  local f = io.open("/proc/self/status")
+  if not f then return nil end
+  local n = tonumber(f:read("*a"):match("\nThreads:%s*(%d+)"))
+  f:close()
+  return n
+end
+
+local function same(a, b)
+  if a ~= a and b ~= b then return true end
+  if type(a) == "number" and type(b) == "number" and math.type(a) ~= math.type(b) then
+    return false
+  end
+  return a == b
+end
+
+local function assert_same_rows(want_rows, got_rows, what)
+  assert.equals(#want_rows, #got_rows, what .. ": row count")
+  for r, want in ipairs(want_rows) do
+    local got = got_rows[r]
+    for j = 1, 8 do
+      if not same(want[j], got[j]) then
+        error(("%s: row %d cell %d: %s vs %s"):format(what, r, j, tostring(want[j]), tostring(got[j])))
+      end
+    end
+  end
+end
+
+-- the query and its options: the FIXTURES workspace, plus extra options
+local function large(mode, extra)
+  local opts = { workspace = "FIXTURES" }
+  for k, v in pairs(extra or {}) do opts[k] = v end
+  return (mode or "") .. "large", opts
+end
+
+describe("a large body decoded on the worker thread", function()
+  local threaded = helper.client()
+  local inline = helper.client { threads = false }
+  local oracle
+
+  setup(function()
+    oracle = assert(inline:query(large()))
+  end)
+
+  it("gives the rows the calling thread alone gives, cell for cell", function()
+    local rows = oracle.tables[1].rows
+    assert.equals(20000, #rows)
+    -- a few cells read independently of the module's parser
+    assert.is_truthy(({ Informational = 1, Warning = 1, Error = 1 })[rows[1].Level])
+    assert.equals('{"row": 19999, "tag": "caf\\u00e9 \\"19999\\"\\n"}', rows[20000].Detail)
+    assert.equals("row 19999, line one\nline two", rows[20000].Note)
+    assert.equals(la.null, rows[1].Note)  -- row 0: every fifth Note is null
+
+    local full = assert(threaded:query(large()))
+    assert_same_rows(rows, full.tables[1].rows, "full")
+  end)
+
+  it("runs on a second thread, and not with threads = false", function()
+    if not thread_count() then return pending("no /proc/self/status here") end
+    local before = thread_count()
+    local during_threaded, during_inline, n = nil, nil, 0
+    -- row 10000 is far past the first 64 KiB: the worker runs by then
+    assert(threaded:query(large("", { on_row = function(row)
+      n = n + 1
+      if n == 10000 then during_threaded = thread_count() end
+    end })))
+    assert(inline:query(large("", { on_row = function()
+      during_inline = math.max(during_inline or 0, thread_count())
+    end })))
+    assert.equals(before + 1, during_threaded)
+    assert.equals(before, during_inline)
+    assert.equals(before, thread_count())  -- joined when the query ended
+  end)
+
+  it("streams the same rows to on_row and to rows()", function()
+    local got = {}
+    local result = assert(threaded:query(large("", { on_row = function(row) got[#got + 1] = row end })))
+    assert.equals(20000, result.tables[1].row_count)
+    assert_same_rows(oracle.tables[1].rows, got, "on_row")
+    local pulled = {}
+    for row in threaded:rows(large()) do pulled[#pulled + 1] = row end
+    assert_same_rows(oracle.tables[1].rows, pulled, "rows()")
+  end)
+
+  -- (the connection may be kept: by then the body can be wholly received)
+  it("stops deep in the body when on_row returns false, and the next query runs", function()
+    helper.reset()
+    local seen = 0
+    local result = assert(threaded:query(large("", { on_row = function()
+      seen = seen + 1
+      if seen == 15000 then return false end
+    end })))
+    assert.equals(15000, seen)
+    assert.is_true(result.stopped)
+    assert.equals(15000, result.tables[1].row_count)
+    local again = assert(threaded:query(large()))
+    assert.equals(20000, #again.tables[1].rows)
+    assert.equals(2, #helper.get("/_test/requests"))
+  end)
+
+  it("re-raises a handler's error raised deep in the body, the client usable", function()
+    local boom = setmetatable({}, { __tostring = function() return "boom" end })
+    local seen = 0
+    local ok, err = pcall(threaded.query, threaded, "large", { workspace = "FIXTURES",
+      on_row = function()
+        seen = seen + 1
+        if seen == 12345 then error(boom) end
+      end })
+    assert.is_false(ok)
+    assert.equals(boom, err)
+    assert.equals(12345, seen)
+    assert.equals(20000, #assert(threaded:query(large())).tables[1].rows)
+  end)
+
+  it("can be left early by a rows() loop, the next query on the same client", function()
+    local n = 0
+    for _ in threaded:rows(large()) do
+      n = n + 1
+      if n == 10000 then break end
+    end
+    assert.equals(10000, n)
+    assert.equals(20000, #assert(threaded:query(large())).tables[1].rows)
+  end)
+
+  for _, mode in ipairs { "truncate:", "cut:", "gzcut:" } do
+    it("fails a " .. mode .. " body the way the calling thread alone does", function()
+      local r1, want = inline:query(large(mode))
+      local r2, got = threaded:query(large(mode))
+      assert.is_nil(r1)
+      assert.is_nil(r2)
+      assert.equals(want.kind, got.kind)
+      assert.equals(want.message, got.message)
+    end)
+  end
+end)
+
+describe("option threads", function()
+  it("must be a boolean", function()
+    local ok, err = pcall(la.new, { endpoint = helper.endpoint(), workspace = "w", api_key = "k",
+                                    threads = "no" })
+    assert.is_false(ok)
+    assert.matches("threads", tostring(err))
+  end)
+end)
