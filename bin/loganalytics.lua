@@ -16,7 +16,7 @@ local EXIT = { ok = 0, failed = 1, usage = 2, auth = 3, partial = 4, interrupted
 
 local DEMO = { workspace = "DEMO_WORKSPACE", api_key = "DEMO_KEY", endpoint = "https://api.loganalytics.io" }
 
-local HELP = [[
+local HELP = [==[
 Usage: loganalytics [OPTIONS] [QUERY | @FILE | -]
 
 Runs a KQL query against Azure Monitor Log Analytics and prints the result.
@@ -99,7 +99,7 @@ Exit status:
   4  partial result: the service returned rows and an error; the rows are
      printed, the error goes to standard error
   130  interrupted (Ctrl-C)
-]]
+]==]
 
 ------------------------------------------------------------------ failing
 

@@ -47,6 +47,12 @@ describe("the rockspec", function()
       end
       assert.equals(tonumber(version) >= 5.3 and "integer" or "number", kind)
       assert.is_true(tonumber(count) > 0)
+
+      -- and the command, through the wrapper LuaRocks wrote for that Lua
+      ok, output = run(("%s/bin/loganalytics --demo --endpoint %s -o csv 'Heartbeat | count'")
+        :format(tree, helper.endpoint()))
+      assert.is_true(ok, output)
+      assert.equals("Count\r\n" .. count .. "\r\n", output)
     end)
   end
 end)
