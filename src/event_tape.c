@@ -18,11 +18,13 @@
 
 #define BLOCK_SIZE (64 * 1024)
 #define MAX_READY (1024 * 1024)   /* recorded but not yet replayed */
-#define MAX_SPARE 8
+#define MAX_SPARE 32          /* more than can be in flight: blocks are reused, never freed midway */
 
 enum {
     OP_TABLE_BEGIN = 1, OP_TABLE_NAME, OP_COLUMN, OP_ROW_BEGIN, OP_ROW_END,
     OP_TABLE_END, OP_MEMBER,
+    OP_CACHED_STRING,     /* a string cell: the one kept at a slot */
+    OP_KEPT_STRING,       /* a string cell, to be kept at a slot */
     OP_CELL = 16          /* + la_cell_kind */
 };
 
@@ -45,6 +47,7 @@ struct la_tape {
     block *spare;
     int nspare;
     int cancelled;
+    la_string_cache *strings;  /* the writer's: which strings repeat */
 };
 
 la_tape *la_tape_new(void)
@@ -63,6 +66,7 @@ la_tape *la_tape_new(void)
     }
     t->owner = pthread_self();
     t->ready_end = &t->ready;
+    t->strings = la_string_cache_new();  /* NULL: every string sent whole */
     return t;
 }
 
@@ -83,6 +87,7 @@ void la_tape_free(la_tape *t)
     free_list(t->ready);
     free_list(t->taken);
     free_list(t->spare);
+    la_string_cache_free(t->strings);
     pthread_cond_destroy(&t->room);
     pthread_mutex_destroy(&t->lock);
     free(t);
@@ -188,7 +193,10 @@ static int rec_simple(la_tape *t, unsigned char op, size_t value)
 
 static int rec_table_begin(void *ud)
 {
-    return rec_simple(ud, OP_TABLE_BEGIN, 0);
+    la_tape *t = ud;
+    if (t->strings)
+        la_string_cache_reset(t->strings);  /* slots are per table */
+    return rec_simple(t, OP_TABLE_BEGIN, 0);
 }
 
 static int rec_table_name(void *ud, const char *name, size_t len)
@@ -222,10 +230,36 @@ static int rec_row_begin(void *ud, size_t ncolumns)
     return rec_simple(ud, OP_ROW_BEGIN, ncolumns);
 }
 
+/* A string cell through the string cache: a repeat is sent as its slot. */
+static int rec_string(la_tape *t, uint32_t column, const la_cell *cell)
+{
+    int32_t slot = la_string_cache_find(t->strings, column, cell->str, cell->len);
+    char *p;
+    if (slot < 0 && la_string_cache_keep(t->strings, -slot, cell->str, cell->len) != 0)
+        slot = 0;
+    p = reserve(t, 1 + sizeof column + sizeof slot + sizeof cell->len + (slot > 0 ? 0 : cell->len));
+    if (!p)
+        return LA_SINK_STOP;
+    if (slot == 0) {
+        *p++ = (char)(OP_CELL + LA_CELL_STRING);
+        p = put(p, &column, sizeof column);
+    } else {
+        *p++ = (char)(slot > 0 ? OP_CACHED_STRING : OP_KEPT_STRING);
+        p = put(p, &column, sizeof column);
+        p = put(p, &slot, sizeof slot);
+        if (slot > 0)
+            return record(t, p);
+    }
+    p = put_size(p, cell->len);
+    return record(t, put(p, cell->str, cell->len));
+}
+
 static int rec_cell(void *ud, size_t index, const la_cell *cell)
 {
     la_tape *t = ud;
     uint32_t column = (uint32_t)index;
+    if (cell->kind == LA_CELL_STRING && t->strings)
+        return rec_string(t, column, cell);
     size_t room = 1 + sizeof column + sizeof cell->len
                   + (cell->kind == LA_CELL_STRING ? cell->len : sizeof(double));
     char *p = reserve(t, room);
@@ -294,6 +328,25 @@ static int replay_one(const char *p, const char **next, const la_result_sink *si
     size_t a, b;
     const char *s1, *s2;
     int rc;
+    if (op == OP_CACHED_STRING || op == OP_KEPT_STRING) {
+        la_cell cell;
+        uint32_t column;
+        int32_t slot;
+        memset(&cell, 0, sizeof cell);
+        cell.kind = LA_CELL_STRING;
+        memcpy(&column, p, sizeof column);
+        p += sizeof column;
+        memcpy(&slot, p, sizeof slot);
+        p += sizeof slot;
+        cell.slot = slot;  /* > 0 cached, < 0 to keep: as recorded */
+        if (op == OP_KEPT_STRING) {
+            p = get_size(p, &cell.len);
+            cell.str = p;
+            p += cell.len;
+        }
+        *next = p;
+        return sink->cell(ud, column, &cell);
+    }
     if (op >= OP_CELL) {
         la_cell cell;
         uint32_t column;

@@ -55,7 +55,10 @@ typedef enum la_cell_kind {
 } la_cell_kind;
 
 /* One converted cell. str points into parser-owned memory and is valid only
- * during the callback that receives the cell. */
+ * during the callback that receives the cell. A string cell replayed from
+ * the event tape may name a string cache slot: slot > 0, the string kept at
+ * that slot earlier in this table (str is NULL); slot < 0, a new string to
+ * keep at -slot; 0 (always, from the parser itself), no cache. */
 typedef struct la_cell {
     la_cell_kind kind;
     int boolean;
@@ -63,6 +66,7 @@ typedef struct la_cell {
     double real;
     const char *str;
     size_t len;
+    int slot;
 } la_cell;
 
 /* Conversions by column type; see the type table in README.md. */
@@ -77,15 +81,15 @@ int la_parse_int64(const char *s, size_t len, long long *out);
 /* -------------------------------------------------------- string cache */
 
 /* Repeated strings of a result, per column (string_cache.c). find returns
- * the slot (> 0) whose string equals s; otherwise -slot when the caller
- * should keep its new string there with keep (bytes must stay valid while
- * it sits in the slot), or 0 when this column is not worth caching. */
+ * the slot (> 0) holding a string equal to s; otherwise -slot when the
+ * caller should keep s there (keep copies it; -1 when out of memory), or
+ * 0 when this column is not worth caching. reset forgets every string. */
 typedef struct la_string_cache la_string_cache;
 la_string_cache *la_string_cache_new(void);
 void la_string_cache_free(la_string_cache *c);
 void la_string_cache_reset(la_string_cache *c);
 int la_string_cache_find(la_string_cache *c, size_t column, const char *s, size_t len);
-void la_string_cache_keep(la_string_cache *c, int slot, const char *bytes, size_t len);
+int la_string_cache_keep(la_string_cache *c, int slot, const char *bytes, size_t len);
 #define LA_STRING_CACHE_COLUMNS 64      /* columns beyond these are not cached */
 #define LA_STRING_CACHE_PER_COLUMN 64   /* slots, direct-mapped */
 

@@ -174,7 +174,6 @@ typedef struct feed_ctx {
     int streaming;           /* rows go to the on_row handler, not to rows */
     lua_Integer ntables, nrows;
     size_t ncolumns;
-    la_string_cache *strings;  /* owned by the client */
 } feed_ctx;
 
 /* __index of rows: row.Computer -> row[index of "Computer"] */
@@ -216,8 +215,6 @@ static int sink_table_begin(void *ud)
     lua_replace(L, R_ROWMT);
     lua_pushnil(L);                      /* strings of the last table */
     lua_replace(L, R_STRINGS);
-    if (x->strings)
-        la_string_cache_reset(x->strings);
     x->ncolumns = 0;
     x->nrows = 0;
     return 0;
@@ -283,33 +280,28 @@ static void push_cell(lua_State *L, const la_cell *cell)
     }
 }
 
-/* A string cell through the string cache: a repeated value reuses the Lua
- * string made the first time (string_cache.c says why). */
-static void push_string_cell(feed_ctx *x, size_t column, const la_cell *cell)
+/* A string cell that names a string cache slot (see la_cell): a repeated
+ * value reuses the Lua string made the first time (string_cache.c says why). */
+static void push_cached_string(lua_State *L, const la_cell *cell)
 {
-    lua_State *L = x->L;
-    int slot = la_string_cache_find(x->strings, column, cell->str, cell->len);
-    if (slot > 0) {
-        lua_rawgeti(L, R_STRINGS, slot);
+    if (cell->slot > 0) {
+        lua_rawgeti(L, R_STRINGS, cell->slot);
         return;
     }
     lua_pushlstring(L, cell->str, cell->len);
-    if (slot < 0) {
-        if (lua_isnil(L, R_STRINGS)) {
-            lua_createtable(L, LA_STRING_CACHE_COLUMNS * LA_STRING_CACHE_PER_COLUMN, 0);
-            lua_replace(L, R_STRINGS);
-        }
-        lua_pushvalue(L, -1);
-        lua_rawseti(L, R_STRINGS, -slot);
-        la_string_cache_keep(x->strings, -slot, lua_tostring(L, -1), cell->len);
+    if (lua_isnil(L, R_STRINGS)) {
+        lua_createtable(L, LA_STRING_CACHE_COLUMNS * LA_STRING_CACHE_PER_COLUMN, 0);
+        lua_replace(L, R_STRINGS);
     }
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, R_STRINGS, -cell->slot);
 }
 
 static int sink_cell(void *ud, size_t index, const la_cell *cell)
 {
     feed_ctx *x = ud;
-    if (cell->kind == LA_CELL_STRING && x->strings)
-        push_string_cell(x, index, cell);
+    if (cell->slot)
+        push_cached_string(x->L, cell);
     else
         push_cell(x->L, cell);
     lua_rawseti(x->L, R_ROW, (int)index + 1);
@@ -449,7 +441,6 @@ typedef struct client {
     feed_ctx feed;           /* lives here: a stepped transfer outlasts a call */
     int busy;                /* inside perform or step */
     int registers;           /* registry ref of the saved registers, between steps */
-    la_string_cache *strings;  /* made by the first query; NULL: no caching */
 } client;
 
 static client *check_client(lua_State *L)
@@ -479,8 +470,6 @@ static int client_close(lua_State *L)
     la_http_free(c->http);
     c->http = NULL;
     la_http_response_free(&c->response);
-    la_string_cache_free(c->strings);
-    c->strings = NULL;
     return 0;
 }
 
@@ -639,9 +628,6 @@ static int begin_transfer(lua_State *L, client *c, la_http_request *req)
     lua_pushnil(L);  /* the error slot */
 
     memset(&c->feed, 0, sizeof c->feed);
-    if (!c->strings)
-        c->strings = la_string_cache_new();
-    c->feed.strings = c->strings;
     c->feed.streaming = !lua_isnil(L, base + R_ONROW);
     c->tape = la_tape_new();
     c->parser = c->tape ? la_parser_new(la_tape_sink(), c->tape) : NULL;

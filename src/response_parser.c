@@ -161,6 +161,7 @@ static int end_capture(la_parser *p)
                                               p->capture_text.data, p->capture_text.len));
     case FOR_CELL:
         la_cell_from_json_text(p->capture_text.data, p->capture_text.len, &cell);
+        cell.slot = 0;
         return sink_result(p, p->sink->cell(p->ud, p->cell_index++, &cell));
     default:
         return 1;
@@ -230,6 +231,7 @@ static int on_scalar(la_parser *p, char kind, const char *text, size_t len, int 
         case '#': la_cell_from_number(current_type(p), text, len, &cell); break;
         default: la_cell_from_string(current_type(p), text, len, &cell); break;
         }
+        cell.slot = 0;
         return sink_result(p, p->sink->cell(p->ud, p->cell_index++, &cell));
     case TABLE_NAME:
         p->state = IN_TABLE;

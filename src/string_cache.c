@@ -1,17 +1,19 @@
 /*
- * Repeated strings of a result, remembered per column so the binding can
- * hand out the Lua string it already made instead of creating it again.
+ * Repeated strings of a result, remembered per column so that a value the
+ * result already holds is handed out again instead of being made anew.
  *
  * Why: Lua interns every short string, and in a large result the intern
  * table is big and cold, so each lua_pushlstring of "Administrative" walks
  * a bucket chain of unrelated strings: cache misses that cost more than the
  * rest of the cell. Most columns repeat a few values (categories, levels,
- * resource groups); here a hit is a word-wise hash, one compare and an array
- * read. Columns whose values do not repeat (GUIDs, timestamps) switch
- * themselves off after a short trial, so they pay almost nothing.
+ * resource groups); here a hit is a word-wise hash, one compare and, on the
+ * Lua side, an array read. Columns whose values do not repeat (GUIDs,
+ * timestamps) switch themselves off after a short trial.
  *
- * The cache holds no strings itself: the binding keeps each string alive in
- * a Lua array at the slot number given here, and passes its stable bytes.
+ * The event tape (event_tape.c) asks on the parsing thread and records the
+ * answer with the cell: "the string kept at slot k" or "keep this one at
+ * slot k"; the binding keeps the Lua strings in an array by slot. The cache
+ * keeps its own copy of each kept string's bytes to compare against.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -25,8 +27,9 @@
 #define TRIAL 512             /* lookups before a column is judged */
 
 typedef struct slot {
-    const char *bytes;        /* owned by the Lua string at this slot */
-    uint32_t len, hash;
+    char *bytes;              /* owned copy, cap bytes */
+    uint32_t len, cap, hash;
+    int used;
 } slot;
 
 typedef struct column_stats {
@@ -47,12 +50,20 @@ la_string_cache *la_string_cache_new(void)
 
 void la_string_cache_free(la_string_cache *c)
 {
+    size_t i;
+    if (!c)
+        return;
+    for (i = 0; i < COLUMNS * SLOTS; i++)
+        free(c->slots[i].bytes);
     free(c);
 }
 
 void la_string_cache_reset(la_string_cache *c)
 {
-    memset(c, 0, sizeof *c);
+    size_t i;
+    for (i = 0; i < COLUMNS * SLOTS; i++)
+        c->slots[i].used = 0;  /* the copies' memory is kept for reuse */
+    memset(c->columns, 0, sizeof c->columns);
 }
 
 static uint32_t hash_bytes(const char *s, size_t len)
@@ -88,7 +99,7 @@ int la_string_cache_find(la_string_cache *c, size_t column, const char *s, size_
     sl = &c->slots[number];
     if (++stats->lookups == TRIAL && stats->hits < TRIAL / 4)
         stats->off = 1;  /* values that do not repeat: stop looking */
-    if (sl->bytes && sl->hash == hash && sl->len == len && memcmp(sl->bytes, s, len) == 0) {
+    if (sl->used && sl->hash == hash && sl->len == len && memcmp(sl->bytes, s, len) == 0) {
         stats->hits++;
         return number + 1;
     }
@@ -96,10 +107,19 @@ int la_string_cache_find(la_string_cache *c, size_t column, const char *s, size_
     return -(number + 1);
 }
 
-void la_string_cache_keep(la_string_cache *c, int slot_number, const char *bytes, size_t len)
+int la_string_cache_keep(la_string_cache *c, int slot_number, const char *bytes, size_t len)
 {
     slot *sl = &c->slots[slot_number - 1];
-    sl->bytes = bytes;
+    if (sl->cap < len || !sl->bytes) {
+        char *more = realloc(sl->bytes, len ? len : 1);
+        if (!more)
+            return -1;
+        sl->bytes = more;
+        sl->cap = (uint32_t)(len ? len : 1);
+    }
+    memcpy(sl->bytes, bytes, len);
     sl->len = (uint32_t)len;
     sl->hash = c->pending_hash;
+    sl->used = 1;
+    return 0;
 }
