@@ -26,12 +26,12 @@ function M.args()
   return endpoint, math.tointeger(rows)
 end
 
-function M.report(seconds, rows, expected, bytes)
+function M.report(seconds, rows, expected, bytes, extra)
   if rows ~= expected then
     M.fail(("got %s rows, expected %d"):format(tostring(rows), expected))
   end
-  io.write(("BENCH status=ok seconds=%.6f rows=%d%s\n"):format(seconds, rows,
-    bytes and (" bytes=%d"):format(bytes) or ""))
+  io.write(("BENCH status=ok seconds=%.6f rows=%d%s%s\n"):format(seconds, rows,
+    bytes and (" bytes=%d"):format(bytes) or "", extra or ""))
   io.stdout:flush()
 end
 

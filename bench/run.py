@@ -201,7 +201,8 @@ def run_once(c, endpoint, n, sizes, http_port, extra_env, wrapper=None):
         want = json_bytes if c.check_bytes == "json" else gz_bytes
         if int(rec.get("bytes", -1)) != want:
             return None, "got %s bytes, expected %d" % (rec.get("bytes"), want)
-    return {"seconds": float(rec["seconds"]), "rss_kb": rss_kb}, None
+    return {"seconds": float(rec["seconds"]), "rss_kb": rss_kb,
+            "lua_kb": int(rec["lua_kb"]) if "lua_kb" in rec else None}, None
 
 
 def callgrind_ir(c, endpoint, n, sizes, http_port, extra_env):
@@ -309,6 +310,8 @@ def main():
                     r["times"].append(rec["seconds"])
                     if rec["rss_kb"] is not None:
                         r["rss"].append(rec["rss_kb"])
+                    if rec["lua_kb"] is not None:
+                        r.setdefault("lua", []).append(rec["lua_kb"])
         irs = {}
         if not args.no_callgrind:
             n = args.callgrind_rows
@@ -404,6 +407,26 @@ def main():
               "interpreter start-up (3: lua + sh + curl; 5: curl alone)." % args.callgrind_rows)
     print("Lua contenders and the curl floor use http; the JS SDK (bearer auth) needs https, "
           "compare it with 5b. Every run checked: N rows, gzip, whole body.")
+    # the goals, read off this run's medians
+    def med(key, n, field="times"):
+        r = results.get((key, n))
+        return statistics.median(r[field]) if r and not r["error"] and r.get(field) else None
+    for n in sizes:
+        full, cjson, sdk = med("full", n), med("cjson", n), med("sdk", n)
+        parts = []
+        if full and cjson:
+            parts.append("%.2fx faster than curl + lua-cjson" % (cjson / full))
+        if full and sdk:
+            parts.append("%.2fx faster than the JS SDK" % (sdk / full))
+        rss, lua = med("full", n, "rss"), med("full", n, "lua")
+        if rss and lua:
+            parts.append("peak RSS %.0f MB = Lua result %.0f MB + %.0f MB" % (
+                rss * 1024 / 1e6, lua * 1024 / 1e6, (rss - lua) * 1024 / 1e6))
+        stream = med("on_row", n, "rss")
+        if stream:
+            parts.append("on_row peak RSS %.0f MB" % (stream * 1024 / 1e6))
+        if parts:
+            print("at %dk rows, full result: %s" % (n // 1000, "; ".join(parts)))
     for note in notes:
         print("note: " + note)
     print("(%.0f s in all)" % (time.time() - started))
