@@ -34,20 +34,30 @@ typedef struct block {
     char data[];
 } block;
 
+/* The writer's fields and the reader's sit on separate cache lines: a line
+ * written by one thread and read by the other for every record would bounce
+ * between the cores (it cost more than the replay itself). */
+#define CACHE_LINE 64
+
 struct la_tape {
+    /* shared, under lock */
     pthread_mutex_t lock;
     pthread_cond_t room;
-    pthread_t owner;           /* the thread that replays */
-    block *writing;            /* the writer's, not yet handed over */
     block *ready, **ready_end; /* handed over, in order */
     size_t ready_bytes;
-    block *taken;              /* being replayed (freed with the tape if a
-                                  sink raised through the replay) */
-    size_t taken_pos;
     block *spare;
     int nspare;
     int cancelled;
-    la_string_cache *strings;  /* the writer's: which strings repeat */
+    pthread_t owner;           /* the thread that replays (set once) */
+    /* the writer's */
+    char writer_line[CACHE_LINE];
+    block *writing;            /* not yet handed over */
+    la_string_cache *strings;  /* which strings repeat */
+    /* the reader's */
+    char reader_line[CACHE_LINE];
+    block *taken;              /* being replayed (freed with the tape if a
+                                  sink raised through the replay) */
+    size_t taken_pos;
 };
 
 la_tape *la_tape_new(void)
@@ -416,12 +426,13 @@ int la_tape_replay(la_tape *t, const la_result_sink *sink, void *ud)
                 return 0;
         }
         b = t->taken;
-        while (rc == 0 && t->taken_pos < b->len) {
-            const char *next;
-            /* a sink that raises ends the transfer: nothing replays again */
-            const char *p = b->data + t->taken_pos;
-            rc = replay_one(p, &next, sink, ud);
-            t->taken_pos += (size_t)(next - p);
+        {
+            /* a sink that raises ends the transfer: nothing replays again,
+             * so the position is kept locally and stored at the end */
+            const char *p = b->data + t->taken_pos, *end = b->data + b->len;
+            while (rc == 0 && p < end)
+                rc = replay_one(p, &p, sink, ud);
+            t->taken_pos = (size_t)(p - b->data);
         }
         if (t->taken_pos < b->len)
             return rc;  /* stopped inside a block */
