@@ -91,6 +91,13 @@ describe("a large body decoded on the worker thread", function()
     assert_same_rows(oracle.tables[1].rows, pulled, "rows()")
   end)
 
+  it("gives the same rows to a stepped transfer (on_progress)", function()
+    local ticks = 0
+    local result = assert(threaded:query(large("", { on_progress = function() ticks = ticks + 1 end })))
+    assert_same_rows(oracle.tables[1].rows, result.tables[1].rows, "on_progress")
+    assert.is_true(ticks >= 1)
+  end)
+
   -- (the connection may be kept: by then the body can be wholly received)
   it("stops deep in the body when on_row returns false, and the next query runs", function()
     helper.reset()

@@ -487,6 +487,11 @@ int la_http_step(la_http *h, int wait_ms, int *done)
             return finish(h, msg->data.result);
         }
     }
+    /* what the worker decoded since, even when no new bytes came */
+    if (h->t.worker && h->t.on_progress(h->t.ud) != 0) {
+        *done = 1;
+        return finish(h, CURLE_WRITE_ERROR);
+    }
     if (still_running && wait_ms > 0)
         curl_multi_poll(h->multi, NULL, 0, wait_ms, NULL);
     return 0;
