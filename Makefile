@@ -87,7 +87,8 @@ fuzz-build:
 	clang $(FUZZ_CFLAGS) -o $(BUILD)/fuzz_tokenizer \
 	  fuzz/tokenizer_diff.c src/json_tokenizer.c src/buffer.c -lyajl
 	clang $(FUZZ_CFLAGS) -o $(BUILD)/fuzz_response_parser fuzz/response_parser_fuzz.c \
-	  src/response_parser.c src/json_tokenizer.c src/cell.c src/buffer.c -lm
+	  src/response_parser.c src/json_tokenizer.c src/cell.c src/buffer.c \
+	  src/event_tape.c src/string_cache.c -lm -pthread
 
 fuzz: fuzz-build
 	$(BUILD)/fuzz_tokenizer $(FUZZ_RUN) -max_len=$(FUZZ_TOKENIZER_MAX_LEN) $(BUILD)/fuzz-corpus

@@ -20,6 +20,11 @@
  * row_end's ncells the cells seen, strings non-NULL when their length is not
  * 0, members' JSON text itself valid JSON, no event after a sink asked to
  * stop, and statuses that match what the sink did. Any violation aborts.
+ *
+ * Then the same body goes through the event tape (src/event_tape.c, with
+ * its string cache) in other random chunks, replayed after every chunk:
+ * the replayed events, string slots resolved, must be exactly the direct
+ * parse's, event for event (both are written out canonically and compared).
  */
 #include "../src/la_core.h"
 
@@ -61,7 +66,20 @@ typedef struct state {
     int stop_every;          /* 0: never stop; else stop with 1/stop_every per event */
     int stopped;             /* a callback returned LA_SINK_STOP */
     unsigned long sum;       /* keeps the copies observable */
+    la_buf *trace;           /* every event written out, for the tape check */
 } state;
+
+/* Canonical trace of an event: a tag, numbers and length-prefixed bytes. */
+static void trace(state *s, char tag, size_t a, const char *text, size_t len)
+{
+    if (!s->trace)
+        return;
+    CHECK(la_buf_putc(s->trace, tag) == 0);
+    CHECK(la_buf_append(s->trace, (const char *)&a, sizeof a) == 0);
+    CHECK(la_buf_append(s->trace, (const char *)&len, sizeof len) == 0);
+    if (len)
+        CHECK(la_buf_append(s->trace, text, len) == 0);
+}
 
 /* Copy len bytes into a block of exactly that size: ASan reports a read
  * past the end of what the parser handed out, or of freed memory. */
@@ -107,6 +125,7 @@ static int on_table_begin(void *ud)
     s->columns = 0;
     s->tables_begun++;
     CHECK(s->tables_begun <= s->doc_len);
+    trace(s, 'T', 0, NULL, 0);
     return event(s);
 }
 
@@ -117,6 +136,7 @@ static int on_table_name(void *ud, const char *name, size_t len)
     CHECK(len <= text_bound(s));
     CHECK(len == 0 || name != NULL);
     touch(s, name, len);
+    trace(s, 'N', 0, name, len);
     return event(s);
 }
 
@@ -131,6 +151,8 @@ static int on_column(void *ud, size_t index, const char *name, size_t name_len,
     CHECK(name_len <= text_bound(s) && type_len <= text_bound(s));
     touch(s, name, name_len);
     touch(s, type, type_len);
+    trace(s, 'C', index, name, name_len);
+    trace(s, 'c', index, type, type_len);
     s->columns++;
     return event(s);
 }
@@ -145,6 +167,7 @@ static int on_row_begin(void *ud, size_t ncolumns)
     s->cells = 0;
     s->rows++;
     CHECK(s->rows <= s->doc_len);
+    trace(s, 'R', ncolumns, NULL, 0);
     return event(s);
 }
 
@@ -155,6 +178,15 @@ static int on_cell(void *ud, size_t index, const la_cell *cell)
     CHECK(cell != NULL);
     CHECK(index == s->cells);
     CHECK(index < s->doc_len);
+    CHECK(cell->slot == 0);  /* slots are resolved before this sink */
+    switch (cell->kind) {
+    case LA_CELL_NULL: trace(s, '0', index, NULL, 0); break;
+    case LA_CELL_BOOL: trace(s, 'b', index, cell->boolean ? "1" : "0", 1); break;
+    case LA_CELL_INTEGER: trace(s, 'i', index, (const char *)&cell->integer, sizeof cell->integer); break;
+    case LA_CELL_REAL: trace(s, 'r', index, (const char *)&cell->real, sizeof cell->real); break;
+    case LA_CELL_STRING: trace(s, 's', index, cell->str, cell->len); break;
+    default: break;
+    }
     switch (cell->kind) {
     case LA_CELL_NULL:
         break;
@@ -185,6 +217,7 @@ static int on_row_end(void *ud, size_t ncells)
     CHECK(s->in_table && s->in_row);
     CHECK(ncells == s->cells);
     s->in_row = 0;
+    trace(s, 'E', ncells, NULL, 0);
     return event(s);
 }
 
@@ -194,6 +227,7 @@ static int on_table_end(void *ud)
     CHECK(s->in_table && !s->in_row);
     s->in_table = 0;
     s->tables_ended++;
+    trace(s, 'X', 0, NULL, 0);
     return event(s);
 }
 
@@ -217,6 +251,8 @@ static int on_member(void *ud, const char *key, size_t key_len, const char *json
     CHECK(!(key_len == 6 && memcmp(key, "tables", 6) == 0));   /* that one is parsed */
     touch(s, key, key_len);
     touch(s, json, json_len);
+    trace(s, 'K', 0, key, key_len);
+    trace(s, 'J', 0, json, json_len);
     j = la_json_new(&nop_events, NULL);
     CHECK(j != NULL);
     {
@@ -237,6 +273,100 @@ static const la_result_sink sink = {
     on_table_begin, on_table_name, on_column, on_row_begin,
     on_cell, on_row_end, on_table_end, on_member,
 };
+
+/* ------------------------------------------------------------ tape */
+
+/* Between the tape's replay and the checking sink: string cells that name
+ * a slot are resolved here, as the binding resolves them into Lua strings
+ * (a copy kept per slot, forgotten at each table). */
+#define SLOTS (LA_STRING_CACHE_COLUMNS * LA_STRING_CACHE_PER_COLUMN)
+
+typedef struct resolver {
+    state *checked;
+    la_buf kept[SLOTS + 1];
+    int seen[SLOTS + 1];
+} resolver;
+
+static int r_table_begin(void *ud)
+{
+    resolver *r = ud;
+    memset(r->seen, 0, sizeof r->seen);
+    return on_table_begin(r->checked);
+}
+static int r_table_name(void *ud, const char *n, size_t l) { return on_table_name(((resolver *)ud)->checked, n, l); }
+static int r_column(void *ud, size_t i, const char *n, size_t nl, const char *t, size_t tl)
+{
+    return on_column(((resolver *)ud)->checked, i, n, nl, t, tl);
+}
+static int r_row_begin(void *ud, size_t n) { return on_row_begin(((resolver *)ud)->checked, n); }
+static int r_row_end(void *ud, size_t n) { return on_row_end(((resolver *)ud)->checked, n); }
+static int r_table_end(void *ud) { return on_table_end(((resolver *)ud)->checked); }
+static int r_member(void *ud, const char *k, size_t kl, const char *j, size_t jl)
+{
+    return on_member(((resolver *)ud)->checked, k, kl, j, jl);
+}
+
+static int r_cell(void *ud, size_t index, const la_cell *cell)
+{
+    resolver *r = ud;
+    la_cell plain = *cell;
+    if (cell->slot != 0) {
+        int slot = cell->slot > 0 ? cell->slot : -cell->slot;
+        CHECK(cell->kind == LA_CELL_STRING);
+        CHECK(slot >= 1 && slot <= SLOTS);
+        if (cell->slot > 0) {
+            CHECK(r->seen[slot]);  /* a hit names a string kept in this table */
+            plain.str = r->kept[slot].data ? r->kept[slot].data : "";
+            plain.len = r->kept[slot].len;
+        } else {
+            la_buf_clear(&r->kept[slot]);
+            CHECK(la_buf_append(&r->kept[slot], cell->str, cell->len) == 0);
+            r->seen[slot] = 1;
+        }
+        plain.slot = 0;
+    }
+    return on_cell(r->checked, index, &plain);
+}
+
+static const la_result_sink resolving_sink = {
+    r_table_begin, r_table_name, r_column, r_row_begin,
+    r_cell, r_row_end, r_table_end, r_member,
+};
+
+/* The body through the tape, replayed after every chunk into the checking
+ * sink; returns the parse status. */
+static la_parse_status through_tape(const char *doc, size_t doc_len, state *checked)
+{
+    static resolver r;   /* large: not on the stack */
+    la_tape *tape = la_tape_new();
+    la_parser *p;
+    la_parse_status st = LA_PARSE_OK;
+    size_t at = 0, i;
+    CHECK(tape != NULL);
+    r.checked = checked;
+    for (i = 0; i <= SLOTS; i++)
+        la_buf_init(&r.kept[i]);
+    p = la_parser_new(la_tape_sink(), tape);
+    CHECK(p != NULL);
+    while (st == LA_PARSE_OK && at < doc_len) {
+        size_t n = 1 + next_random() % 512;
+        if (n > doc_len - at)
+            n = doc_len - at;
+        st = la_parser_feed(p, doc + at, n);
+        at += n;
+        CHECK(la_tape_flush(tape) == 0);
+        CHECK(la_tape_replay(tape, &resolving_sink, &r) == 0);
+    }
+    if (st == LA_PARSE_OK)
+        st = la_parser_finish(p);
+    CHECK(la_tape_flush(tape) == 0);
+    CHECK(la_tape_replay(tape, &resolving_sink, &r) == 0);
+    la_parser_free(p);
+    la_tape_free(tape);
+    for (i = 0; i <= SLOTS; i++)
+        la_buf_free(&r.kept[i]);
+    return st;
+}
 
 /* ------------------------------------------------------------ driver */
 
@@ -307,5 +437,32 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t len)
         CHECK(la_parser_finish(p) == LA_PARSE_ERROR);
     }
     la_parser_free(p);
+
+    /* the tape: no early stops there, so compare with an unstopped parse */
+    if (!s.stop_every) {
+        la_buf direct, taped;
+        state t;
+        la_parse_status direct_status = st;
+        la_buf_init(&direct);
+        la_buf_init(&taped);
+        memset(&s, 0, sizeof s);
+        s.doc_len = doc_len;
+        s.trace = &direct;
+        p = la_parser_new(&sink, &s);
+        CHECK(p != NULL);
+        st = la_parser_feed(p, doc, doc_len);
+        if (st == LA_PARSE_OK)
+            st = la_parser_finish(p);
+        la_parser_free(p);
+        CHECK(st == direct_status);
+        memset(&t, 0, sizeof t);
+        t.doc_len = doc_len;
+        t.trace = &taped;
+        CHECK(through_tape(doc, doc_len, &t) == st);
+        CHECK(direct.len == taped.len);
+        CHECK(direct.len == 0 || memcmp(direct.data, taped.data, direct.len) == 0);
+        la_buf_free(&direct);
+        la_buf_free(&taped);
+    }
     return 0;
 }
