@@ -81,6 +81,38 @@ describe("a large body decoded on the worker thread", function()
     assert.equals(before, thread_count())  -- joined when the query ended
   end)
 
+  it("keeps signals away from its thread (SIGINT stays with the Lua thread)", function()
+    if not thread_count() then return pending("no /proc/self/status here") end
+    local f = assert(io.open("/proc/self/stat"))
+    local pid = f:read("*a"):match("^(%d+)")
+    f:close()
+    local function blocked_mask(tid)
+      local status = assert(io.open(("/proc/%s/task/%s/status"):format(pid, tid)))
+      local mask = status:read("*a"):match("\nSigBlk:%s*(%x+)")
+      status:close()
+      return tonumber(mask:sub(-8), 16)  -- the low 32 signals
+    end
+    local masks, n = nil, 0
+    assert(threaded:query(large("", { on_row = function()
+      n = n + 1
+      if n == 10000 then
+        masks = {}
+        local pipe = io.popen("ls /proc/" .. pid .. "/task")
+        for tid in pipe:lines() do masks[tid] = blocked_mask(tid) end
+        pipe:close()
+      end
+    end })))
+    local others = 0
+    for tid, mask in pairs(masks) do
+      if tid ~= pid then
+        others = others + 1
+        assert.equals(2, mask % 4 - mask % 2, "SIGINT (bit 1) blocked on thread " .. tid)
+      end
+    end
+    assert.equals(1, others)
+    assert.equals(0, masks[pid] % 4 - masks[pid] % 2)  -- and not on the Lua thread
+  end)
+
   it("streams the same rows to on_row and to rows()", function()
     local got = {}
     local result = assert(threaded:query(large("", { on_row = function(row) got[#got + 1] = row end })))

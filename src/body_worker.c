@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -70,6 +71,19 @@ static void *run(void *arg)
     return NULL;
 }
 
+/* The thread takes no signals: they stay with the host's threads (lua.c's
+ * SIGINT handler, for one, expects to run on the Lua thread). */
+static int start_thread(la_worker *w)
+{
+    sigset_t all, old;
+    int rc;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&w->thread, NULL, run, w);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
 la_worker *la_worker_start(la_body_fn consume, void *consume_ud, la_progress_fn progress,
                            void (*cancel)(void *ud), void *ud)
 {
@@ -93,7 +107,7 @@ la_worker *la_worker_start(la_body_fn consume, void *consume_ud, la_progress_fn 
         free(w);
         return NULL;
     }
-    if (pthread_create(&w->thread, NULL, run, w) != 0) {
+    if (start_thread(w) != 0) {
         pthread_cond_destroy(&w->changed);
         pthread_mutex_destroy(&w->lock);
         free(w->ring);
