@@ -128,12 +128,12 @@ end
 -- and tokens are too. A pool with no free Lua VM fails at once (`nil, err`
 -- with kind `"network"`).
 -- @tparam table options `la.new`'s options, as plain values (no functions), and:
--- @tparam[opt] table options.credential a credential by its constructor's
+-- @tparam table options.credential (optional) a credential by its constructor's
 --   name and options: `{ type = "client_secret", tenant = T, client_id = C, client_secret = S }`
 --   (any `la.credentials` constructor)
--- @tparam[opt] string options.token_cache the name of a `lua_shared_dict`: tokens are
+-- @tparam string options.token_cache (optional) the name of a `lua_shared_dict`: tokens are
 --   shared through it by every thread and worker (else each thread VM keeps its own)
--- @tparam[opt] string options.pool the `thread_pool` to run in (default `"loganalytics"`)
+-- @tparam string options.pool (optional) the `thread_pool` to run in (default `"loganalytics"`)
 -- @tparam string kql the query
 -- @tparam[opt] table opts `client:query`'s options but `on_row` (plain values)
 -- @treturn[1] table result, as from `client:query`, its rows readable by name
