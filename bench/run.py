@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runs the benchmark and prints one table (see bench/README.md). `make bench` runs it.
 
-    python3 bench/run.py [--sizes 10000,100000,500000] [--runs 5] [--runs-large 3]
+    python3 bench/run.py [--sizes 10000,100000,500000] [--runs 9] [--runs-large 3]
                          [--large 500000] [--callgrind-rows 100000 | --no-callgrind]
                          [--only full,on_row,cjson,sdk,floor,floor_tls]
 
@@ -233,7 +233,7 @@ def fmt_ir(ir):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="10000,100000,500000")
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=9)
     ap.add_argument("--runs-large", type=int, default=3)
     ap.add_argument("--large", type=int, default=500000)
     ap.add_argument("--callgrind-rows", type=int, default=100000)
