@@ -2,9 +2,10 @@
  * HTTP transport over one libcurl easy handle per client. Reusing the
  * handle keeps its connection cache, so successive queries ride the same
  * keep-alive connection. 2xx bodies stream to the caller's callback as they
- * arrive (already gunzipped by libcurl); other bodies are kept, capped, for
- * the error report (and so is every body when no streaming callback is set:
- * token responses).
+ * arrive, gunzipped here; past WORKER_THRESHOLD, when the caller allows it,
+ * gunzip and callback run on a worker thread (body_worker.c) while this
+ * thread receives. Other bodies are kept, capped, for the error report (and
+ * so is every body when no streaming callback is set: token responses).
  */
 #include "la_core.h"
 

@@ -699,6 +699,18 @@ static int end_transfer(lua_State *L, client *c, int base, int transfer_ok)
     return 1;
 }
 
+/* Whether the collector runs, so that it may be paused for a full result
+ * and restarted after. Lua 5.1 cannot tell: there it is left alone. */
+static int gc_may_pause(lua_State *L)
+{
+#ifdef LUA_GCISRUNNING
+    return lua_gc(L, LUA_GCISRUNNING, 0);
+#else
+    (void)L;
+    return 0;
+#endif
+}
+
 /*
  * client:perform{ url=, headers={...}, body=, username=, password=,
  *                 user_agent=, connect_timeout=, timeout=, on_row= }
@@ -707,16 +719,6 @@ static int end_transfer(lua_State *L, client *c, int base, int transfer_ok)
  * Failures of the world are described in the table; only misuse raises,
  * and an error raised by on_row is re-raised once the transfer is over.
  */
-static int gc_is_running(lua_State *L)
-{
-#ifdef LUA_GCISRUNNING
-    return lua_gc(L, LUA_GCISRUNNING, 0);
-#else
-    (void)L;
-    return 1;  /* Lua 5.1 cannot tell; stopping is its usual state only by request */
-#endif
-}
-
 static int query_perform(lua_State *L)
 {
     client *c = check_client(L);
@@ -725,7 +727,7 @@ static int query_perform(lua_State *L)
     /* Building a full result makes almost nothing but live objects: a
      * collector running meanwhile only re-marks the growing result. No Lua
      * code runs until the transfer is over, so pausing it is invisible. */
-    int pause_gc = !c->feed.streaming && gc_is_running(L);
+    int pause_gc = !c->feed.streaming && gc_may_pause(L);
     if (pause_gc)
         lua_gc(L, LUA_GCSTOP, 0);
     c->busy = 1;
