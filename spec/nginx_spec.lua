@@ -106,6 +106,27 @@ describe("nginx", function()
     assert.equals(1, helper.identity().token_requests)
   end)
 
+  it("decodes a large body on the module's second thread inside nginx's thread pool", function()
+    -- 20,000 rows, 0.5 MB gzipped: past the threshold where a worker thread decodes
+    local body, status = get("http://127.0.0.1:" .. port .. "/query?kql=large&workspace=FIXTURES")
+    assert.equals(200, status, helper.read_file(prefix .. "/logs/out.log") .. body)
+    local doc = core.decode_json(body)
+    local direct = assert(helper.client():query("large", { workspace = "FIXTURES" })).tables[1].rows
+    local rows = doc.tables[1].rows
+    assert.equals(20000, #rows)
+    for _, r in ipairs { 1, 7777, 20000 } do
+      for _, j in ipairs { 1, 2, 3, 7, 8 } do  -- the text columns (cjson rounds longs)
+        assert.equals(direct[r][j], rows[r][j], ("row %d column %d"):format(r, j))
+      end
+    end
+    -- the handler spells a real NaN as the service does
+    local nan_row
+    for r, row in ipairs(direct) do
+      if row.Ratio ~= row.Ratio then nan_row = r break end
+    end
+    assert.equals("NaN", rows[nan_row][5])
+  end)
+
   it("gives the service's errors", function()
     local body, status = get("http://127.0.0.1:" .. port .. "/query?kql=completely%20invalid%20syntax")
     assert.equals(400, status)

@@ -30,8 +30,24 @@ if not result then
   ngx.say(cjson.encode { error = tostring(err), kind = err.kind, code = err.code })
   return
 end
+-- JSON has no NaN or infinities: a real column's are written as the service
+-- writes them, "NaN", "Infinity", "-Infinity" (cjson would refuse them)
+local function spell_special_reals(tbl)
+  for j, column in ipairs(tbl.columns) do
+    if column.type == "real" then
+      for _, row in ipairs(tbl.rows) do
+        local v = row[j]
+        if v ~= v then row[j] = "NaN"
+        elseif v == math.huge then row[j] = "Infinity"
+        elseif v == -math.huge then row[j] = "-Infinity" end
+      end
+    end
+  end
+end
+
 local out = { status = result.status, tables = {} }
 for i, tbl in ipairs(result.tables) do
+  spell_special_reals(tbl)
   out.tables[i] = { name = tbl.name, columns = tbl.columns, rows = tbl.rows }
 end
 -- la.null is cjson.null: nulls come out as JSON null
