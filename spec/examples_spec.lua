@@ -371,7 +371,7 @@ describe("examples/export_csv.lua", function()
 end)
 
 describe("examples/openresty", function()
-  local prefix, port, pid_file
+  local port, stop
 
   local function get(path)
     local pipe = assert(io.popen(("curl -s -w '\\n%%{http_code}' 'http://127.0.0.1:%d%s'"):format(port, path)))
@@ -382,45 +382,19 @@ describe("examples/openresty", function()
   end
 
   setup(function()
-    local ok, out = helper.run("make -s build-jit")
-    assert(ok, out)
-    local root = io.popen("pwd"):read("*l")
-    prefix = temp_name()
-    assert(os.execute("mkdir -p " .. prefix .. "/logs"))
-    port = helper.closed_port()
-    pid_file = prefix .. "/nginx.pid"
-    -- the example's nginx.conf as it is, but for this checkout's paths, a free
-    -- port and its own pid file; the endpoint comes from LA_ENDPOINT
-    local conf = helper.read_file("examples/openresty/nginx.conf")
-      :gsub("%$prefix/%.%./%.%./", root .. "/")
-      :gsub("listen 127%.0%.0%.1:%d+;", "listen 127.0.0.1:" .. port .. ";")
-      :gsub("content_by_lua_file handler%.lua;", "content_by_lua_file " .. root .. "/examples/openresty/handler.lua;")
-      :gsub("pid nginx%.pid;", "pid " .. pid_file .. ";")
-    assert.is_truthy(conf:find('set $la_endpoint "https://api.loganalytics.azure.com";', 1, true))
-    -- were LA_ENDPOINT not read, the queries would go to a closed local port,
-    -- never to Azure
-    conf = conf:gsub('set %$la_endpoint "[^"]*";',
-                     'set $la_endpoint "http://127.0.0.1:' .. helper.closed_port() .. '";')
-    local f = assert(io.open(prefix .. "/nginx.conf", "w"))
-    f:write(conf)
-    f:close()
-    os.execute(("env LA_ENDPOINT=%s nginx -p %s -c %s/nginx.conf -g 'daemon off;' > %s/logs/out.log 2>&1 &")
-      :format(shell_quote(helper.endpoint()), prefix, prefix, prefix))
-    for _ = 1, 100 do
-      local _, status = get("/ping")
-      if status == 200 then break end
-      os.execute("sleep 0.05")
-    end
+    -- the example's nginx.conf as it is (helper: this checkout's paths, a
+    -- free port, its own pid file); the endpoint comes from LA_ENDPOINT
+    port, _, stop = helper.start_example_nginx(function(conf)
+      assert.is_truthy(conf:find('set $la_endpoint "https://api.loganalytics.azure.com";', 1, true))
+      -- were LA_ENDPOINT not read, the queries would go to a closed local
+      -- port, never to Azure
+      return (conf:gsub('set %$la_endpoint "[^"]*";',
+                        'set $la_endpoint "http://127.0.0.1:' .. helper.closed_port() .. '";'))
+    end, "env LA_ENDPOINT=" .. shell_quote(helper.endpoint()))
   end)
 
   teardown(function()
-    local f = io.open(pid_file)
-    if f then
-      local pid = f:read("*n")
-      f:close()
-      if pid then os.execute("kill " .. pid) end
-    end
-    os.execute("sleep 0.2; rm -rf " .. prefix)
+    stop()
   end)
 
   it("serves query rows as JSON from the endpoint in LA_ENDPOINT", function()

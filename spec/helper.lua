@@ -297,6 +297,72 @@ function helper.run_lua(script, env, wrapper)
   return ok == true or code == 0, output, t1 - t0
 end
 
+--- Runs examples/openresty/ under the real nginx (LuaJIT module from
+-- `make build-jit`), in a temporary prefix: its nginx.conf with this
+-- checkout's paths, a free port and its own pid file, then `edit(conf)` if
+-- given; `env` (e.g. "env LA_ENDPOINT=...") goes before the command. Waits
+-- for /ping. Returns the port, the prefix and a function that stops nginx
+-- and removes the prefix.
+function helper.start_example_nginx(edit, env)
+  local ok, out = helper.run("make -s build-jit")
+  assert(ok, out)
+  local pwd = assert(io.popen("pwd"))
+  local root = pwd:read("*l")
+  pwd:close()
+  local prefix = os.tmpname()
+  os.remove(prefix)
+  assert(os.execute("mkdir -p " .. prefix .. "/logs"))
+  local port = helper.closed_port()
+  local pid_file = prefix .. "/nginx.pid"
+  local conf = helper.read_file("examples/openresty/nginx.conf")
+    :gsub("%$prefix/%.%./%.%./", root .. "/")
+    :gsub("listen 127%.0%.0%.1:%d+;", "listen 127.0.0.1:" .. port .. ";")
+    :gsub("content_by_lua_file handler%.lua;", "content_by_lua_file " .. root .. "/examples/openresty/handler.lua;")
+    :gsub("pid nginx%.pid;", "pid " .. pid_file .. ";")
+  if edit then conf = edit(conf) end
+  local f = assert(io.open(prefix .. "/nginx.conf", "w"))
+  f:write(conf)
+  f:close()
+  os.execute(("%s nginx -p %s -c %s/nginx.conf -g 'daemon off;' > %s/logs/out.log 2>&1 &")
+    :format(env or "", prefix, prefix, prefix))
+  for _ = 1, 100 do
+    local _, status = helper.run(("curl -s -o /dev/null -w '%%{http_code}' http://127.0.0.1:%d/ping"):format(port))
+    if status == "200" then break end
+    os.execute("sleep 0.05")
+  end
+  local function stop()
+    local pid_f = io.open(pid_file)
+    if pid_f then
+      local pid = pid_f:read("*n")
+      pid_f:close()
+      if pid then os.execute("kill " .. pid) end
+    end
+    os.execute("sleep 0.2; rm -rf " .. prefix)
+  end
+  return port, prefix, stop
+end
+
+--- Asserts that two lists of rows hold the same cells: the same Lua value
+-- and number subtype (integer vs float), NaN equal to NaN.
+function helper.assert_same_rows(want_rows, got_rows, what)
+  local function same(a, b)
+    if a ~= a and b ~= b then return true end
+    if type(a) == "number" and type(b) == "number" and math.type(a) ~= math.type(b) then
+      return false
+    end
+    return a == b
+  end
+  assert(#want_rows == #got_rows, ("%s: %d rows, expected %d"):format(what, #got_rows, #want_rows))
+  for r, want in ipairs(want_rows) do
+    local got = got_rows[r]
+    assert(#want == #got, ("%s: width of row %d"):format(what, r))
+    for j = 1, #want do
+      assert(same(want[j], got[j]), ("%s: row %d cell %d: %s vs %s"):format(
+        what, r, j, tostring(want[j]), tostring(got[j])))
+    end
+  end
+end
+
 function helper.hex(s)
   return (s:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
 end

@@ -5,8 +5,6 @@
 local helper = require "helper"
 local core = require "loganalytics.core"
 
-local run = helper.run
-
 local function get(url)
   local pipe = io.popen(("curl -s -w '\\n%%{http_code} %%{time_total}' '%s'"):format(url))
   local out = pipe:read("*a")
@@ -16,29 +14,18 @@ local function get(url)
 end
 
 describe("nginx", function()
-  local prefix, port, pid_file
+  local prefix, port, stop
 
   setup(function()
-    local ok, out = run("make -s build-jit")
-    assert(ok, out)
-    local root = io.popen("pwd"):read("*l")
-    prefix = os.tmpname()
-    os.remove(prefix)
-    assert(os.execute("mkdir -p " .. prefix .. "/logs"))
-    port = helper.closed_port()
-    pid_file = prefix .. "/nginx.pid"
-    -- the example's configuration, pointed at this checkout, this port and the local server
-    local conf = helper.read_file("examples/openresty/nginx.conf")
-      :gsub("%$prefix/%.%./%.%./", root .. "/")
-      :gsub("listen 127%.0%.0%.1:%d+;", "listen 127.0.0.1:" .. port .. ";")
-      :gsub('set %$la_endpoint "[^"]*";', 'set $la_endpoint "' .. helper.endpoint() .. '";')
-      :gsub("content_by_lua_file handler%.lua;", "content_by_lua_file " .. root .. "/examples/openresty/handler.lua;")
-      :gsub("pid nginx%.pid;", "pid " .. pid_file .. ";")
-      -- a location querying with a credential whose tokens live in a shared dict
-      :gsub("    access_log off;", [[
+    -- the example pointed at the local server, plus a location querying with
+    -- a credential whose tokens live in a shared dict
+    port, prefix, stop = helper.start_example_nginx(function(conf)
+      return (conf
+        :gsub('set %$la_endpoint "[^"]*";', 'set $la_endpoint "' .. helper.endpoint() .. '";')
+        :gsub("    access_log off;", [[
     access_log off;
     lua_shared_dict la_tokens 1m;]])
-      :gsub("        location = /ping", [[
+        :gsub("        location = /ping", [[
         location = /cred {
             content_by_lua_block {
                 local lan = require "loganalytics.nginx"
@@ -53,26 +40,12 @@ describe("nginx", function()
                 ngx.say(#result.tables[1].rows, " ", result.tables[1].rows[1].Computer)
             }
         }
-        location = /ping]])
-    local f = assert(io.open(prefix .. "/nginx.conf", "w"))
-    f:write(conf)
-    f:close()
-    os.execute(("nginx -p %s -c %s/nginx.conf -g 'daemon off;' > %s/logs/out.log 2>&1 &"):format(prefix, prefix, prefix))
-    for _ = 1, 100 do
-      local _, status = get("http://127.0.0.1:" .. port .. "/ping")
-      if status == 200 then break end
-      os.execute("sleep 0.05")
-    end
+        location = /ping]]))
+    end)
   end)
 
   teardown(function()
-    local f = io.open(pid_file)
-    if f then
-      local pid = f:read("*n")
-      f:close()
-      if pid then os.execute("kill " .. pid) end
-    end
-    os.execute("sleep 0.2; rm -rf " .. prefix)
+    stop()
   end)
 
   it("serves query rows through the thread pool, the same as client:query", function()

@@ -6,24 +6,7 @@ local la = require "loganalytics"
 
 local null = la.null
 
--- Same Lua value, same type (integer vs float), NaN equal to NaN.
-local function same(a, b)
-  if a ~= a and b ~= b then return true end
-  if type(a) == "number" and type(b) == "number" and math.type(a) ~= math.type(b) then return false end
-  return a == b
-end
-
-local function assert_same_rows(want_rows, got_rows, what)
-  assert.equals(#want_rows, #got_rows, what .. ": row count")
-  for r, want in ipairs(want_rows) do
-    local got = got_rows[r]
-    assert.equals(#want, #got, what .. ": width of row " .. r)
-    for j = 1, #want do
-      assert(same(want[j], got[j]), ("%s: row %d cell %d: %s vs %s"):format(
-        what, r, j, tostring(want[j]), tostring(got[j])))
-    end
-  end
-end
+local assert_same_rows = helper.assert_same_rows
 
 local function fixtures()
   local names = {}

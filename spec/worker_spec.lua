@@ -15,25 +15,7 @@ local function thread_count()
   return n
 end
 
-local function same(a, b)
-  if a ~= a and b ~= b then return true end
-  if type(a) == "number" and type(b) == "number" and math.type(a) ~= math.type(b) then
-    return false
-  end
-  return a == b
-end
-
-local function assert_same_rows(want_rows, got_rows, what)
-  assert.equals(#want_rows, #got_rows, what .. ": row count")
-  for r, want in ipairs(want_rows) do
-    local got = got_rows[r]
-    for j = 1, 8 do
-      if not same(want[j], got[j]) then
-        error(("%s: row %d cell %d: %s vs %s"):format(what, r, j, tostring(want[j]), tostring(got[j])))
-      end
-    end
-  end
-end
+local assert_same_rows = helper.assert_same_rows
 
 -- the query and its options: the FIXTURES workspace, plus extra options
 local function large(mode, extra)
