@@ -698,6 +698,7 @@ function Client:rows(kql, opts)
   local finished, renewed, attempt = false, false, 1
   local function start()
     local req = request()
+    req.pull = true  -- a few rows per step: the transfer waits for the loop
     local authorized, err = self.authorize(req, scope)
     if not authorized then error(err, 0) end
     log("debug", "POST " .. redact(req.url))

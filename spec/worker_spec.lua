@@ -152,6 +152,51 @@ describe("a large body decoded on the worker thread", function()
     assert.equals(20000, #assert(threaded:query(large())).tables[1].rows)
   end)
 
+  it("has rows() hold a few rows at a time: the transfer waits for the loop", function()
+    collectgarbage()
+    collectgarbage()
+    local base = collectgarbage("count")
+    local full = assert(threaded:query(large()))
+    collectgarbage()
+    local full_kb = collectgarbage("count") - base
+    full = nil
+    for _, client in ipairs { threaded, inline } do
+      collectgarbage()
+      collectgarbage()
+      base = collectgarbage("count")
+      local pull = client:rows(large())
+      local first = pull()
+      local taken_kb = collectgarbage("count") - base
+      assert.is_table(first)
+      -- before: every row the socket held was decoded into the queue at once
+      assert.is_true(taken_kb < full_kb / 10, ("%.0f KB held after one row, the full result is %.0f KB")
+        :format(taken_kb, full_kb))
+      local n = 1
+      for _ in pull do n = n + 1 end
+      assert.equals(20000, n)
+    end
+  end)
+
+  it("ends its thread when the client is closed or collected in the middle of a body", function()
+    if not thread_count() then return pending("no /proc/self/status here") end
+    local before = thread_count()
+    local closed = helper.client()
+    local pull = closed:rows(large())
+    for _ = 1, 5000 do pull() end
+    assert.equals(before + 1, thread_count())
+    closed:close()
+    assert.equals(before, thread_count())
+
+    local dropped = helper.client()
+    pull = dropped:rows(large())
+    for _ = 1, 5000 do pull() end
+    assert.equals(before + 1, thread_count())
+    dropped, pull = nil, nil
+    collectgarbage()
+    collectgarbage()
+    assert.equals(before, thread_count())
+  end)
+
   for _, mode in ipairs { "truncate:", "cut:", "gzcut:" } do
     it("fails a " .. mode .. " body the way the calling thread alone does", function()
       local r1, want = inline:query(large(mode))

@@ -19,7 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-#define RING_SIZE (1024 * 1024)
+#define RING_SIZE (256 * 1024)
 #define CONSUME_MAX (64 * 1024)   /* bytes handed to consume at a time */
 #define WAIT_MS 1
 
@@ -154,7 +154,7 @@ int la_worker_push(la_worker *w, const char *data, size_t len)
         if (room == 0) {
             /* the worker may be waiting for the caller to drain its output */
             pthread_mutex_unlock(&w->lock);
-            if (w->progress(w->ud) != 0) {
+            if (w->progress(w->ud) < 0) {
                 give_up(w);
                 return -1;
             }
@@ -195,7 +195,7 @@ int la_worker_finish(la_worker *w)
     pthread_cond_broadcast(&w->changed);
     while (!w->exited && !w->cancelled) {
         pthread_mutex_unlock(&w->lock);
-        if (w->progress(w->ud) != 0) {
+        if (w->progress(w->ud) < 0) {
             give_up(w);
             pthread_mutex_lock(&w->lock);
             break;

@@ -32,6 +32,7 @@ typedef struct transfer {
     la_worker *worker;         /* decodes the body on another thread */
     int threaded;              /* decode() runs on the worker */
     int no_worker;             /* the caller said no threads */
+    int pause_next, paused;    /* on_progress said enough: the next bytes wait */
     size_t raw_bytes;
     la_http_response *resp;
     int status_known;
@@ -160,6 +161,18 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud)
     return len;
 }
 
+/* on_progress, on the caller's thread: -1 to abort; enough for this step
+ * makes the next bytes wait (see on_write). */
+static int took(transfer *t)
+{
+    int answer = t->on_progress(t->ud);
+    if (answer < 0)
+        return -1;
+    if (answer == LA_PROGRESS_ENOUGH)
+        t->pause_next = 1;
+    return 0;
+}
+
 /* Hands decoded body bytes on: to on_body (2xx) or to the kept body.
  * Returns 0 to go on. */
 static int deliver(transfer *t, const char *data, size_t len)
@@ -171,7 +184,7 @@ static int deliver(transfer *t, const char *data, size_t len)
             return -1;
         }
         /* on the caller's thread: let it take what on_body made */
-        if (!t->threaded && t->on_progress && t->on_progress(t->ud) != 0) {
+        if (!t->threaded && t->on_progress && took(t) != 0) {
             t->resp->aborted_by_caller = 1;
             return -1;
         }
@@ -239,6 +252,13 @@ static size_t on_write(char *data, size_t size, size_t n, void *ud)
         t->success = status >= 200 && status < 300;
         t->status_known = 1;
     }
+    /* a pulling reader has what it asked for: libcurl keeps these bytes
+     * and gives them again once la_http_step unpauses the transfer */
+    if (t->pause_next) {
+        t->pause_next = 0;
+        t->paused = 1;
+        return CURL_WRITEFUNC_PAUSE;
+    }
     /* 0 makes libcurl stop with CURLE_WRITE_ERROR */
     t->raw_bytes += len;
     if (!t->threaded && !t->no_worker && t->raw_bytes > WORKER_THRESHOLD && t->success && t->on_body
@@ -250,7 +270,7 @@ static size_t on_write(char *data, size_t size, size_t n, void *ud)
     }
     if (t->worker) {
         /* a failure is told apart (gzip or caller) in finish() */
-        if (la_worker_push(t->worker, data, len) != 0 || t->on_progress(t->ud) != 0)
+        if (la_worker_push(t->worker, data, len) != 0 || took(t) != 0)
             return 0;
         return len;
     }
@@ -478,6 +498,21 @@ int la_http_step(la_http *h, int wait_ms, int *done)
         *done = 1;
         return -1;
     }
+    if (h->t.paused) {
+        /* first what the worker decoded already; then more of the body */
+        if (h->t.worker) {
+            int answer = h->t.on_progress(h->t.ud);
+            if (answer < 0) {
+                *done = 1;
+                return finish(h, CURLE_WRITE_ERROR);
+            }
+            if (answer == LA_PROGRESS_ENOUGH)
+                return 0;
+        }
+        h->t.paused = 0;
+        h->t.last_progress_ms = now_ms();  /* the reader's pause is not a stall */
+        curl_easy_pause(h->easy, CURLPAUSE_CONT);  /* may call on_write at once */
+    }
     if (curl_multi_perform(h->multi, &still_running) != CURLM_OK) {
         *done = 1;
         return finish(h, CURLE_OUT_OF_MEMORY);
@@ -489,11 +524,12 @@ int la_http_step(la_http *h, int wait_ms, int *done)
         }
     }
     /* what the worker decoded since, even when no new bytes came */
-    if (h->t.worker && h->t.on_progress(h->t.ud) != 0) {
+    if (h->t.worker && took(&h->t) != 0) {
         *done = 1;
         return finish(h, CURLE_WRITE_ERROR);
     }
-    if (still_running && wait_ms > 0)
+    /* (a paused transfer has nothing to wait for) */
+    if (still_running && wait_ms > 0 && !h->t.paused)
         curl_multi_poll(h->multi, NULL, 0, wait_ms, NULL);
     return 0;
 }

@@ -191,9 +191,12 @@ char *la_query_body(const char *query, const char *timespan,
  * non-zero to abort the transfer. */
 typedef int (*la_body_fn)(void *ud, const char *data, size_t len);
 
-/* Called on the caller's thread to let it drain what a body worker
- * produced; returns 0 to go on, non-zero to abort. */
+/* Called on the caller's thread to let it take what on_body made (or a
+ * body worker produced); returns 0 to go on, -1 to abort, or
+ * LA_PROGRESS_ENOUGH to go on but, in a stepped transfer, to read no more
+ * of the response until the next step (a pulling reader has rows). */
 typedef int (*la_progress_fn)(void *ud);
+#define LA_PROGRESS_ENOUGH 1
 
 /* A thread consuming a body while the caller receives it (body_worker.c):
  * consume runs on the worker, in order; progress and cancel run on the

@@ -172,6 +172,8 @@ typedef struct feed_ctx {
     int replay_stopped;      /* the Lua sink said stop (on_row returned false) */
     int lua_failed;          /* the error value sits in slot base + NREG + 1 */
     int streaming;           /* rows go to the on_row handler, not to rows */
+    int pull;                /* a stepped reader (client:rows) that wants rows a few at a time */
+    lua_Integer rows_this_step;
     lua_Integer ntables, nrows;
     size_t ncolumns;
 } feed_ctx;
@@ -319,6 +321,7 @@ static int sink_row_end(void *ud, size_t ncells)
     }
     ++x->nrows;
     if (x->streaming) {
+        x->rows_this_step++;
         /* runs inside feed's protected call: an error in the handler
          * unwinds to run_feed, which aborts the transfer */
         lua_pushvalue(L, R_ONROW);
@@ -416,13 +419,14 @@ static int on_body(void *ud, const char *data, size_t len)
     return status == LA_PARSE_OK ? 0 : -1;
 }
 
-/* On the caller's thread: the events so far become Lua values. */
+/* On the caller's thread: the events so far become Lua values. A pulling
+ * reader that got rows in this step has enough: the rest waits. */
 static int on_progress(void *ud)
 {
     feed_ctx *x = ud;
-    if (x->lua_failed || x->replay_stopped)
+    if (x->lua_failed || x->replay_stopped || run_feed(x, 0) != 0)
         return -1;
-    return run_feed(x, 0);
+    return x->pull && x->rows_this_step > 0 ? LA_PROGRESS_ENOUGH : 0;
 }
 
 static void on_cancel(void *ud)
@@ -629,6 +633,9 @@ static int begin_transfer(lua_State *L, client *c, la_http_request *req)
 
     memset(&c->feed, 0, sizeof c->feed);
     c->feed.streaming = !lua_isnil(L, base + R_ONROW);
+    lua_getfield(L, 2, "pull");
+    c->feed.pull = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     c->tape = la_tape_new();
     c->parser = c->tape ? la_parser_new(la_tape_sink(), c->tape) : NULL;
     if (!c->parser)
@@ -774,6 +781,7 @@ static int query_step(lua_State *L)
         lua_rawgeti(L, 3, i + 1);
     c->feed.L = L;
     c->feed.base = base;
+    c->feed.rows_this_step = 0;
     c->busy = 1;
     rc = la_http_step(c->http, wait_ms, &done);
     c->busy = 0;
