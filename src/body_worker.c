@@ -19,7 +19,6 @@
 #include <string.h>
 #include <time.h>
 
-#define RING_SIZE (256 * 1024)
 #define CONSUME_MAX (64 * 1024)   /* bytes handed to consume at a time */
 #define WAIT_MS 1
 
@@ -33,6 +32,7 @@ struct la_worker {
     void (*cancel)(void *ud);   /* on the caller's thread: unblock consume */
     void *ud;                   /* of progress and cancel */
     char *ring;
+    size_t ring_size;
     size_t head, tail;          /* read and write positions, wrapping */
     size_t used;
     int eof, cancelled, failed, exited;
@@ -49,8 +49,8 @@ static void *run(void *arg)
         if (w->cancelled || w->failed || !w->used)
             break;  /* cancelled, failed, or eof with nothing left */
         n = w->used;
-        if (n > RING_SIZE - w->head)
-            n = RING_SIZE - w->head;
+        if (n > w->ring_size - w->head)
+            n = w->ring_size - w->head;
         if (n > CONSUME_MAX)
             n = CONSUME_MAX;
         /* the bytes [head, head + n) are ours until head moves */
@@ -61,7 +61,7 @@ static void *run(void *arg)
             break;
         }
         pthread_mutex_lock(&w->lock);
-        w->head = (w->head + n) % RING_SIZE;
+        w->head = (w->head + n) % w->ring_size;
         w->used -= n;
         pthread_cond_broadcast(&w->changed);
     }
@@ -84,13 +84,14 @@ static int start_thread(la_worker *w)
     return rc;
 }
 
-la_worker *la_worker_start(la_body_fn consume, void *consume_ud, la_progress_fn progress,
-                           void (*cancel)(void *ud), void *ud)
+la_worker *la_worker_start(size_t ring_size, la_body_fn consume, void *consume_ud,
+                           la_progress_fn progress, void (*cancel)(void *ud), void *ud)
 {
     la_worker *w = calloc(1, sizeof *w);
     if (!w)
         return NULL;
-    w->ring = malloc(RING_SIZE);
+    w->ring_size = ring_size;
+    w->ring = malloc(ring_size);
     w->consume = consume;
     w->consume_ud = consume_ud;
     w->progress = progress;
@@ -150,7 +151,7 @@ int la_worker_push(la_worker *w, const char *data, size_t len)
             pthread_mutex_unlock(&w->lock);
             return -1;
         }
-        room = RING_SIZE - w->used;
+        room = w->ring_size - w->used;
         if (room == 0) {
             /* the worker may be waiting for the caller to drain its output */
             pthread_mutex_unlock(&w->lock);
@@ -159,16 +160,16 @@ int la_worker_push(la_worker *w, const char *data, size_t len)
                 return -1;
             }
             pthread_mutex_lock(&w->lock);
-            if (w->used == RING_SIZE)
+            if (w->used == w->ring_size)
                 wait_briefly(w);
             continue;
         }
         n = len < room ? len : room;
-        if (n > RING_SIZE - w->tail)
-            n = RING_SIZE - w->tail;
+        if (n > w->ring_size - w->tail)
+            n = w->ring_size - w->tail;
         /* [tail, tail + n) is free: the worker does not read it until used grows */
         memcpy(w->ring + w->tail, data, n);
-        w->tail = (w->tail + n) % RING_SIZE;
+        w->tail = (w->tail + n) % w->ring_size;
         w->used += n;
         data += n;
         len -= n;

@@ -21,6 +21,11 @@
 /* A body larger than this is decoded on a worker thread (when the caller
  * allows it): below, a thread costs more than it saves. */
 #define WORKER_THRESHOLD (64 * 1024)
+/* Body bytes in flight to the worker: plenty for a transfer driven to its
+ * end (la_http_perform); less for a stepped one, whose reader pulls rows a
+ * few at a time and would get the rest at once when the transfer ends. */
+#define RING_PERFORM (1024 * 1024)
+#define RING_STEPPED (256 * 1024)
 
 /* State of one transfer, seen by the libcurl callbacks. */
 typedef struct transfer {
@@ -33,6 +38,7 @@ typedef struct transfer {
     int threaded;              /* decode() runs on the worker */
     int no_worker;             /* the caller said no threads */
     int pause_next, paused;    /* on_progress said enough: the next bytes wait */
+    int performing;            /* driven to its end by la_http_perform */
     size_t raw_bytes;
     la_http_response *resp;
     int status_known;
@@ -264,7 +270,8 @@ static size_t on_write(char *data, size_t size, size_t n, void *ud)
     if (!t->threaded && !t->no_worker && t->raw_bytes > WORKER_THRESHOLD && t->success && t->on_body
         && t->on_progress && t->on_cancel) {
         t->threaded = 1;  /* before the thread exists: deliver() reads it there */
-        t->worker = la_worker_start(decode, t, t->on_progress, t->on_cancel, t->ud);
+        t->worker = la_worker_start(t->performing ? RING_PERFORM : RING_STEPPED,
+                                    decode, t, t->on_progress, t->on_cancel, t->ud);
         if (!t->worker)
             t->threaded = 0;  /* no thread: decode here */
     }
@@ -539,6 +546,7 @@ int la_http_perform(la_http *h, const la_http_request *req, la_http_response *re
     int done = 0, rc;
     if (la_http_start(h, req, resp) != 0)
         return -1;
+    h->t.performing = 1;
     do
         rc = la_http_step(h, 1000, &done);
     while (!done);

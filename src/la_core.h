@@ -206,8 +206,8 @@ typedef int (*la_progress_fn)(void *ud);
  * waits for the rest to be consumed (0, or -1 on failure); both finish
  * and stop end the thread and free the worker. */
 typedef struct la_worker la_worker;
-la_worker *la_worker_start(la_body_fn consume, void *consume_ud, la_progress_fn progress,
-                           void (*cancel)(void *ud), void *ud);
+la_worker *la_worker_start(size_t ring_size, la_body_fn consume, void *consume_ud,
+                           la_progress_fn progress, void (*cancel)(void *ud), void *ud);
 int la_worker_push(la_worker *w, const char *data, size_t len);
 int la_worker_finish(la_worker *w);
 void la_worker_stop(la_worker *w);
