@@ -12,7 +12,6 @@
  */
 #include "la_core.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -97,25 +96,17 @@ la_worker *la_worker_start(size_t ring_size, la_body_fn consume, void *consume_u
     w->progress = progress;
     w->cancel = cancel;
     w->ud = ud;
-    if (!w->ring || pthread_mutex_init(&w->lock, NULL) != 0) {
-        free(w->ring);
-        free(w);
-        return NULL;
-    }
-    if (pthread_cond_init(&w->changed, NULL) != 0) {
+    if (w->ring && pthread_mutex_init(&w->lock, NULL) == 0) {
+        if (pthread_cond_init(&w->changed, NULL) == 0) {
+            if (start_thread(w) == 0)
+                return w;
+            pthread_cond_destroy(&w->changed);
+        }
         pthread_mutex_destroy(&w->lock);
-        free(w->ring);
-        free(w);
-        return NULL;
     }
-    if (start_thread(w) != 0) {
-        pthread_cond_destroy(&w->changed);
-        pthread_mutex_destroy(&w->lock);
-        free(w->ring);
-        free(w);
-        return NULL;
-    }
-    return w;
+    free(w->ring);
+    free(w);
+    return NULL;
 }
 
 /* Waits (lock held) for a change, at most WAIT_MS. */

@@ -337,38 +337,28 @@ static int replay_one(const char *p, const char **next, const la_result_sink *si
     unsigned char op = (unsigned char)*p++;
     size_t a, b;
     const char *s1, *s2;
-    int rc;
-    if (op == OP_CACHED_STRING || op == OP_KEPT_STRING) {
+    if (op >= OP_CELL || op == OP_CACHED_STRING || op == OP_KEPT_STRING) {
         la_cell cell;
         uint32_t column;
-        int32_t slot;
         memset(&cell, 0, sizeof cell);
-        cell.kind = LA_CELL_STRING;
         memcpy(&column, p, sizeof column);
         p += sizeof column;
-        memcpy(&slot, p, sizeof slot);
-        p += sizeof slot;
-        cell.slot = slot;  /* > 0 cached, < 0 to keep: as recorded */
-        if (op == OP_KEPT_STRING) {
-            p = get_size(p, &cell.len);
-            cell.str = p;
-            p += cell.len;
+        if (op >= OP_CELL) {
+            cell.kind = (la_cell_kind)(op - OP_CELL);
+        } else {
+            int32_t slot;  /* > 0 cached, < 0 to keep: as recorded */
+            memcpy(&slot, p, sizeof slot);
+            p += sizeof slot;
+            cell.kind = LA_CELL_STRING;
+            cell.slot = slot;
         }
-        *next = p;
-        return sink->cell(ud, column, &cell);
-    }
-    if (op >= OP_CELL) {
-        la_cell cell;
-        uint32_t column;
-        memset(&cell, 0, sizeof cell);
-        cell.kind = (la_cell_kind)(op - OP_CELL);
-        memcpy(&column, p, sizeof column);
-        p += sizeof column;
         switch (cell.kind) {
         case LA_CELL_BOOL: cell.boolean = *p++; break;
         case LA_CELL_INTEGER: memcpy(&cell.integer, p, sizeof cell.integer); p += sizeof cell.integer; break;
         case LA_CELL_REAL: memcpy(&cell.real, p, sizeof cell.real); p += sizeof cell.real; break;
         case LA_CELL_STRING:
+            if (op == OP_CACHED_STRING)
+                break;  /* no bytes: the reader has the string at the slot */
             p = get_size(p, &cell.len);
             cell.str = p;
             p += cell.len;
@@ -402,8 +392,7 @@ static int replay_one(const char *p, const char **next, const la_result_sink *si
         p = get_size(p + a, &b);
         s2 = p;
         *next = p + b;
-        rc = sink->member(ud, s1, a, s2, b);
-        return rc;
+        return sink->member(ud, s1, a, s2, b);
     default:
         *next = p;  /* cannot happen: the tape is written only above */
         return LA_SINK_STOP;
