@@ -690,7 +690,8 @@ class Handler(BaseHTTPRequestHandler):
         with STATE.lock:
             STATE.requests += 1
             STATE.log.append({"method": method, "path": self.path, "headers": headers,
-                              "body": body.decode("utf-8", "replace"), "connection": self.conn_id})
+                              "body": body.decode("utf-8", "replace"), "connection": self.conn_id,
+                              "received": time.time()})
         prefs = parse_prefer(self.headers.get("Prefer"))
         applied = []
         if re.fullmatch(r"\d+", prefs.get("wait", "")):
