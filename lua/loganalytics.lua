@@ -550,6 +550,19 @@ end
 -- on_progress is called at least this often while a transfer is under way
 local PROGRESS_INTERVAL_MS = 100
 
+-- Waits `seconds` before a retry; with on_progress, in steps of
+-- PROGRESS_INTERVAL_MS calling it between them, so a spinner keeps turning.
+local function pause(seconds, on_progress)
+  if not on_progress then return core.sleep(seconds) end
+  local deadline = core.now() + seconds
+  while true do
+    local left = deadline - core.now()
+    if left <= 0 then return end
+    core.sleep(math.min(left, PROGRESS_INTERVAL_MS / 1000))
+    on_progress()
+  end
+end
+
 -- One transfer. With on_progress, it is stepped (as core's perform does
 -- inside) so the caller gets control between waits, e.g. for a spinner; an
 -- error in on_progress cancels the transfer and is re-raised.
@@ -595,7 +608,7 @@ local function send_with_retries(self, request, scope, rows_delivered, on_progre
       local wait = retry.delay(policy, attempt, response)
       log("warn", ("retry %d of %d in %.2f s after %s"):format(attempt, policy.max_retries, wait,
         describe(response)))
-      core.sleep(wait)
+      pause(wait, on_progress)
     end
   end
 end
@@ -637,8 +650,8 @@ end
 -- @tparam function opts.on_row `on_row(row, tbl)`: stream the rows instead of
 --   keeping them (`tbl` is the row's table: `tbl.name`, `tbl.columns`)
 -- @tparam function opts.on_progress called with no arguments at least every 100 ms
---   while the transfer runs (a spinner, say); an error raised in it cancels the
---   transfer and is re-raised
+--   while the transfer runs or a retry waits (a spinner, say); an error raised in
+--   it cancels the query and is re-raised
 -- @treturn[1] result
 -- @treturn[2] nil
 -- @treturn[2] error err
@@ -717,7 +730,7 @@ function Client:rows(kql, opts)
     local wait = retry.delay(policy, attempt, response)
     log("warn", ("retry %d of %d in %.2f s after %s"):format(attempt, policy.max_retries, wait,
       describe(response)))
-    core.sleep(wait)
+    pause(wait, on_progress)
     attempt = attempt + 1
     return true
   end

@@ -460,6 +460,38 @@ describe("the on_progress query option", function()
     assert.is_true(n >= 2, tostring(n))
   end)
 
+  it("keeps being called while a retry waits, and raising there ends the query before the next try", function()
+    local client = helper.client { workspace = "FAULTS", max_retries = 1 }
+    local core = require "loganalytics.core"
+    local function longest_gap(run)
+      local last, gap = core.now(), 0
+      run(function()
+        gap = math.max(gap, core.now() - last)
+        last = core.now()
+      end)
+      return gap
+    end
+    -- each first try is answered 429 with Retry-After: 1 (one counter per key)
+    local gap = longest_gap(function(tick)
+      assert.equals(3, #assert(client:query("flaky:wait_q:1:429:1", { on_progress = tick })).tables[1].rows)
+    end)
+    assert.is_true(gap < 0.3, "no call for " .. gap .. " s")
+    gap = longest_gap(function(tick)
+      for _ in client:rows("flaky:wait_r:1:429:1", { on_progress = tick }) do end
+    end)
+    assert.is_true(gap < 0.3, "no call for " .. gap .. " s")
+    -- half a second in, the 429 has long arrived and the one-second wait is under way
+    helper.reset()
+    local started = core.now()
+    local ok, err = pcall(client.query, client, "flaky:wait_x:1:429:1", { on_progress = function()
+      if core.now() - started > 0.5 then error("enough", 0) end
+    end })
+    assert.is_false(ok)
+    assert.equals("enough", err)
+    assert.is_true(core.now() - started < 0.9)
+    assert.equals(1, #helper.get("/_test/requests"))
+  end)
+
   it("cancels the transfer when it raises, leaving the client usable; refuses what is not a function", function()
     local client = helper.client { workspace = "FAULTS" }
     local core = require "loganalytics.core"
