@@ -37,10 +37,11 @@ Access tokens are opaque (`at-<n>-<hex>`), remembered with their audience and ex
 
 Test control (no auth, not counted):
   GET  /_test/identity   {"token_requests", "issued", "requests": [last 100 token requests],
-                          "expires_in", "refresh_in", "fail_next"}
+                          "expires_in", "refresh_in", "fail_next", "token_delay_ms"}
   POST /_test/identity   JSON, any of: {"reset": true} (first), {"expires_in": s},
                           {"refresh_in": s|null}, {"fail_next": n, "status": 500,
-                          "retry_after": s?}, {"client_certs": {"<client_id>": PEM text|path}}
+                          "retry_after": s?}, {"client_certs": {"<client_id>": PEM text|path}},
+                          {"token_delay_ms": ms} (every token answer waits that long first)
   POST /_test/revoke     every access token issued so far becomes invalid
 """
 
@@ -135,6 +136,7 @@ class State:
         self.log = collections.deque(maxlen=100)
         self.expires_in, self.refresh_in = DEFAULT_EXPIRES_IN, None
         self.fail_next, self.fail_status, self.fail_retry_after = 0, 500, None
+        self.token_delay_ms = 0
         self.refresh[TEST_REFRESH_TOKEN]["used"] = False
         self.codes[TEST_CODE]["used"] = False
 
@@ -663,10 +665,13 @@ def handle(method, target, headers, body):
         shown = {k: v[0] if len(v) == 1 else v for k, v in raw.items()}
     with STATE.lock:
         STATE.token_requests += 1
+        delay = STATE.token_delay_ms / 1000
         failing = STATE.fail_next > 0
         if failing:
             STATE.fail_next -= 1
             status, retry_after = STATE.fail_status, STATE.fail_retry_after
+    if delay:
+        time.sleep(delay)
     if failing:
         extra = [("Retry-After", str(retry_after))] if retry_after is not None else []
         reply = aad_error(status, "temporarily_unavailable" if status in (429, 503)
@@ -785,7 +790,8 @@ def control(method, path, body):
     with STATE.lock:
         return json_reply(200, {"token_requests": STATE.token_requests, "issued": STATE.issued,
                                 "expires_in": STATE.expires_in, "refresh_in": STATE.refresh_in,
-                                "fail_next": STATE.fail_next, "requests": list(STATE.log)})
+                                "fail_next": STATE.fail_next, "token_delay_ms": STATE.token_delay_ms,
+                                "requests": list(STATE.log)})
 
 
 def apply_settings(req):
@@ -803,6 +809,8 @@ def apply_settings(req):
             STATE.expires_in = number("expires_in")
         if "refresh_in" in req:
             STATE.refresh_in = number("refresh_in", True)
+        if "token_delay_ms" in req:
+            STATE.token_delay_ms = max(0, number("token_delay_ms"))
         if "fail_next" in req:
             STATE.fail_next = max(0, number("fail_next"))
             STATE.fail_status = number("status") if "status" in req else 500

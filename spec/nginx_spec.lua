@@ -34,11 +34,14 @@ describe("nginx", function()
                     credential = { type = "client_secret", tenant = "TEST_TENANT",
                                    client_id = "TEST_CLIENT", client_secret = "TEST_SECRET",
                                    authority_host = ngx.var.la_endpoint },
-                    token_cache = "la_tokens",
+                    token_cache = "la_tokens", max_retries = tonumber(ngx.var.arg_retries),
                 }, "Heartbeat | take 2")
                 if not result then ngx.status = 500 ngx.say(tostring(err)) return end
                 ngx.say(#result.tables[1].rows, " ", result.tables[1].rows[1].Computer)
             }
+        }
+        location = /flush_tokens {
+            content_by_lua_block { ngx.shared.la_tokens:flush_all() ngx.say("flushed") }
         }
         location = /ping]]))
     end)
@@ -74,6 +77,23 @@ describe("nginx", function()
     local lines = helper.read_file(out)
     os.remove(out)
     -- (the four curls write into one file: bodies and statuses may interleave)
+    assert.equals(4, select(2, lines:gsub("2 WIN%-SRV%-01\n", "")), lines)
+    assert.equals(4, select(2, lines:gsub(" 200\n", "")), lines)
+    assert.equals(1, helper.identity().token_requests)
+  end)
+
+  it("fetches one token when many queries start at once with none cached", function()
+    local base = "http://127.0.0.1:" .. port
+    -- each token answer takes half a second, so the four queries all find the cache empty
+    helper.configure_identity('{"reset": true, "token_delay_ms": 500}')
+    assert.equals(200, select(2, get(base .. "/flush_tokens")))
+    -- (retries=2: other client options, so a new client and credential in every thread VM)
+    local out = os.tmpname()
+    os.execute(("for i in 1 2 3 4; do curl -s -w ' %%{http_code}\n' '%s/cred?retries=2' >> %s & done; wait")
+      :format(base, out))
+    local lines = helper.read_file(out)
+    os.remove(out)
+    helper.configure_identity('{"token_delay_ms": 0}')
     assert.equals(4, select(2, lines:gsub("2 WIN%-SRV%-01\n", "")), lines)
     assert.equals(4, select(2, lines:gsub(" 200\n", "")), lines)
     assert.equals(1, helper.identity().token_requests)

@@ -44,25 +44,55 @@ local function options_key(options)
   return "{" .. table.concat(parts, ",") .. "}"
 end
 
+-- The longest one thread may hold a scope's fetch lock; its expiry frees the
+-- lock should that thread never get to release it.
+local FETCH_LOCK_SECONDS = 30
+local FETCH_WAIT_STEP = 0.02
+
 -- A credential wrapped so its tokens are shared through an nginx shared
--- dict by every thread VM and worker (one token request for all of them).
+-- dict by every thread VM and worker: one token request for all of them,
+-- even when many queries start at once (one thread fetches, holding a lock
+-- key in the dict; the others wait for its token). Waiting blocks only the
+-- pool's thread, never the event loop.
 local function shared_tokens(credential, dict_name)
   local dict = ngx.shared[dict_name]
   if not dict then error("loganalytics.nginx: no lua_shared_dict named '" .. dict_name .. "'", 0) end
+  local core = require "loganalytics.core"
+
+  local function cached(scope)
+    local value = dict:get(scope)
+    if not value then return nil end
+    local expires_on, token = value:match("^(%d+) (.+)$")
+    return token, tonumber(expires_on)
+  end
+
+  local function fetch(scope)
+    local token, expires_on = credential:get_token(scope)
+    if token and expires_on then
+      -- kept until five minutes before expiry, like the client's own cache
+      local ttl = expires_on - os.time() - 300
+      if ttl > 0 then dict:set(scope, expires_on .. " " .. token, ttl) end
+    end
+    return token, expires_on
+  end
+
   return {
     get_token = function(_, scope)
-      local cached = dict:get(scope)
-      if cached then
-        local expires_on, token = cached:match("^(%d+) (.+)$")
-        return token, tonumber(expires_on)
-      end
-      local token, expires_on = credential:get_token(scope)
-      if token and expires_on then
-        -- kept until five minutes before expiry, like the client's own cache
-        local ttl = expires_on - os.time() - 300
-        if ttl > 0 then dict:set(scope, expires_on .. " " .. token, ttl) end
-      end
-      return token, expires_on
+      local lock = "fetching " .. scope
+      local deadline = core.now() + FETCH_LOCK_SECONDS
+      repeat
+        local token, expires_on = cached(scope)
+        if token then return token, expires_on end
+        if dict:add(lock, true, FETCH_LOCK_SECONDS) then
+          local ok, got, extra = pcall(fetch, scope)
+          dict:delete(lock)
+          if not ok then error(got, 0) end
+          return got, extra
+        end
+        core.sleep(FETCH_WAIT_STEP)
+      until core.now() > deadline
+      -- the lock outlived its holder's fetch: ask on our own
+      return fetch(scope)
     end,
     invalidate = function(_, scope)
       dict:delete(scope)
@@ -132,7 +162,8 @@ end
 --   name and options: `{ type = "client_secret", tenant = T, client_id = C, client_secret = S }`
 --   (any `la.credentials` constructor)
 -- @tparam string options.token_cache (optional) the name of a `lua_shared_dict`: tokens are
---   shared through it by every thread and worker (else each thread VM keeps its own)
+--   shared through it by every thread and worker (else each thread VM keeps its own), one
+--   token request for all of them even when many queries start at once
 -- @tparam string options.pool (optional) the `thread_pool` to run in (default `"loganalytics"`)
 -- @tparam string kql the query
 -- @tparam[opt] table opts `client:query`'s options but `on_row` (plain values)
