@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEB_PACKAGES = build-essential cmake pkg-config curl python3 \
   lua5.4 liblua5.4-dev lua5.1 liblua5.1-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
   luajit2 libluajit2-5.1-dev luarocks lua-busted lua-cjson nginx libnginx-mod-http-lua \
-  libcurl4-openssl-dev libcjson-dev libyajl-dev libssl-dev zlib1g-dev openssl valgrind strace \
+  libcurl4-openssl-dev libcjson-dev libyajl-dev libssl-dev libisal-dev zlib1g-dev openssl valgrind strace \
   clang libclang-rt-14-dev llvm lua-ldoc tmux
 
 .PHONY: all setup build build-jit demo test test-valgrind check-valgrind check-asan rock clean fuzz \
@@ -67,9 +67,10 @@ check-asan: build
 	cmake --build $(ASAN_BUILD) -j2 -- --no-print-directory -s
 	$(ASAN_ENV) $(ASAN_BUILD)/asan_lua /usr/bin/busted --cpath='$(ASAN_BUILD)/?.so'
 
-# libFuzzer (fuzz/README.md), two targets, each run for FUZZ_SECONDS:
+# libFuzzer (fuzz/README.md), three targets, each run for FUZZ_SECONDS:
 #   fuzz_tokenizer        the JSON tokenizer, checked against yajl
 #   fuzz_response_parser  the streaming response parser, its sink's invariants
+#   fuzz_gunzip           the gzip decoder (ISA-L), checked against zlib
 # Corpora (build/fuzz-corpus*) start from the fixtures, recordings and REST
 # examples (fuzz/make_corpus.py) and keep what the runs add. Crash inputs go
 # to build/fuzz-artifacts/. Any crash, leak, timeout or UB report fails.
@@ -80,19 +81,24 @@ FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=u
 FUZZ_RUN = -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
   -artifact_prefix=$(BUILD)/fuzz-artifacts/
 fuzz-build:
-	mkdir -p $(BUILD)/fuzz-corpus $(BUILD)/fuzz-corpus-parser $(BUILD)/fuzz-artifacts
+	mkdir -p $(BUILD)/fuzz-corpus $(BUILD)/fuzz-corpus-parser $(BUILD)/fuzz-corpus-gunzip \
+	  $(BUILD)/fuzz-artifacts
 	cp spec/fixtures/*.json ../shared/recorded/*.json ../shared/wire/*.json $(BUILD)/fuzz-corpus/
 	python3 fuzz/make_corpus.py $(BUILD)/fuzz-corpus
 	python3 fuzz/make_corpus.py $(BUILD)/fuzz-corpus-parser --seed-header
+	python3 fuzz/make_corpus.py $(BUILD)/fuzz-corpus-gunzip --gunzip
 	clang $(FUZZ_CFLAGS) -o $(BUILD)/fuzz_tokenizer \
 	  fuzz/tokenizer_diff.c src/json_tokenizer.c src/buffer.c -lyajl
 	clang $(FUZZ_CFLAGS) -o $(BUILD)/fuzz_response_parser fuzz/response_parser_fuzz.c \
 	  src/response_parser.c src/json_tokenizer.c src/cell.c src/buffer.c \
 	  src/event_tape.c src/string_cache.c -lm -pthread
+	clang $(FUZZ_CFLAGS) -o $(BUILD)/fuzz_gunzip fuzz/gunzip_diff.c src/gunzip.c src/buffer.c \
+	  -lisal -lz
 
 fuzz: fuzz-build
 	$(BUILD)/fuzz_tokenizer $(FUZZ_RUN) -max_len=$(FUZZ_TOKENIZER_MAX_LEN) $(BUILD)/fuzz-corpus
 	$(BUILD)/fuzz_response_parser $(FUZZ_RUN) -max_len=65536 $(BUILD)/fuzz-corpus-parser
+	$(BUILD)/fuzz_gunzip $(FUZZ_RUN) -max_len=65536 $(BUILD)/fuzz-corpus-gunzip
 
 fuzz-smoke:
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20 FUZZ_TOKENIZER_MAX_LEN=65536

@@ -12,14 +12,17 @@ into OUT (created). Bodies taken out of a JSON document are written back
 compact, and once more indented, with every number spelled exactly as in the
 source (longs above 2^53 stay exact).
 
-  fuzz/make_corpus.py OUT [--seed-header]
+  fuzz/make_corpus.py OUT [--seed-header | --gunzip]
 
 --seed-header puts 4 bytes before each body: response_parser_fuzz.c takes
 the first 4 bytes of an input as its PRNG seed (chunk splits, early stops).
 Each body is then written with two different headers.
+--gunzip writes each body for gunzip_diff.c: once as data to compress (a
+first byte that is even), once gzipped as a stream to decode (odd).
 Run from the repository root (paths are relative to it).
 """
 import glob
+import gzip
 import hashlib
 import json
 import os
@@ -104,6 +107,7 @@ def main(argv):
         sys.exit(__doc__)
     out = argv[1]
     seed_header = "--seed-header" in argv[2:]
+    gunzip = "--gunzip" in argv[2:]
     os.makedirs(out, exist_ok=True)
     written = 0
 
@@ -113,7 +117,11 @@ def main(argv):
         if seed_header:
             h = hashlib.sha1(name.encode()).digest()
             variants = [h[:4], h[4:8]]
+        if gunzip:
+            variants = [b"\x00\x07", b"\x01\x07"]
         for k, head in enumerate(variants):
+            if gunzip and k == 1:
+                data = gzip.compress(data, mtime=0)
             suffix = "" if len(variants) == 1 else "-s%d" % k
             with open(os.path.join(out, name + suffix + ".json"), "wb") as f:
                 f.write(head + data)

@@ -9,7 +9,7 @@ description = {
   detailed = [[
     client:query(kql) against the Log Analytics v1 query API: results as Lua
     tables of typed rows (64-bit exact longs), parsed as they arrive by a C
-    core over libcurl, zlib, cJSON and OpenSSL.
+    core over libcurl, ISA-L (igzip), cJSON and OpenSSL.
   ]],
   homepage = "https://github.com/loganalytics-lua/loganalytics",
   license = "MIT",
@@ -23,7 +23,7 @@ external_dependencies = {
   CURL = { library = "curl" },
   CJSON = { header = "cjson/cJSON.h" },
   OPENSSL = { header = "openssl/evp.h" },
-  ZLIB = { header = "zlib.h" },
+  ISAL = { header = "isa-l/igzip_lib.h" },
 }
 build = {
   type = "builtin",
@@ -47,6 +47,7 @@ build = {
         "src/string_cache.c",
         "src/event_tape.c",
         "src/body_worker.c",
+        "src/gunzip.c",
         "src/json_tokenizer.c",
         "src/response_parser.c",
         "src/request_body.c",
@@ -55,9 +56,9 @@ build = {
         "src/client_assertion.c",
         "src/lua_binding.c",
       },
-      libraries = { "curl", "cjson", "crypto", "z", "pthread", "m" },
-      incdirs = { "$(CJSON_INCDIR)", "$(OPENSSL_INCDIR)", "$(ZLIB_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)", "$(CJSON_LIBDIR)", "$(OPENSSL_LIBDIR)", "$(ZLIB_LIBDIR)" },
+      libraries = { "curl", "cjson", "crypto", "isal", "pthread", "m" },
+      incdirs = { "$(CJSON_INCDIR)", "$(OPENSSL_INCDIR)", "$(ISAL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(CJSON_LIBDIR)", "$(OPENSSL_LIBDIR)", "$(ISAL_LIBDIR)" },
     },
   },
   -- the `loganalytics` command (LuaRocks writes a wrapper into the tree's bin/)

@@ -22,6 +22,9 @@ errors use the service's body shape {"error":{"message","code","correlationId","
   truncate_body               200, Content-Length of BIG_BODY (identity), half of it, FIN
   truncate_gzip               200, Content-Encoding: gzip, the first half of gzip(BIG_BODY),
                               Content-Length of that half (complete as far as HTTP can tell)
+  gzip_bad_crc                200, gzip(BIG_BODY) whole but for a wrong CRC-32 in its trailer
+  gzip_header_crc             200, BIG_BODY gzipped with a file name, a comment and a header CRC
+                              in its gzip header, sent in 7-byte chunks (a valid member)
   slow_headers:SECONDS        sleeps SECONDS before the status line, then success
   stall:SECONDS               200, Content-Length of BIG_BODY (identity), its first 1024 bytes,
                               SECONDS of silence, then the rest
@@ -37,6 +40,7 @@ innererror code InvalidFaultArgumentError).
 """
 
 import email.utils
+import gzip
 import http
 import json
 import math
@@ -359,8 +363,18 @@ def deep_body(depth):
 # ---------------------------------------------------------------------------
 
 FAULT_NAMES = ("throttle", "throttle_ms", "throttle_date", "flaky", "flaky_reset",
-               "reset_mid_body", "truncate_body", "truncate_gzip", "slow_headers", "stall",
+               "reset_mid_body", "truncate_body", "truncate_gzip", "gzip_bad_crc", "gzip_header_crc", "slow_headers", "stall",
                "invalid_json", "wrong_types", "long_overflow", "deep", "big", "html502")
+
+
+def gzip_with_header_crc(data):
+    """A gzip member (RFC 1952) whose header has FNAME, FCOMMENT and FHCRC set."""
+    header = struct.pack("<BBBBIBB", 0x1F, 0x8B, 8, 0x02 | 0x08 | 0x10, 0, 0, 255)
+    header += b"query.json\0" + b"written by faults.py\0"
+    header += struct.pack("<H", zlib.crc32(header) & 0xFFFF)
+    deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+    body = deflate.compress(data) + deflate.flush()
+    return header + body + struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF)
 
 
 def serve(h, text, gzip_ok):
@@ -414,6 +428,15 @@ def _serve(h, text, gzip_ok):
     if name == "truncate_gzip":
         _nargs(name, args, 0)
         return h.send(200, BIG_BODY, mode="gzcut")
+    if name == "gzip_bad_crc":
+        _nargs(name, args, 0)
+        body = bytearray(gzip.compress(BIG_BODY, mtime=0))
+        body[-8] ^= 0xff  # the trailer: CRC-32, then the length
+        return h.send(200, bytes(body), [("Content-Encoding", "gzip")], compress=False)
+    if name == "gzip_header_crc":
+        _nargs(name, args, 0)
+        return h.send(200, gzip_with_header_crc(BIG_BODY), [("Content-Encoding", "gzip")],
+                      compress=False, mode="chunked")
     if name == "slow_headers":
         _nargs(name, args, 1)
         time.sleep(_num(args[0], "SECONDS", 3600))
