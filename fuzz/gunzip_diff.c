@@ -168,21 +168,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 
 #else
 
-static unsigned char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    la_buf b;
-    char chunk[65536];
-    size_t n;
-    if (!f)
-        return NULL;
-    la_buf_init(&b);
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        la_buf_append(&b, chunk, n);
-    fclose(f);
-    *len = b.len;
-    return b.data ? (unsigned char *)b.data : calloc(1, 1);
-}
+#include "standalone.h"
 
 /* A deterministic corruption: flip a byte, or cut the stream short. */
 static size_t corrupt(unsigned char *out, const unsigned char *in, size_t len, unsigned seed)

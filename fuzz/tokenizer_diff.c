@@ -123,23 +123,7 @@ static int compare(const unsigned char *data, size_t len, unsigned seed)
 
 #ifdef STANDALONE
 
-static unsigned char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    la_buf b;
-    char chunk[65536];
-    size_t n;
-    if (!f)
-        return NULL;
-    la_buf_init(&b);
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        la_buf_append(&b, chunk, n);
-    fclose(f);
-    *len = b.len;
-    if (!b.data)
-        return (unsigned char *)calloc(1, 1);
-    return (unsigned char *)b.data;
-}
+#include "standalone.h"
 
 /* A deterministic mutation: flip, insert, delete or cut a few bytes. */
 static size_t mutate(unsigned char *out, const unsigned char *in, size_t len, unsigned seed)

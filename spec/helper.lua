@@ -241,6 +241,20 @@ function helper.recorded_dir()
   return os.getenv("LA_RECORDED_DIR") or "../shared/recorded"
 end
 
+--- Runs a standalone differential check (build/tokenizer_diff, build/gunzip_diff)
+-- with `-n rounds` over every fixture, recorded response and REST example;
+-- asserts it found no difference in at least `min_inputs` inputs.
+function helper.assert_no_differences(tool, rounds, min_inputs)
+  local pipe = io.popen(("build/%s -n %d spec/fixtures/*.json %s/*.json ../shared/wire/*.json 2>&1")
+    :format(tool, rounds, helper.recorded_dir()))
+  local out = pipe:read("*a")
+  local ok, _, code = pipe:close()
+  assert(ok == true or code == 0, out)
+  local inputs, differences = out:match("(%d+) inputs, (%d+) differences")
+  assert(tonumber(inputs) and tonumber(inputs) >= min_inputs, out)
+  assert(differences == "0", out)
+end
+
 function helper.read_file(path)
   local f = assert(io.open(path, "rb"))
   local text = f:read("*a")
