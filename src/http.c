@@ -428,9 +428,10 @@ int la_http_start(la_http *h, const la_http_request *req, la_http_response *resp
     return 0;
 }
 
+/* The gzip decoder stopped the transfer: broken data, or no memory for it. */
 static int gzip_failed(const transfer *t)
 {
-    return t->gz_started && la_gunzip_failed(t->gz);
+    return t->gz_no_memory || (t->gz_started && la_gunzip_failed(t->gz));
 }
 
 /* Fills in the outcome of a finished transfer. */
