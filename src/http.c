@@ -177,9 +177,10 @@ static int took(transfer *t)
 }
 
 /* Hands decoded body bytes on: to on_body (2xx) or to the kept body.
- * Returns 0 to go on. */
-static int deliver(transfer *t, const char *data, size_t len)
+ * Returns 0 to go on. (ud: the transfer; the gzip decoder calls it too.) */
+static int deliver(void *ud, const char *data, size_t len)
 {
+    transfer *t = ud;
     if (t->success && t->on_body) {
         if (t->on_body(t->ud, data, len) != 0) {
             if (!t->threaded)  /* else finish() tells, on the caller's thread */
@@ -201,11 +202,6 @@ static int deliver(transfer *t, const char *data, size_t len)
     return 0;
 }
 
-static int deliver_decoded(void *ud, const char *data, size_t len)
-{
-    return deliver(ud, data, len);
-}
-
 static int inflate_into(transfer *t, const char *data, size_t len)
 {
     if (!t->gz_started) {
@@ -216,7 +212,7 @@ static int inflate_into(transfer *t, const char *data, size_t len)
         la_gunzip_reset(t->gz);
         t->gz_started = 1;
     }
-    return la_gunzip_feed(t->gz, data, len, deliver_decoded, t);
+    return la_gunzip_feed(t->gz, data, len, deliver, t);
 }
 
 /* Raw body bytes, on the caller's thread or the worker's. */
