@@ -117,9 +117,10 @@ local function new_credential(kind, scope, fetch, fields)
 end
 
 -- A credential whose tokens come from `fetch(scope, transport)` (returning
--- `token, expires_on` or `nil, err`), kept in a token_cache of its own.
-local function cached_credential(kind, scope, fetch, fields)
-  local cache = token_cache.new()
+-- `token, expires_on[, refresh_on]` or `nil, err`), kept in a token_cache of
+-- its own (over `store`, default a Lua table).
+local function cached_credential(kind, scope, fetch, fields, store)
+  local cache = token_cache.new(store)
   local c = new_credential(kind, scope, function(_, s, transport)
     return cache:get(s, function() return fetch(s, transport) end)
   end, fields)
@@ -586,6 +587,20 @@ function M._wrap(source, is_function)
         if source.invalidate then source:invalidate(scope) end
       end)
     end
+  end
+  return c
+end
+
+-- (internal, for loganalytics.nginx) A credential over `inner`, a credential
+-- of this module, whose cache is kept in `store` (a shared dict); `fetch`
+-- (scope, transport) asks `inner` and may make others sharing the store wait
+-- for one request. invalidate forgets both.
+function M._shared(inner, store, fetch)
+  local c = cached_credential(inner.kind, inner.scope, fetch, nil, store)
+  function c.invalidate(self, scope)
+    scope = scope or self.scope
+    self._cache:forget(scope)
+    inner:invalidate(scope)
   end
   return c
 end
