@@ -132,8 +132,8 @@ describe("token requests use the client's transport settings", function()
                                            ca_file = tls.ca_file }
     local result, err = credential_client(credential, { ca_file = "/nonexistent/ca.pem" })
       :query("Heartbeat | take 1", { workspace = "DEMO_WORKSPACE" })
-    -- the token came (through the credential's CA); the query's own CA file is missing,
-    -- but the query goes to plain http here, so it succeeds
+    -- the token request took the credential's CA (the client's file does not exist:
+    -- libcurl would have failed on it); the query itself is plain http here
     assert.is_table(result, tostring(err))
     assert.equals(1, helper.identity().token_requests)
   end)
