@@ -59,8 +59,6 @@ local la = {
 }
 
 local ARM_API_VERSION = "2017-10-01"
--- tokens from functions that give expires_on are renewed this long before it
-local TOKEN_EARLY_RENEWAL = 300
 
 local USER_AGENT = format("loganalytics-lua/%s (%s; libcurl/%s)",
   la._VERSION, _VERSION, core.curl_version)
@@ -116,11 +114,20 @@ end
 -- @tparam string options.api_key_in `"header"` (default, `X-Api-Key`), `"query"`
 --   (`api_key=` URL parameter) or `"basic"` (HTTP basic auth, the key as user name)
 -- @tparam string|function options.token an access token, or a function
---   `token(scope)` returning `access_token[, expires_on]` (epoch seconds; the token is
---   then reused until five minutes before it) or `nil, err`
--- @tparam loganalytics.credentials.credential options.credential an object with
---   `get_token(self, scope)` returning `access_token, expires_on`, e.g. from
---   `la.credentials`; its tokens are renewed ahead of expiry, and once after a 401
+--   `token(scope)` returning `access_token[, expires_on]` (epoch seconds) or `nil, err`:
+--   the function is made a credential, whose cache keeps the token until five minutes
+--   before `expires_on` (half its lifetime when shorter); without `expires_on` it is
+--   asked at every query
+-- @tparam loganalytics.credentials.credential options.credential a credential from
+--   `la.credentials`, or an object of your own with `get_token(self, scope, transport)`
+--   returning `access_token, expires_on` (then cached like a token function's, and its
+--   `invalidate(self, scope)`, if any, called after a 401). The client asks the
+--   credential at every query and keeps no token itself: the credential's cache
+--   decides when to renew (at the identity platform's `refresh_in`, else ahead of
+--   expiry), and is invalidated once after a 401. The credential's token requests use
+--   the client's `proxy`, `ca_file`, `ca_path`, `verify_tls`, `connect_timeout`,
+--   `timeout` (default 30 s for a token request) and `stall_timeout` where the
+--   credential was given none of its own
 -- @tparam string options.cloud `"public"` (default), `"usgov"` or `"china"`: sets
 --   `endpoint`, `arm_endpoint` and the token audience together (see
 --   @{loganalytics.clouds})
@@ -149,7 +156,9 @@ end
 -- @tparam string options.ca_path CA directory for TLS verification
 -- @tparam boolean options.verify_tls `false` turns TLS verification off, with a
 --   `warn` log line saying so (default true)
--- @tparam string options.proxy proxy URL (default: libcurl's environment variables)
+-- @tparam string options.proxy proxy URL (default: libcurl's environment variables);
+--   also for token requests, but managed identity's (IMDS, App Service) never go
+--   through a proxy
 -- @tparam function options.log `log(level, message)`: `"debug"` request lines,
 --   `"info"` outcomes with timings, `"warn"` retries and TLS warnings; secrets are
 --   never in them; a logger that raises is ignored
@@ -243,18 +252,23 @@ function la.new(options)
                                   allow_http),
     query_scope = (options.audience or cloud.audience):gsub("/+$", "") .. "/.default",
     arm_scope = cloud.arm_audience .. "/.default",
-    connect_timeout = options.connect_timeout or DEFAULT_CONNECT_TIMEOUT,
-    timeout = options.timeout,
-    stall_timeout = options.stall_timeout or DEFAULT_STALL_TIMEOUT,
     threads = options.threads ~= false,
     policy = {
       max_retries = max_retries or retry.DEFAULTS.max_retries,
       retry_delay = options.retry_delay or retry.DEFAULTS.retry_delay,
       retry_max_delay = options.retry_max_delay or retry.DEFAULTS.retry_max_delay,
     },
-    tls = { ca_file = options.ca_file, ca_path = options.ca_path, proxy = options.proxy,
-            insecure = options.verify_tls == false },
-    user_agent = options.user_agent and (options.user_agent .. " " .. USER_AGENT) or USER_AGENT,
+    -- the one set of transport settings: queries and the credential's token
+    -- requests (given to get_token) both take theirs from here; `timeout`
+    -- stays nil unless given (queries and token requests default apart)
+    transport = {
+      user_agent = options.user_agent and (options.user_agent .. " " .. USER_AGENT) or USER_AGENT,
+      connect_timeout = options.connect_timeout or DEFAULT_CONNECT_TIMEOUT,
+      timeout = options.timeout,
+      stall_timeout = options.stall_timeout or DEFAULT_STALL_TIMEOUT,
+      ca_file = options.ca_file, ca_path = options.ca_path, proxy = options.proxy,
+      insecure = options.verify_tls == false,
+    },
     http = core.new(),
   }, Client)
   -- the logger never breaks a query, and never sees a secret (see redact)
@@ -262,12 +276,18 @@ function la.new(options)
   self.log = function(level, message)
     if logger then pcall(logger, level, message) end
   end
-  if self.tls.insecure then
+  if self.transport.insecure then
     self.log("warn", "TLS verification is off (verify_tls = false): the server is not authenticated")
   end
   -- secrets live in a closure, out of reach of pairs() and tostring
   local api_key, key_mode = options.api_key, key_in or "header"
-  local cached = {}
+  -- one token cache, the credential's: a token function becomes a credential
+  if is_callable(token) then
+    credential, token = credentials._wrap(token, true), nil
+  elseif credential then
+    credential = credentials._wrap(credential)
+  end
+  local transport = self.transport
   self.authorize = function(request, scope)
     if api_key then
       if key_mode == "header" then
@@ -283,30 +303,17 @@ function la.new(options)
     local access
     if type(token) == "string" then
       access = token
-    elseif token or credential then
-      local entry = cached[scope]
-      if entry and entry.expires_on - TOKEN_EARLY_RENEWAL > os.time() then
-        access = entry.token
-      else
-        local ok, got, expires_on
-        if token then
-          ok, got, expires_on = pcall(token, scope)
-        else
-          ok, got, expires_on = pcall(credential.get_token, credential, scope)
-        end
-        if ok and got == nil and errors.is_error(expires_on) then
-          return nil, expires_on  -- a credential's own error says it best
-        end
-        if not ok or type(got) ~= "string" or got == "" or got:find("[%z\r\n]") then
-          local why = not ok and tostring(got)
-            or (got == nil and expires_on ~= nil and tostring(expires_on))
-            or "the token provider returned no usable token"
-          return nil, errors.new { kind = "auth", message = "no token: " .. why }
-        end
-        access = got
-        -- without an expiry the provider is asked again next time
-        cached[scope] = type(expires_on) == "number" and { token = got, expires_on = expires_on } or nil
+    elseif credential then
+      -- asked every time: it answers from its cache until that says renew
+      local ok, got, err = pcall(credential.get_token, credential, scope, transport)
+      if not ok then
+        return nil, errors.new { kind = "auth", message = "no token: " .. tostring(got) }
       end
+      if got == nil then
+        return nil, errors.is_error(err) and err
+          or errors.new { kind = "auth", message = "no token: " .. tostring(err) }
+      end
+      access = got
     else
       return true
     end
@@ -316,12 +323,8 @@ function la.new(options)
   -- after a 401: forget the token so the next authorize fetches a new one;
   -- false when there is nothing to renew (a key or a fixed token)
   self.forget = function(scope)
-    if api_key or type(token) == "string" or (not token and not credential) then return false end
-    cached[scope] = nil
-    if credential then
-      local ok, invalidate = pcall(function() return credential.invalidate end)
-      if ok and is_callable(invalidate) then pcall(invalidate, credential, scope) end
-    end
+    if api_key or not credential then return false end
+    pcall(credential.invalidate, credential, scope)
     return true
   end
   return self
@@ -518,18 +521,19 @@ local function prepare(self, kql, opts, on_row)
   end
   local body = core.query_body(kql, span, workspaces)
   -- by default the whole request may last the service's wait plus a margin
-  local timeout = self.timeout or ((opts.server_timeout or SERVICE_DEFAULT_WAIT) + TIMEOUT_MARGIN)
-  local tls = self.tls
+  local transport = self.transport
+  local timeout = transport.timeout or ((opts.server_timeout or SERVICE_DEFAULT_WAIT) + TIMEOUT_MARGIN)
   local function request()
     return {
       url = url,
       headers = { "Content-Type: application/json", "Accept: application/json", prefer },
       body = body,
-      user_agent = self.user_agent,
-      connect_timeout = self.connect_timeout,
+      user_agent = transport.user_agent,
+      connect_timeout = transport.connect_timeout,
       timeout = timeout,
-      stall_timeout = self.stall_timeout,
-      ca_file = tls.ca_file, ca_path = tls.ca_path, proxy = tls.proxy, insecure = tls.insecure,
+      stall_timeout = transport.stall_timeout,
+      ca_file = transport.ca_file, ca_path = transport.ca_path, proxy = transport.proxy,
+      insecure = transport.insecure,
       threads = self.threads,
       on_row = on_row,
     }

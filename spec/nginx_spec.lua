@@ -99,6 +99,22 @@ describe("nginx", function()
     assert.equals(1, helper.identity().token_requests)
   end)
 
+  it("renews the shared token at the credential's refresh time (refresh_in), not 5 minutes before expiry", function()
+    local base = "http://127.0.0.1:" .. port
+    helper.configure_identity('{"reset": true, "expires_in": 3600, "refresh_in": 2}')
+    assert.equals(200, select(2, get(base .. "/flush_tokens")))
+    local body, status = get(base .. "/cred?retries=1")
+    assert.equals(200, status, body)
+    local first = helper.last_request().headers.authorization
+    assert.equals(1, helper.identity().token_requests)
+    os.execute("sleep 3.2")
+    body, status = get(base .. "/cred?retries=1")
+    assert.equals(200, status, body)
+    helper.configure_identity('{"refresh_in": null}')
+    assert.are_not.equal(first, helper.last_request().headers.authorization)
+    assert.equals(2, helper.identity().token_requests)
+  end)
+
   it("decodes a large body on the module's second thread inside nginx's thread pool", function()
     -- 20,000 rows, 0.5 MB gzipped: past the threshold where a worker thread decodes
     local body, status = get("http://127.0.0.1:" .. port .. "/query?kql=large&workspace=FIXTURES")

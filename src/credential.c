@@ -16,6 +16,10 @@
 /* refresh this long before expiry, or half the lifetime if that is shorter */
 #define REFRESH_MARGIN_SECONDS 300
 #define ASSERTION_TYPE "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+/* token requests are never unbounded (la_token_transport): a listener that
+ * never answers must not pin a caller, or an nginx pool thread, forever */
+#define DEFAULT_TOKEN_TIMEOUT_MS 30000L
+#define DEFAULT_TOKEN_STALL_MS 60000L
 
 typedef struct cached_token {
     char *scope;
@@ -36,6 +40,10 @@ struct la_credential {
     char *user_agent;
     int use_v1;
     long connect_timeout_ms, timeout_ms;
+    /* its own transport settings, over a client's (la_token_transport) */
+    long stall_timeout_ms;
+    char *ca_file, *ca_path, *proxy;
+    int verify_tls;
 
     la_http *http;
     la_http_response response;
@@ -148,6 +156,8 @@ la_credential *la_credential_new(const la_credential_options *o)
     c->use_v1 = o->use_v1;
     c->connect_timeout_ms = o->connect_timeout_ms;
     c->timeout_ms = o->timeout_ms;
+    c->stall_timeout_ms = o->stall_timeout_ms;
+    c->verify_tls = o->verify_tls;
     la_http_response_init(&c->response);
 #define COPY(field)                                      \
     do {                                                 \
@@ -159,6 +169,7 @@ la_credential *la_credential_new(const la_credential_options *o)
     COPY(certificate_password); COPY(code); COPY(redirect_uri); COPY(refresh_token);
     COPY(token_file); COPY(identity_endpoint); COPY(identity_header); COPY(imds_endpoint);
     COPY(mi_client_id); COPY(mi_object_id); COPY(mi_resource_id); COPY(user_agent);
+    COPY(ca_file); COPY(ca_path); COPY(proxy);
 #undef COPY
     if (o->certificate) {
         c->certificate = malloc(o->certificate_len + 1);
@@ -192,6 +203,7 @@ void la_credential_free(la_credential *c)
     free_secret(c->refresh_token); free(c->token_file); free(c->identity_endpoint);
     free_secret(c->identity_header); free(c->imds_endpoint); free(c->mi_client_id);
     free(c->mi_object_id); free(c->mi_resource_id); free(c->user_agent);
+    free(c->ca_file); free(c->ca_path); free(c->proxy);
     la_http_free(c->http);
     la_http_response_free(&c->response);
     free(c);
@@ -470,8 +482,37 @@ static int read_answer(la_credential *c, long long now, la_buf *token_out,
     return 0;
 }
 
-static int fetch(la_credential *c, const char *scope, long long now, la_buf *token,
-                 long long *expires_on, long long *refresh_in, la_token_error *err)
+/* The transport settings of a token request: the credential's own, else the
+ * client's, else the defaults (see la_token_transport). */
+static void token_transport(const la_credential *c, const la_token_transport *client,
+                            la_http_request *req)
+{
+    static const la_token_transport none;
+    int verify;
+    if (!client)
+        client = &none;
+#define PICK(own, theirs, dflt) ((own) ? (own) : (theirs) ? (theirs) : (dflt))
+    req->user_agent = PICK(c->user_agent, client->user_agent, NULL);
+    req->connect_timeout_ms = PICK(c->connect_timeout_ms, client->connect_timeout_ms, 0);
+    req->timeout_ms = PICK(c->timeout_ms, client->timeout_ms, DEFAULT_TOKEN_TIMEOUT_MS);
+    req->stall_timeout_ms = PICK(c->stall_timeout_ms, client->stall_timeout_ms,
+                                 DEFAULT_TOKEN_STALL_MS);
+    req->ca_file = PICK(c->ca_file, client->ca_file, NULL);
+    req->ca_path = PICK(c->ca_path, client->ca_path, NULL);
+    req->proxy = PICK(c->proxy, client->proxy, NULL);
+    verify = PICK(c->verify_tls, client->verify_tls, 1);
+#undef PICK
+    req->insecure = verify < 0;
+    /* IMDS and App Service answer on the machine's own network, never
+     * through a proxy (which would be handed the identity's token) */
+    req->no_proxy = c->kind == LA_CRED_MANAGED_IDENTITY;
+    if (req->no_proxy)
+        req->proxy = NULL;
+}
+
+static int fetch(la_credential *c, const char *scope, const la_token_transport *transport,
+                 long long now, la_buf *token, long long *expires_on, long long *refresh_in,
+                 la_token_error *err)
 {
     la_buf url, form, scratch, query;
     const char *headers[2];
@@ -482,9 +523,7 @@ static int fetch(la_credential *c, const char *scope, long long now, la_buf *tok
     la_buf_init(&scratch);
     la_buf_init(&query);
     memset(&req, 0, sizeof req);
-    req.user_agent = c->user_agent;
-    req.connect_timeout_ms = c->connect_timeout_ms;
-    req.timeout_ms = c->timeout_ms;
+    token_transport(c, transport, &req);
     headers[0] = "Accept: application/json";
 
     if (c->kind == LA_CRED_MANAGED_IDENTITY) {
@@ -543,6 +582,14 @@ done:
 int la_credential_get_token(la_credential *c, const char *scope, long long now,
                             const char **token, long long *expires_on, la_token_error *err)
 {
+    return la_credential_get_token_with(c, scope, NULL, now, token, expires_on, NULL, err);
+}
+
+int la_credential_get_token_with(la_credential *c, const char *scope,
+                                 const la_token_transport *transport, long long now,
+                                 const char **token, long long *expires_on,
+                                 long long *refresh_on, la_token_error *err)
+{
     cached_token *e = cache_find(c, scope);
     la_buf fresh;
     long long fresh_expires_on = 0, refresh_in = -1;
@@ -550,10 +597,12 @@ int la_credential_get_token(la_credential *c, const char *scope, long long now,
     if (e && now < e->refresh_on) {
         *token = e->token;
         *expires_on = e->expires_on;
+        if (refresh_on)
+            *refresh_on = e->refresh_on;
         return 0;
     }
     la_buf_init(&fresh);
-    rc = fetch(c, scope, now, &fresh, &fresh_expires_on, &refresh_in, err);
+    rc = fetch(c, scope, transport, now, &fresh, &fresh_expires_on, &refresh_in, err);
     if (rc == 0 && cache_store(c, scope, fresh.data, now, fresh_expires_on, refresh_in) != 0) {
         set_error(err, "network", "out of memory%s", NULL);
         rc = -1;
@@ -567,11 +616,15 @@ int la_credential_get_token(la_credential *c, const char *scope, long long now,
         if (e && now < e->expires_on) {
             *token = e->token;
             *expires_on = e->expires_on;
+            if (refresh_on)
+                *refresh_on = e->refresh_on;
             return 0;
         }
         return -1;
     }
     *token = e->token;
     *expires_on = e->expires_on;
+    if (refresh_on)
+        *refresh_on = e->refresh_on;
     return 0;
 }

@@ -390,7 +390,9 @@ int la_http_start(la_http *h, const la_http_request *req, la_http_response *resp
         curl_easy_setopt(e, CURLOPT_CAINFO, req->ca_file);
     if (req->ca_path)
         curl_easy_setopt(e, CURLOPT_CAPATH, req->ca_path);
-    if (req->proxy)
+    if (req->no_proxy)
+        curl_easy_setopt(e, CURLOPT_NOPROXY, "*");  /* every host: the option and the variables */
+    else if (req->proxy)
         curl_easy_setopt(e, CURLOPT_PROXY, req->proxy);
     if (req->stall_timeout_ms > 0) {
         curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);

@@ -242,6 +242,8 @@ typedef struct la_http_request {
     const char *ca_path;          /* CA directory instead of the system's */
     int insecure;                 /* TLS verification off (asked for explicitly) */
     const char *proxy;            /* proxy URL; NULL: libcurl's environment variables */
+    int no_proxy;                 /* never through a proxy, whatever proxy or the
+                                     environment say (IMDS, App Service) */
     la_body_fn on_body;           /* NULL: keep every body in resp->body */
     /* Set both to let a large 2xx body be gunzipped and given to on_body
      * on a worker thread (on_body must then touch nothing the caller's
@@ -329,7 +331,30 @@ typedef struct la_credential_options {
     const char *user_agent;
     long connect_timeout_ms;
     long timeout_ms;
+    /* the credential's own transport settings (see la_token_transport) */
+    long stall_timeout_ms;
+    const char *ca_file;
+    const char *ca_path;
+    const char *proxy;
+    int verify_tls;               /* 0: not set, 1: verify, -1: off */
 } la_credential_options;
+
+/* The transport settings of token requests. A credential's own (from its
+ * options) come first; a client passes its own to fill what the credential
+ * left unset; what neither sets takes the defaults: connect 10 s, whole
+ * request 30 s, stall 60 s, TLS verified with the system's CAs, libcurl's
+ * proxy variables. Strings NULL, numbers 0, verify_tls 0: not set.
+ * Managed identity requests never use a proxy. */
+typedef struct la_token_transport {
+    const char *user_agent;
+    long connect_timeout_ms;
+    long timeout_ms;
+    long stall_timeout_ms;
+    const char *ca_file;
+    const char *ca_path;
+    const char *proxy;
+    int verify_tls;               /* 0: not set, 1: verify, -1: off */
+} la_token_transport;
 
 /* Why no token came; never holds a secret. */
 typedef struct la_token_error {
@@ -350,6 +375,13 @@ void la_credential_free(la_credential *c);
  * next call on c. Returns 0, or -1 with err filled in. */
 int la_credential_get_token(la_credential *c, const char *scope, long long now,
                             const char **token, long long *expires_on, la_token_error *err);
+/* The same, a new token request (if one is due) using `client`'s settings
+ * where the credential has none of its own (client may be NULL); *refresh_on
+ * (may be NULL) gets the time the cache will ask anew. */
+int la_credential_get_token_with(la_credential *c, const char *scope,
+                                 const la_token_transport *client, long long now,
+                                 const char **token, long long *expires_on,
+                                 long long *refresh_on, la_token_error *err);
 /* Forget the cached token for scope (the API answered 401 with it). */
 void la_credential_invalidate(la_credential *c, const char *scope);
 

@@ -10,8 +10,20 @@
 -- memory and wiped when the credential is freed; none ever appears in an
 -- error, a log line or `tostring`.
 --
--- The token requests and the token cache are in the C core
--- (src/credential.c); the Azure CLI and the default chain are composed here.
+-- Each credential keeps one token cache, its own: the token requests and
+-- their cache are in the C core (src/credential.c); the Azure CLI, token
+-- functions and objects of the caller's own are cached in Lua
+-- (loganalytics.token_cache, the same policy); the default chain answers
+-- from the cache of the source it chose. A client asks its credential at
+-- every query and keeps no token itself.
+--
+-- Token requests take their transport settings (`proxy`, `ca_file`,
+-- `ca_path`, `verify_tls`, `connect_timeout`, `timeout`, `stall_timeout`,
+-- `user_agent`) from the credential's own options first, then from the
+-- client that asks (`la.new`'s options of the same names), then from the
+-- defaults: connect 10 s, whole request 30 s, stall 60 s, the system's CAs,
+-- libcurl's proxy variables. Managed identity (IMDS, App Service) is never
+-- sent through a proxy.
 -- @module loganalytics.credentials
 -- @usage
 -- local la = require "loganalytics"
@@ -26,9 +38,10 @@ local core = require "loganalytics.core"
 local errors = require "loganalytics.errors"
 local check = require "loganalytics.check"
 local clouds = require "loganalytics.clouds"
+local token_cache = require "loganalytics.token_cache"
 
-local type, pairs, ipairs, tostring, tonumber, setmetatable, pcall =
-  type, pairs, ipairs, tostring, tonumber, setmetatable, pcall
+local type, pairs, ipairs, tostring, tonumber, setmetatable, getmetatable, pcall =
+  type, pairs, ipairs, tostring, tonumber, setmetatable, getmetatable, pcall
 local format, concat = string.format, table.concat
 local getenv = os.getenv
 
@@ -58,19 +71,26 @@ end
 -- @field kind the constructor's name: `"client_secret"`, `"managed_identity"`, `"default"`, ...
 -- @field scope the scope `get_token` uses when given none
 
---- The access token for `scope`, from the cache or a new token request.
+--- The access token for `scope`, from the credential's cache or a new token
+-- request. A client calls it at every query, with its transport settings.
 -- @function credential:get_token
 -- @tparam[opt] string scope e.g. `"https://api.loganalytics.io/.default"`
 --   (default: the credential's `scope`)
+-- @tparam[opt] table transport the asking client's transport settings, for what the
+--   credential's own options leave unset: `proxy`, `ca_file`, `ca_path`, `insecure`
+--   (`verify_tls = false`), `connect_timeout`, `timeout`, `stall_timeout` (seconds),
+--   `user_agent`
 -- @treturn[1] string access token
 -- @treturn[1] number expires_on, epoch seconds
+-- @treturn[1] number refresh_on, epoch seconds: when the cache will ask anew
 -- @treturn[2] nil
 -- @treturn[2] loganalytics.error err: kind `"auth"` with the identity platform's
 --   `code` (e.g. `"invalid_client"`) and message, or `"network"`, `"timeout"`, `"protocol"`
-function Credential:get_token(scope)
+function Credential:get_token(scope, transport)
   scope = scope or self.scope
   check.text("scope", scope)
-  return self:_fetch(scope)
+  if transport ~= nil then check.type("transport", transport, "table") end
+  return self:_fetch(scope, transport)
 end
 
 --- Forgets the cached token for `scope`, so the next `get_token` asks
@@ -79,11 +99,12 @@ end
 -- @tparam[opt] string scope default: the credential's `scope`
 function Credential:invalidate(scope)
   if self._core then self._core:invalidate(scope or self.scope) end
+  if self._cache then self._cache:forget(scope or self.scope) end
 end
 
-local function core_fetch(self, scope)
-  local token, expires_on = self._core:get_token(scope, os.time())
-  if token then return token, expires_on end
+local function core_fetch(self, scope, transport)
+  local token, expires_on, refresh_on = self._core:get_token(scope, os.time(), transport)
+  if token then return token, expires_on, refresh_on end
   local e = expires_on
   e.message = self.kind .. ": " .. tostring(e.message)
   return nil, errors.new(e)
@@ -92,6 +113,18 @@ end
 local function new_credential(kind, scope, fetch, fields)
   local c = setmetatable(fields or {}, Credential)
   c.kind, c.scope, c._fetch = kind, scope, fetch
+  return c
+end
+
+-- A credential whose tokens come from `fetch(scope, transport)` (returning
+-- `token, expires_on[, refresh_on]` or `nil, err`), kept in a token_cache of
+-- its own (over `store`, default a Lua table).
+local function cached_credential(kind, scope, fetch, fields, store)
+  local cache = token_cache.new(store)
+  local c = new_credential(kind, scope, function(_, s, transport)
+    return cache:get(s, function() return fetch(s, transport) end)
+  end, fields)
+  c._cache = cache
   return c
 end
 
@@ -109,6 +142,7 @@ end
 local COMMON = {
   authority_host = true, scope = true, cloud = true, allow_http = true,
   connect_timeout = true, timeout = true, user_agent = true,
+  stall_timeout = true, ca_file = true, ca_path = true, proxy = true, verify_tls = true,
 }
 
 local function check_options(options, what, required, optional)
@@ -127,6 +161,11 @@ local function check_options(options, what, required, optional)
   end
   check.seconds("connect_timeout", options.connect_timeout)
   check.seconds("timeout", options.timeout)
+  check.seconds("stall_timeout", options.stall_timeout)
+  for _, k in ipairs { "ca_file", "ca_path", "proxy" } do
+    if options[k] ~= nil then check.text(k, options[k]) end
+  end
+  if options.verify_tls ~= nil then check.type("verify_tls", options.verify_tls, "boolean") end
   if options.allow_http ~= nil then check.type("allow_http", options.allow_http, "boolean") end
 end
 
@@ -149,6 +188,9 @@ local function core_fields(options)
     user_agent = options.user_agent,
     connect_timeout = options.connect_timeout,
     timeout = options.timeout,
+    stall_timeout = options.stall_timeout,
+    ca_file = options.ca_file, ca_path = options.ca_path, proxy = options.proxy,
+    verify_tls = options.verify_tls,
   }, scope
 end
 
@@ -171,9 +213,21 @@ end
 -- @field scope the scope tokens are asked for when `get_token` is given none (default:
 --   `https://api.loganalytics.io/.default`)
 -- @field allow_http `true` to allow a plain `http://` authority host that is not loopback
--- @field connect_timeout seconds to connect to the identity platform (default 10)
--- @field timeout seconds for a whole token request (default: no limit)
--- @field user_agent a product token put before the module's own
+-- @field connect_timeout seconds to connect to the identity platform (default: the
+--   client's `connect_timeout`, else 10)
+-- @field timeout seconds for a whole token request (default: the client's `timeout`,
+--   else 30)
+-- @field stall_timeout seconds without a byte once the answer has started (default: the
+--   client's `stall_timeout`, else 60)
+-- @field ca_file CA bundle for the identity platform's TLS (default: the client's, else
+--   the system's)
+-- @field ca_path CA directory for the identity platform's TLS (default: the client's)
+-- @field verify_tls `false` turns TLS verification of token requests off (default: the
+--   client's `verify_tls`, else true)
+-- @field proxy proxy URL for token requests (default: the client's `proxy`, else
+--   libcurl's environment variables); managed identity never uses a proxy
+-- @field user_agent a product token put before the module's own (default: the client's
+--   user agent)
 
 --- Client credentials with a secret: the v2.0 token endpoint with `scope`;
 -- with `resource`, the v1 endpoint.
@@ -370,7 +424,8 @@ end
 
 --- The Azure CLI's signed-in account: runs
 -- `az account get-access-token --output json --resource R` (R: the scope
--- without `/.default`) and caches the token until five minutes before expiry.
+-- without `/.default`) and caches the token like every credential (until
+-- five minutes before expiry, or half its lifetime).
 -- @tparam[opt] table options the @{common_options} and:
 -- @tparam[opt] string options.command the CLI to run (default `"az"`)
 -- @tparam[opt] string options.tenant passed as `--tenant`
@@ -379,10 +434,7 @@ function M.azure_cli(options)
   options = options or {}
   check_options(options, "azure_cli", {}, { "command", "tenant" })
   local command = options.command or "az"
-  local cache = {}
-  local function fetch(self, scope)
-    local entry = cache[scope]
-    if entry and entry.expires_on - 300 > os.time() then return entry.token, entry.expires_on end
+  local function fetch(scope)
     local resource = scope:gsub("/%.default$", "")
     local cmd = format("%s account get-access-token --output json --resource %s", command, shell_quote(resource))
     if options.tenant then cmd = cmd .. " --tenant " .. shell_quote(options.tenant) end
@@ -397,12 +449,9 @@ function M.azure_cli(options)
       return nil, errors.new { kind = "auth", message = "azure_cli: " .. why }
     end
     local expires_on = tonumber(doc.expires_on) or local_time(doc.expiresOn) or (os.time() + 300)
-    cache[scope] = { token = doc.accessToken, expires_on = expires_on }
     return doc.accessToken, expires_on
   end
-  local c = new_credential("azure_cli", cloud_of(options).audience .. "/.default", fetch)
-  function c.invalidate(_, scope) cache[scope or c.scope] = nil end
-  return c
+  return cached_credential("azure_cli", cloud_of(options).audience .. "/.default", fetch)
 end
 
 -- --------------------------------------------------------------- default
@@ -476,17 +525,18 @@ function M.default(options)
 
   local chosen
   local scope0 = cloud_of(options).audience .. "/.default"
-  local c = new_credential("default", options.scope or scope0, function(_, scope)
-    if chosen then return chosen:get_token(scope) end
+  -- no cache of its own: each step keeps its tokens
+  local c = new_credential("default", options.scope or scope0, function(_, scope, transport)
+    if chosen then return chosen:get_token(scope, transport) end
     local tried = {}
     for _, step in ipairs(steps) do
       if step.unavailable then
         tried[#tried + 1] = step.kind .. ": " .. step.unavailable
       else
-        local token, expires_on = step:get_token(scope)
+        local token, expires_on, refresh_on = step:get_token(scope, transport)
         if token then
           chosen = step
-          return token, expires_on
+          return token, expires_on, refresh_on
         end
         tried[#tried + 1] = tostring(expires_on.message)
       end
@@ -496,6 +546,62 @@ function M.default(options)
   end)
   function c.invalidate(_, scope) if chosen then chosen:invalidate(scope) end end
   c.steps = steps
+  return c
+end
+
+-- --------------------------------------------------------------- the caller's own
+
+-- (internal, for la.new) A credential of this module as it is; a token
+-- function `token(scope)` (is_function) or an object of the caller's own with
+-- `get_token(self, scope, transport)` made into one, with the token cache of
+-- every Lua-side credential (`invalidate` is passed on to such an object).
+function M._wrap(source, is_function)
+  if getmetatable(source) == Credential then return source end
+  local call, kind
+  if is_function then
+    call, kind = function(scope) return pcall(source, scope) end, "token_function"
+  else
+    call, kind = function(scope, transport)
+      return pcall(function() return source:get_token(scope, transport) end)
+    end, "custom"
+  end
+  local c = cached_credential(kind, DEFAULT_SCOPE, function(scope, transport)
+    local ok, got, expires_on = call(scope, transport)
+    if ok and got == nil and errors.is_error(expires_on) then
+      return nil, expires_on  -- a credential's own error says it best
+    end
+    if not ok or type(got) ~= "string" or got == "" or got:find("[%z\r\n]") then
+      local why = not ok and tostring(got)
+        or (got == nil and expires_on ~= nil and tostring(expires_on))
+        or "the token provider returned no usable token"
+      return nil, errors.new { kind = "auth", message = "no token: " .. why }
+    end
+    -- without an expiry the provider is asked again next time
+    return got, type(expires_on) == "number" and expires_on or nil
+  end)
+  if kind == "custom" then
+    function c.invalidate(self, scope)
+      scope = scope or self.scope
+      self._cache:forget(scope)
+      pcall(function()
+        if source.invalidate then source:invalidate(scope) end
+      end)
+    end
+  end
+  return c
+end
+
+-- (internal, for loganalytics.nginx) A credential over `inner`, a credential
+-- of this module, whose cache is kept in `store` (a shared dict); `fetch`
+-- (scope, transport) asks `inner` and may make others sharing the store wait
+-- for one request. invalidate forgets both.
+function M._shared(inner, store, fetch)
+  local c = cached_credential(inner.kind, inner.scope, fetch, nil, store)
+  function c.invalidate(self, scope)
+    scope = scope or self.scope
+    self._cache:forget(scope)
+    inner:invalidate(scope)
+  end
   return c
 end
 
