@@ -91,7 +91,7 @@ describe("azure_cli()", function()
     local jwt = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJMRUFLWSJ9.c2lnbmF0dXJlX0xFQUtZ"
     for _, body in ipairs {
       '{"accessToken": "' .. jwt .. '", "expiresOn": ',           -- cut short
-      '{"accessToken": "' .. jwt .. '", "expires_on": 1} trailing',  -- not JSON
+      '{"accessToken": "' .. jwt .. '" "expires_on": 1}',         -- not JSON
       '{"access_token": "' .. jwt .. '"}',                         -- no accessToken
     } do
       for _, code in ipairs { 0, 1 } do
