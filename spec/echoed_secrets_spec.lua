@@ -233,3 +233,52 @@ describe("secrets echoed by an identity endpoint", function()
     assert_free(said, { ["identity header"] = { "LEAKY_IDHEADER" } })
   end)
 end)
+
+describe("the C core's token errors", function()
+  it("are redacted by the core itself, before they are cut to fit", function()
+    helper.configure_identity('{"reset": true}')
+    helper.configure_identity('{"echo_next": 1}')
+    local core = require "loganalytics.core"
+    local secret = "LEAKY_CORE_SECRET_" .. ("s3cr3t+/"):rep(200)  -- longer than the message
+    local credential = core.credential("client_secret", { tenant = "TEST_TENANT", client_id = "TEST_CLIENT",
+      client_secret = secret, authority_host = helper.endpoint() })
+    local token, err = credential:get_token("https://api.loganalytics.io/.default", os.time())
+    assert.is_nil(token)
+    assert.is_table(err)
+    assert.matches("AADSTS900000", err.message, 1, true)
+    assert.matches("[REDACTED]", err.code, 1, true)
+    assert_free(strings_of(err, "core err"), { ["client secret"] = forms_of(secret, "LEAKY_CORE") })
+  end)
+end)
+
+describe("a secret set (loganalytics.redact)", function()
+  local redaction = require "loganalytics.redact"
+
+  it("redacts a secret in every form it travels in, keys and nested fields too", function()
+    local set = redaction.new()
+    local key = "k&y <\"é\"> +/="
+    set:add_basic(key, "")
+    local forms = { key, check.escape(key), check.escape(key):lower(),
+                    "k&amp;y &lt;&quot;\195\169&quot;&gt; +/=", "k&amp;y &lt;&#34;\195\169&#34;&gt; +/=",
+                    "k&y <\\\"\195\169\\\"> +/=", "k&y <\\\"\195\169\\\"> +\\/=", base64(key .. ":"),
+                    "k&y <\"\195\131\194\169\"> +/=" }
+    for _, form in ipairs(forms) do
+      assert.equals("a [REDACTED] b", set:text("a " .. form .. " b"))
+    end
+    local e = set:error { message = "x " .. key, details = { { [key] = key } }, n = 1 }
+    assert.equals("x [REDACTED]", e.message)
+    assert.equals("[REDACTED]", e.details[1]["[REDACTED]"])
+    assert.equals(1, e.n)
+    -- and any JWT, known or not
+    assert.equals("token [REDACTED] end", set:text("token eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln end"))
+    -- nothing to see from outside
+    for _, v in pairs(set) do assert.is_function(v) end
+    assert.not_matches("k&y", tostring(set), 1, true)
+  end)
+
+  it("keeps only the newest access tokens", function()
+    local set = redaction.new()
+    for i = 1, 20 do set:add("TOKEN_" .. ("%02d"):format(i), true) end
+    assert.equals("TOKEN_01 [REDACTED]", set:text("TOKEN_01 TOKEN_20"))
+  end)
+end)
