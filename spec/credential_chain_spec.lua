@@ -72,11 +72,12 @@ describe("azure_cli()", function()
   end)
 
   it("reports the CLI's own message when it fails (its first line on stderr)", function()
-    local dir = fake_az("", 1, "ERROR: Please run 'az login' to setup account.\nsecond line")
+    local dir = fake_az("", 1, "WARNING: a warning first\nERROR: Please run 'az login' to setup account.\nsecond line")
     local ok, out = get_token("azure_cli", nil, { PATH = dir .. ":/usr/bin:/bin" })
     assert.is_true(ok, out)
     assert.matches("^ERROR .*az login", out)
     assert.not_matches("second line", out, 1, true)
+    assert.not_matches("WARNING", out, 1, true)
   end)
 
   it("reads the token on stdout while the CLI warns on stderr", function()

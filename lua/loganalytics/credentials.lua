@@ -384,7 +384,8 @@ end
 -- Runs the CLI with its stdout (the answer) read apart from its stderr (its
 -- messages: warnings too, which would break the JSON), which goes to a
 -- private temporary file (os.tmpname makes it with mkstemp, mode 0600) removed
--- at once. Returns stdout, the first non-blank stderr line (or nil), and
+-- at once. Returns stdout, the first stderr line saying ERROR (else the first
+-- non-blank one, or nil), and
 -- whether it exited with success (always true on Lua 5.1/LuaJIT, which
 -- cannot tell: the answer is then judged by itself).
 local function run_cli(cmd)
@@ -400,9 +401,10 @@ local function run_cli(cmd)
   local f = io.open(errfile, "rb")
   if f then
     for line in f:lines() do
-      first = line:match("^%s*(.-)%s*$")
-      if first ~= "" then break end
-      first = nil
+      line = line:match("^%s*(.-)%s*$")
+      -- the CLI's error rather than the warnings before it
+      if line:find("^ERROR") then first = line break end
+      if line ~= "" then first = first or line end
     end
     f:close()
   end
@@ -414,8 +416,8 @@ end
 -- `az account get-access-token --output json --resource R` (R: the scope
 -- without `/.default`) and caches the token until five minutes before expiry.
 -- Its stdout is read apart from its stderr, so warnings do not disturb the
--- answer; an error quotes the first line of stderr, never stdout (which may
--- hold a token).
+-- answer; an error quotes one line of stderr (the first saying `ERROR`,
+-- else the first), never stdout (which may hold a token).
 -- @tparam[opt] table options the @{common_options} and:
 -- @tparam[opt] string options.command the CLI to run (default `"az"`)
 -- @tparam[opt] string options.tenant passed as `--tenant`
