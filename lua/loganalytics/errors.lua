@@ -113,9 +113,9 @@ local function excerpt(body)
   return text
 end
 
---- An error object for a non-2xx HTTP response.
--- @tparam[opt] table secrets the maker's secret set: the body is redacted
---   before it is read or cut into an excerpt, the error's fields after
+--- An error object for a non-2xx HTTP response. With `secrets` (the
+-- maker's secret set), the body is redacted before it is read or cut into
+-- an excerpt, and the error's fields after.
 -- @local
 function M.from_http(status, headers, body, secrets)
   local kind = kind_for_status(status)
