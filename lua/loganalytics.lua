@@ -153,7 +153,7 @@ end
 -- @tparam string options.proxy proxy URL (default: libcurl's environment variables)
 -- @tparam function options.log `log(level, message)`: `"debug"` request lines,
 --   `"info"` outcomes with timings, `"warn"` retries and TLS warnings; secrets are
---   never in them; a logger that raises is ignored
+--   never in them (replaced by `[REDACTED]`); a logger that raises is ignored
 -- @treturn client
 -- @usage local client = la.new{
 --   endpoint = "http://127.0.0.1:8080",   -- the local server
@@ -365,8 +365,11 @@ end
 --- What a failure returns as `err` in `nil, err`: a table whose `tostring`
 -- gives one line such as `loganalytics: service error (HTTP 400
 -- BadArgumentError): ...`, with the innermost `innererror` message and
--- "(after N tries)" when retries were made. No secret ever appears in it.
--- @{is_error} tells one from other values.
+-- "(after N tries)" when retries were made. No secret ever appears in it:
+-- every secret the client knows (api key, tokens, and those of its
+-- credential) is replaced by `[REDACTED]` in every field, also when a server
+-- quotes the request back (a gateway's error page with the URL or the
+-- Authorization header). @{is_error} tells one from other values.
 -- @table error
 -- @field kind `"service"` (the API answered with an error), `"auth"` (401/403, or no
 --   token), `"network"` (DNS, connect, TLS, reset), `"timeout"` (ours, a 408, or the
