@@ -30,6 +30,7 @@ local errors = require "loganalytics.errors"
 local credentials = require "loganalytics.credentials"
 local clouds = require "loganalytics.clouds"
 local retry = require "loganalytics.retry"
+local redaction = require "loganalytics.redact"
 
 local type, pairs, ipairs, tostring, select, pcall, error, setmetatable =
   type, pairs, ipairs, tostring, select, pcall, error, setmetatable
@@ -161,7 +162,7 @@ end
 --   through a proxy
 -- @tparam function options.log `log(level, message)`: `"debug"` request lines,
 --   `"info"` outcomes with timings, `"warn"` retries and TLS warnings; secrets are
---   never in them; a logger that raises is ignored
+--   never in them (replaced by `[REDACTED]`); a logger that raises is ignored
 -- @treturn client
 -- @usage local client = la.new{
 --   endpoint = "http://127.0.0.1:8080",   -- the local server
@@ -271,10 +272,15 @@ function la.new(options)
     },
     http = core.new(),
   }, Client)
-  -- the logger never breaks a query, and never sees a secret (see redact)
+  -- every secret this client knows or sends: redacted from its errors and log lines
+  local secrets = redaction.new()
+  self.secrets = secrets
+  secrets:add_basic(options.api_key, "")
+  if type(token) == "string" then secrets:add(token) end
+  -- the logger never breaks a query, and never sees a secret
   local logger = options.log
   self.log = function(level, message)
-    if logger then pcall(logger, level, message) end
+    if logger then pcall(logger, level, secrets:text(message)) end
   end
   if self.transport.insecure then
     self.log("warn", "TLS verification is off (verify_tls = false): the server is not authenticated")
@@ -362,8 +368,11 @@ end
 --- What a failure returns as `err` in `nil, err`: a table whose `tostring`
 -- gives one line such as `loganalytics: service error (HTTP 400
 -- BadArgumentError): ...`, with the innermost `innererror` message and
--- "(after N tries)" when retries were made. No secret ever appears in it.
--- @{is_error} tells one from other values.
+-- "(after N tries)" when retries were made. No secret ever appears in it:
+-- every secret the client knows (api key, tokens, and those of its
+-- credential) is replaced by `[REDACTED]` in every field, also when a server
+-- quotes the request back (a gateway's error page with the URL or the
+-- Authorization header). @{is_error} tells one from other values.
 -- @table error
 -- @field kind `"service"` (the API answered with an error), `"auth"` (401/403, or no
 --   token), `"network"` (DNS, connect, TLS, reset), `"timeout"` (ours, a 408, or the
@@ -455,19 +464,21 @@ local function check_workspaces(list)
   return n > 0 and list or nil
 end
 
--- What the response table from core says, as the API's result or error.
-local function outcome(response)
+-- What the response table from core says, as the API's result or error
+-- (every error redacted with the client's secrets).
+local function outcome(response, secrets)
   local status, headers = response.status, response.headers
   if response.transport then
     local t = response.transport
-    return nil, errors.new { kind = t.kind, status = status, message = t.message, curl_code = t.code }
+    return nil, errors.new({ kind = t.kind, status = status, message = t.message, curl_code = t.code },
+                           secrets)
   end
   if response.parse_error then
-    return nil, errors.new { kind = "protocol", status = status, message = response.parse_error,
-                             request_id = headers["x-ms-request-id"] }
+    return nil, errors.new({ kind = "protocol", status = status, message = response.parse_error,
+                             request_id = headers["x-ms-request-id"] }, secrets)
   end
   if not status or status < 200 or status > 299 then
-    return nil, errors.from_http(status or 0, headers, response.body)
+    return nil, errors.from_http(status or 0, headers, response.body, secrets)
   end
   local result = response.result
   if not result then
@@ -476,7 +487,7 @@ local function outcome(response)
   end
   result.request_id = headers["x-ms-request-id"]
   if result.error ~= nil then
-    result.error = errors.from_service("service", result.error, status, headers)
+    result.error = errors.from_service("service", result.error, status, headers, secrets)
     result.status = "partial"
   else
     result.status = "success"
@@ -546,6 +557,17 @@ local function redact(url)
   return (url:gsub("([?&]api_key=)[^&]*", "%1REDACTED"))
 end
 
+-- What authorize put on a request (a key, a token, basic auth) is secret
+-- from then on: servers may quote it back in any answer.
+local function remember_sent(secrets, req)
+  for _, line in ipairs(req.headers) do
+    local value = line:match("^[Aa]uthorization:%s*[Bb]earer%s+(.-)%s*$")
+      or line:match("^[Xx]%-[Aa]pi%-[Kk]ey:%s*(.-)%s*$")
+    if value then secrets:add(value, true) end
+  end
+  if req.username then secrets:add_basic(req.username, req.password) end
+end
+
 local function describe(response)
   if response.transport then return response.transport.message end
   return "HTTP " .. tostring(response.status)
@@ -597,7 +619,8 @@ local function send_with_retries(self, request, scope, rows_delivered, on_progre
     attempt = attempt + 1
     local req = request()
     local authorized, err = self.authorize(req, scope)
-    if not authorized then return nil, err end
+    if not authorized then return nil, self.secrets:error(err) end
+    remember_sent(self.secrets, req)
     log("debug", "POST " .. redact(req.url))
     local started = core.now()
     local response = perform(self.http, req, on_progress)
@@ -618,8 +641,8 @@ local function send_with_retries(self, request, scope, rows_delivered, on_progre
 end
 
 -- outcome(), with the number of tries in the error when there were several.
-local function final(response, attempts)
-  local result, err = outcome(response)
+local function final(response, attempts, secrets)
+  local result, err = outcome(response, secrets)
   if err and attempts and attempts > 1 then
     err.attempts = attempts  -- tostring(err) says "after N tries"
   end
@@ -677,7 +700,7 @@ function Client:query(kql, opts)
   local response, attempts = send_with_retries(self, request, scope, function() return delivered end,
                                                type(opts) == "table" and opts.on_progress or nil)
   if not response then return nil, attempts end
-  return final(response, attempts)
+  return final(response, attempts, self.secrets)
 end
 
 -- Closes an iterator's transfer when a generic for is left early (Lua 5.4).
@@ -717,7 +740,8 @@ function Client:rows(kql, opts)
     local req = request()
     req.pull = true  -- a few rows per step: the transfer waits for the loop
     local authorized, err = self.authorize(req, scope)
-    if not authorized then error(err, 0) end
+    if not authorized then error(self.secrets:error(err), 0) end
+    remember_sent(self.secrets, req)
     log("debug", "POST " .. redact(req.url))
     http:start(req)
   end
@@ -755,7 +779,7 @@ function Client:rows(kql, opts)
           start()
         else
           finished = true
-          local result, err = final(response, attempt)
+          local result, err = final(response, attempt, self.secrets)
           if not result then error(err, 0) end
         end
       end

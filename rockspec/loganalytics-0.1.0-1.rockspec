@@ -36,6 +36,7 @@ build = {
     ["loganalytics.credentials"] = "lua/loganalytics/credentials.lua",
     ["loganalytics.retry"] = "lua/loganalytics/retry.lua",
     ["loganalytics.token_cache"] = "lua/loganalytics/token_cache.lua",
+    ["loganalytics.redact"] = "lua/loganalytics/redact.lua",
     ["loganalytics.nginx"] = "lua/loganalytics/nginx.lua",
     ["loganalytics.timespan"] = "lua/loganalytics/timespan.lua",
     ["loganalytics.cli.values"] = "lua/loganalytics/cli/values.lua",

@@ -37,9 +37,22 @@ errors use the service's body shape {"error":{"message","code","correlationId","
   html502                     502, Content-Type: text/html, HTML502 (identity)
 Anything else: 400 BadArgumentError, innererror code UnknownApiError (bad arguments:
 innererror code InvalidFaultArgumentError).
+
+POST /v1/workspaces/ECHO/query: a careless gateway in front of the service, answered before
+any authentication; it quotes the request back: the request target (with any `api_key=`
+query) and the Authorization and X-Api-Key headers. The query text picks the answer
+(PAD: that many filler characters before the quote, to move it across an excerpt's cut):
+
+  html404[:PAD]               404, text/html, the quote HTML-escaped
+  gateway502[:PAD]            502, text/html, the quote raw (as nginx's debug pages do)
+  json400                     400, the service's error shape: the quote in message, code,
+                              details and nested innererror messages
+  partial                     200, a table and a PartialError whose message and details quote it
+  text401                     401, text/plain, the quote raw
 """
 
 import email.utils
+import html as html_lib
 import gzip
 import http
 import json
@@ -536,3 +549,54 @@ def make_tls_certs(d):
     wait_all()
     return {"ca_file": p("ca.pem"),
             **{k: (p(k + ".pem"), p(k + ".key")) for k in ("good", "untrusted", "wrong_host")}}
+
+
+# ---------------------------------------------------------------------------
+# The ECHO workspace: a gateway that quotes the request back (secrets and all)
+# ---------------------------------------------------------------------------
+
+ECHO_NAMES = ("html404", "gateway502", "json400", "partial", "text401")
+
+
+def _quote(h):
+    """What a careless server quotes back: the target, then the secret-bearing headers."""
+    lines = [f"{h.command} {h.path}"]
+    for name in ("Authorization", "X-Api-Key"):
+        if h.headers.get(name) is not None:
+            lines.append(f"{name}: {h.headers.get(name)}")
+    return lines
+
+
+def echo(h, text):
+    """Answers one ECHO query on handler h."""
+    name, *args = text.strip().split(":")
+    pad = "x" * (_int(args[0], "PAD", 0, 100_000) if args else 0)
+    lines = _quote(h)
+    quoted = "\n".join(lines)
+    if name == "html404":
+        page = (f"<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1>"
+                f"<p>{pad}</p><p>The requested URL was not found on this server:</p>"
+                f"<pre>{html_lib.escape(quoted)}</pre></body></html>")
+        return h.send(404, page.encode("utf-8"), [("Content-Type", "text/html")], compress=False)
+    if name == "gateway502":
+        page = (f"<html><head><title>502 Bad Gateway</title></head><body><center>"
+                f"<h1>502 Bad Gateway</h1></center><p>{pad}</p><p>upstream request: "
+                f"{quoted}</p><hr><center>nginx</center></body></html>")
+        return h.send(502, page.encode("utf-8"), [("Content-Type", "text/html")], compress=False)
+    if name == "text401":
+        return h.send(401, f"Unauthorized: {pad}{quoted}".encode("utf-8"),
+                      [("Content-Type", "text/plain")], compress=False)
+    inner = {"code": lines[-1], "message": "while serving " + lines[0],
+             "innererror": {"code": "Echo", "message": quoted}}
+    details = [{"code": "Echo", "message": line, "target": line} for line in lines]
+    if name == "json400":
+        err = {"message": "Bad request: " + quoted, "code": lines[-1],
+               "correlationId": lines[-1], "details": details, "innererror": inner}
+        return h.send(400, dumps({"error": err}))
+    if name == "partial":
+        err = {"message": "Partial result: " + quoted, "code": "PartialError",
+               "details": details, "innererror": inner}
+        body = json.loads(SUCCESS_BODY)
+        body["error"] = err
+        return h.send(200, dumps(body))
+    raise bad_fault(f"Unknown echo '{name}'; known: {', '.join(ECHO_NAMES)}", "UnknownApiError")

@@ -41,7 +41,13 @@ Test control (no auth, not counted):
   POST /_test/identity   JSON, any of: {"reset": true} (first), {"expires_in": s},
                           {"refresh_in": s|null}, {"fail_next": n, "status": 500,
                           "retry_after": s?}, {"client_certs": {"<client_id>": PEM text|path}},
-                          {"token_delay_ms": ms} (every token answer waits that long first)
+                          {"token_delay_ms": ms} (every token answer waits that long first),
+                          {"echo_next": n, "status": 400?}: the next n token answers (any
+                          endpoint, IMDS and App Service too) are that error, quoting the
+                          request back: the secret it carried (client_secret, client_assertion,
+                          refresh_token, code, X-IDENTITY-HEADER) as `error` and
+                          `correlation_id`, and the target, raw form and every parameter
+                          and header in `error_description`
   POST /_test/revoke     every access token issued so far becomes invalid
 """
 
@@ -137,6 +143,7 @@ class State:
         self.expires_in, self.refresh_in = DEFAULT_EXPIRES_IN, None
         self.fail_next, self.fail_status, self.fail_retry_after = 0, 500, None
         self.token_delay_ms = 0
+        self.echo_next, self.echo_status = 0, 400
         self.refresh[TEST_REFRESH_TOKEN]["used"] = False
         self.codes[TEST_CODE]["used"] = False
 
@@ -666,13 +673,19 @@ def handle(method, target, headers, body):
     with STATE.lock:
         STATE.token_requests += 1
         delay = STATE.token_delay_ms / 1000
-        failing = STATE.fail_next > 0
+        echoing = STATE.echo_next > 0
+        if echoing:
+            STATE.echo_next -= 1
+            echo_status = STATE.echo_status
+        failing = not echoing and STATE.fail_next > 0
         if failing:
             STATE.fail_next -= 1
             status, retry_after = STATE.fail_status, STATE.fail_retry_after
     if delay:
         time.sleep(delay)
-    if failing:
+    if echoing:
+        reply = echo_answer(echo_status, method, target, body, form, headers)
+    elif failing:
         extra = [("Retry-After", str(retry_after))] if retry_after is not None else []
         reply = aad_error(status, "temporarily_unavailable" if status in (429, 503)
                           else "server_error", 50000, "There was an error issuing a token or "
@@ -692,6 +705,22 @@ def handle(method, target, headers, body):
         STATE.log.append({"method": method, "path": target, "grant_type": form.get("grant_type"),
                           "form": shown, "headers": headers, "status": reply.status})
     return reply
+
+
+ECHOED_SECRETS = ("client_secret", "client_assertion", "refresh_token", "code")
+
+
+def echo_answer(status, method, target, body, form, headers):
+    """A broken identity endpoint that quotes the request (and its secrets) back."""
+    secret = next((form[k] for k in ECHOED_SECRETS if form.get(k)),
+                  headers.get("x-identity-header") or "none")
+    quoted = [f"{k}={v}" for k, v in form.items()]
+    quoted += [f"{k}: {v}" for k, v in headers.items()]
+    description = (f"AADSTS900000: cannot process {method} {target} with the form "
+                   f"{body.decode('utf-8', 'replace')}; parameters: {'; '.join(quoted)}")
+    return json_reply(status, {"error": secret, "error_description": description,
+                               "error_codes": [900000], "correlation_id": secret,
+                               "trace_id": str(uuid.uuid4())})
 
 
 def authorize(tenant, qs):
@@ -790,7 +819,8 @@ def control(method, path, body):
     with STATE.lock:
         return json_reply(200, {"token_requests": STATE.token_requests, "issued": STATE.issued,
                                 "expires_in": STATE.expires_in, "refresh_in": STATE.refresh_in,
-                                "fail_next": STATE.fail_next, "token_delay_ms": STATE.token_delay_ms,
+                                "fail_next": STATE.fail_next, "echo_next": STATE.echo_next,
+                                "token_delay_ms": STATE.token_delay_ms,
                                 "requests": list(STATE.log)})
 
 
@@ -811,6 +841,9 @@ def apply_settings(req):
             STATE.refresh_in = number("refresh_in", True)
         if "token_delay_ms" in req:
             STATE.token_delay_ms = max(0, number("token_delay_ms"))
+        if "echo_next" in req:
+            STATE.echo_next = max(0, number("echo_next"))
+            STATE.echo_status = number("status") if "status" in req else 400
         if "fail_next" in req:
             STATE.fail_next = max(0, number("fail_next"))
             STATE.fail_status = number("status") if "status" in req else 500

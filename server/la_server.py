@@ -20,6 +20,9 @@ Query endpoints (POST, JSON body {"query", "timespan"?, "workspaces"?}; ?api_key
   /v1/workspaces/FAULTS/query           query = fault[:arg...]: throttling, flaky statuses,
                                         resets, truncation, stalls, bad JSON, huge bodies
                                         (the list is in server/faults.py)
+  /v1/workspaces/ECHO/query             query = html404|gateway502|json400|partial|text401:
+                                        a gateway quoting the request (URL, Authorization,
+                                        X-Api-Key) back, before any auth (server/faults.py)
 Auth: X-Api-Key / ?api_key= / Basic "DEMO_KEY:" or Bearer DEMO_TOKEN (or --token values),
 or a bearer token identity.py issued for the query API audience.
 The identity provider (token endpoints, IMDS, App Service) and the Resource Manager query path
@@ -718,6 +721,8 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(405, "MethodNotAllowedError",
                            f"The requested method {method} is not allowed on this path",
                            headers=[("Allow", "POST")])
+        if workspace == "ECHO":  # a gateway in front of the service: no auth there
+            return faults.echo(self, self.query_request(body)["query"])
         self.authenticate(params)
         if workspace not in ("DEMO_WORKSPACE", "REPLAY", "FIXTURES", "FAULTS"):
             raise ApiError(404, "WorkspaceNotFoundError", "The workspace could not be found",

@@ -2,14 +2,16 @@
 -- fresh lua5.4 with an environment of our choosing (Lua cannot setenv).
 local helper = require "helper"
 
--- A fake `az` in a folder of its own: prints what the real one prints.
-local function fake_az(body, exit_code)
+-- A fake `az` in a folder of its own: prints what the real one prints
+-- (body on stdout, stderr_text on stderr).
+local function fake_az(body, exit_code, stderr_text)
   local dir = os.tmpname()
   os.remove(dir)
   assert(os.execute("mkdir -p " .. dir))
   local f = assert(io.open(dir .. "/az", "w"))
   f:write("#!/bin/sh\n")
   f:write("echo \"$@\" > " .. dir .. "/args\n")
+  if stderr_text then f:write("cat >&2 <<'TEXT'\n" .. stderr_text .. "\nTEXT\n") end
   f:write("cat <<'JSON'\n" .. body .. "\nJSON\n")
   f:write("exit " .. (exit_code or 0) .. "\n")
   f:close()
@@ -69,11 +71,40 @@ describe("azure_cli()", function()
     assert.matches("account get-access-token --output json --resource https://api.loganalytics.io", args, 1, true)
   end)
 
-  it("reports the CLI's own message when it fails", function()
-    local dir = fake_az("ERROR: Please run 'az login' to setup account.", 1)
+  it("reports the CLI's own message when it fails (its first line on stderr)", function()
+    local dir = fake_az("", 1, "WARNING: a warning first\nERROR: Please run 'az login' to setup account.\nsecond line")
     local ok, out = get_token("azure_cli", nil, { PATH = dir .. ":/usr/bin:/bin" })
     assert.is_true(ok, out)
     assert.matches("^ERROR .*az login", out)
+    assert.not_matches("second line", out, 1, true)
+    assert.not_matches("WARNING", out, 1, true)
+  end)
+
+  it("reads the token on stdout while the CLI warns on stderr", function()
+    local dir = fake_az(('{"accessToken": "CLI_TOKEN_4", "expires_on": %d}'):format(os.time() + 3600), 0,
+      "WARNING: The command requires the extension account. It will be installed first.")
+    local ok, out = get_token("azure_cli", nil, { PATH = dir .. ":/usr/bin:/bin" })
+    assert.is_true(ok, out)
+    assert.equals("TOKEN CLI_TOKEN_4\n", out)
+  end)
+
+  it("never puts the CLI's stdout in an error: a malformed answer holding a token", function()
+    local jwt = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJMRUFLWSJ9.c2lnbmF0dXJlX0xFQUtZ"
+    for _, body in ipairs {
+      '{"accessToken": "' .. jwt .. '", "expiresOn": ',           -- cut short
+      '{"accessToken": "' .. jwt .. '" "expires_on": 1}',         -- not JSON
+      '{"access_token": "' .. jwt .. '"}',                         -- no accessToken
+    } do
+      for _, code in ipairs { 0, 1 } do
+        local dir = fake_az(body, code, code == 1 and "ERROR: something broke" or nil)
+        local ok, out = get_token("azure_cli", nil, { PATH = dir .. ":/usr/bin:/bin" })
+        assert.is_true(ok, out)
+        assert.matches("^ERROR ", out)
+        assert.not_matches("eyJ", out, 1, true)
+        assert.not_matches("LEAKY", out, 1, true)
+        assert.not_matches("accessToken", out, 1, true)
+      end
+    end
   end)
 end)
 

@@ -111,8 +111,8 @@ do
   end
   if not errors._recorded then
     local new = errors.new
-    errors.new = function(fields)
-      local e = new(fields)
+    errors.new = function(fields, secrets)
+      local e = new(fields, secrets)
       local out = { tostring(e) }
       strings_of(e, out, 0)
       record(out)

@@ -144,6 +144,15 @@ describe("nginx", function()
     assert.equals("BadArgumentError", doc.code)
   end)
 
+  it("gives no secret when a server quotes the request back", function()
+    for _, echo in ipairs { "html404", "gateway502", "json400", "text401" } do
+      local body, status = get("http://127.0.0.1:" .. port .. "/query?workspace=ECHO&kql=" .. echo)
+      assert.is_true(status >= 400, body)
+      assert.matches("[REDACTED]", body, 1, true)
+      assert.not_matches("DEMO_KEY", body, 1, true)
+    end
+  end)
+
   it("keeps answering /ping in under 50 ms while slow queries are in flight", function()
     local base = "http://127.0.0.1:" .. port
     local started = core.now()

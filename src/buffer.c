@@ -1,24 +1,71 @@
-/* Growable byte buffer used by the parser, the transport and the captures. */
+/* Growable byte buffer used by the parser, the transport and the captures,
+ * and the wiping of secrets. */
 #include "la_core.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+/* explicit_bzero (glibc 2.25+, the BSDs) rather than OPENSSL_cleanse: this
+ * file is also linked into tools without libcrypto (fuzz/, the differential
+ * checks). Elsewhere, memset through a volatile pointer, which the compiler
+ * must call: a plain memset before free() may be dropped as a dead store. */
+void la_wipe(void *p, size_t n)
+{
+    if (!p || !n)
+        return;
+#if (defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 25))) || \
+    defined(__OpenBSD__) || defined(__FreeBSD__)
+    explicit_bzero(p, n);
+#else
+    {
+        static void *(*const volatile wipe_memset)(void *, int, size_t) = memset;
+        wipe_memset(p, 0, n);
+    }
+#endif
+}
+
+void la_secure_free(char *s)
+{
+    if (s)
+        la_wipe(s, strlen(s));
+    free(s);
+}
 
 void la_buf_init(la_buf *b)
 {
     b->data = NULL;
     b->len = 0;
     b->cap = 0;
+    b->secret = 0;
+}
+
+void la_buf_init_secret(la_buf *b)
+{
+    la_buf_init(b);
+    b->secret = 1;
 }
 
 void la_buf_free(la_buf *b)
 {
+    int secret = b->secret;
+    if (secret)
+        la_wipe(b->data, b->cap);
     free(b->data);
     la_buf_init(b);
+    b->secret = secret;
+}
+
+void la_buf_wipe(la_buf *b)
+{
+    la_wipe(b->data, b->cap);
+    b->len = 0;
 }
 
 void la_buf_clear(la_buf *b)
 {
+    /* the whole capacity: bytes past len may be left from before */
+    if (b->secret)
+        la_wipe(b->data, b->cap);
     b->len = 0;
     if (b->data)
         b->data[0] = '\0';
@@ -36,9 +83,21 @@ static int reserve(la_buf *b, size_t extra)
     cap = b->cap ? b->cap : 64;
     while (cap < need)
         cap = cap > (size_t)-1 / 2 ? need : cap * 2;
-    data = realloc(b->data, cap);
-    if (!data)
-        return -1;
+    if (b->secret) {
+        /* moved by hand, so the old block is wiped before it is freed */
+        data = malloc(cap);
+        if (!data)
+            return -1;
+        if (b->data) {
+            memcpy(data, b->data, b->len);
+            la_wipe(b->data, b->cap);
+            free(b->data);
+        }
+    } else {
+        data = realloc(b->data, cap);
+        if (!data)
+            return -1;
+    }
     b->data = data;
     b->cap = cap;
     return 0;

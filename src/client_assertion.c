@@ -111,7 +111,7 @@ char *la_client_assertion(const char *pem, size_t pem_len, const char *password,
 
     la_buf_init(&header);
     la_buf_init(&payload);
-    la_buf_init(&jwt);
+    la_buf_init_secret(&jwt);  /* a signed assertion is a credential: wiped as it grows */
     pw.password = password;
     pw.asked = 0;
     /* Stale errors would mislead OpenSSL's own decoder fallbacks. */

@@ -2,7 +2,10 @@
  * Azure AD (Entra ID) credentials: token requests for every flow a Log
  * Analytics user needs, and a token cache per credential. Token responses
  * are small JSON documents, read with cJSON. Nothing here ever puts a
- * secret, an assertion or a token into an error message.
+ * secret, an assertion or a token into an error message: what the identity
+ * endpoint answers is redacted of every secret the request carried before
+ * it is copied (and cut) into la_token_error. Secrets are wiped when let go:
+ * the stored options, the form, the answer (its buffer and cJSON's copy).
  */
 #include "la_core.h"
 
@@ -66,17 +69,6 @@ static char *dup_or_null(const char *s)
     return d;
 }
 
-/* Overwrites a secret before freeing it. */
-static void free_secret(char *s)
-{
-    if (s) {
-        volatile char *p = s;
-        while (*p)
-            *p++ = '\0';
-    }
-    free(s);
-}
-
 static void set_error(la_token_error *err, const char *kind, const char *fmt, const char *arg)
 {
     memset(err, 0, sizeof *err);
@@ -84,15 +76,11 @@ static void set_error(la_token_error *err, const char *kind, const char *fmt, co
     snprintf(err->message, sizeof err->message, fmt, arg ? arg : "");
 }
 
-/* application/x-www-form-urlencoded name=value, with '&' between pairs */
-static int form_field(la_buf *b, const char *name, const char *value)
+/* value, application/x-www-form-urlencoded */
+static int form_encode(la_buf *b, const char *value)
 {
     static const char hex[] = "0123456789ABCDEF";
     const unsigned char *v = (const unsigned char *)value;
-    if (b->len && la_buf_putc(b, '&') != 0)
-        return -1;
-    if (la_buf_append(b, name, strlen(name)) != 0 || la_buf_putc(b, '=') != 0)
-        return -1;
     for (; *v; v++) {
         char enc[3];
         if ((*v >= 'A' && *v <= 'Z') || (*v >= 'a' && *v <= 'z') || (*v >= '0' && *v <= '9') ||
@@ -108,6 +96,113 @@ static int form_field(la_buf *b, const char *name, const char *value)
             return -1;
     }
     return 0;
+}
+
+/* name=value, with '&' between pairs */
+static int form_field(la_buf *b, const char *name, const char *value)
+{
+    if (b->len && la_buf_putc(b, '&') != 0)
+        return -1;
+    if (la_buf_append(b, name, strlen(name)) != 0 || la_buf_putc(b, '=') != 0)
+        return -1;
+    return form_encode(b, value);
+}
+
+/* ------------------------------------------------------------ redaction */
+
+#define REDACTED "[REDACTED]"
+
+/* Replaces every needle (n bytes) in text with REDACTED, working in work
+ * (a secret buffer); 0, or -1 when memory ran out. */
+static int replace_all(la_buf *text, const char *needle, size_t n, la_buf *work)
+{
+    const char *from, *p, *end;
+    la_buf swap;
+    if (!n || !text->data || text->len < n)
+        return 0;
+    la_buf_clear(work);
+    from = text->data;
+    end = text->data + text->len;
+    for (p = from; (size_t)(end - p) >= n; p++) {
+        if (*p != needle[0] || memcmp(p, needle, n) != 0)
+            continue;
+        if (la_buf_append(work, from, (size_t)(p - from)) != 0 ||
+            la_buf_append(work, REDACTED, sizeof REDACTED - 1) != 0)
+            return -1;
+        from = p + n;
+        p = from - 1;
+    }
+    if (from == text->data)
+        return 0;  /* nothing found */
+    if (la_buf_append(work, from, (size_t)(end - from)) != 0)
+        return -1;
+    swap = *text;
+    *text = *work;
+    *work = swap;
+    return 0;
+}
+
+/* Takes out of text every secret a token request of c carries, as given
+ * and as the form encodes it; sent: the assertion of this request (a
+ * certificate's JWT, a workload's federated token), or NULL. */
+static int redact(const la_credential *c, const char *sent, la_buf *text)
+{
+    const char *secrets[6];
+    la_buf encoded, work;
+    size_t i;
+    int rc = 0;
+    secrets[0] = c->client_secret;
+    secrets[1] = c->certificate_password;
+    secrets[2] = c->code;
+    secrets[3] = c->refresh_token;
+    secrets[4] = c->identity_header;
+    secrets[5] = sent;
+    la_buf_init_secret(&encoded);
+    la_buf_init_secret(&work);
+    for (i = 0; i < sizeof secrets / sizeof secrets[0] && rc == 0; i++) {
+        size_t n = secrets[i] ? strlen(secrets[i]) : 0;
+        if (!n)
+            continue;
+        rc |= replace_all(text, secrets[i], n, &work);
+        la_buf_clear(&encoded);
+        rc |= form_encode(&encoded, secrets[i]);
+        if (rc == 0 && encoded.len != n)
+            rc |= replace_all(text, encoded.data, encoded.len, &work);
+    }
+    la_buf_free(&encoded);
+    la_buf_free(&work);
+    return rc;
+}
+
+/* dst (size bytes) = src redacted, then cut to fit: redacting first, so no
+ * cut-off piece of a secret is left. dst may be src. */
+static void set_redacted(const la_credential *c, const char *sent, char *dst, size_t size,
+                         const char *src)
+{
+    la_buf text;
+    la_buf_init_secret(&text);
+    if (la_buf_append(&text, src, strlen(src)) != 0 || redact(c, sent, &text) != 0)
+        snprintf(dst, size, "%s", "(not shown: out of memory)");
+    else
+        snprintf(dst, size, "%s", text.data);
+    la_buf_free(&text);
+}
+
+/* cJSON frees its strings unwiped: a token answer holds the access and
+ * refresh tokens, an error answer may quote secrets. */
+static void wipe_json(cJSON *item)
+{
+    for (; item; item = item->next) {
+        if (item->valuestring)
+            la_wipe(item->valuestring, strlen(item->valuestring));
+        wipe_json(item->child);
+    }
+}
+
+static void delete_json(cJSON *doc)
+{
+    wipe_json(doc);
+    cJSON_Delete(doc);
 }
 
 /* "https://api.loganalytics.io/.default" -> "https://api.loganalytics.io" */
@@ -195,13 +290,13 @@ void la_credential_free(la_credential *c)
         return;
     for (i = 0; i < c->ncached; i++) {
         free(c->cache[i].scope);
-        free_secret(c->cache[i].token);
+        la_secure_free(c->cache[i].token);
     }
     free(c->authority_host); free(c->tenant); free(c->client_id);
-    free_secret(c->client_secret); free_secret(c->certificate);
-    free_secret(c->certificate_password); free_secret(c->code); free(c->redirect_uri);
-    free_secret(c->refresh_token); free(c->token_file); free(c->identity_endpoint);
-    free_secret(c->identity_header); free(c->imds_endpoint); free(c->mi_client_id);
+    la_secure_free(c->client_secret); la_secure_free(c->certificate);
+    la_secure_free(c->certificate_password); la_secure_free(c->code); free(c->redirect_uri);
+    la_secure_free(c->refresh_token); free(c->token_file); free(c->identity_endpoint);
+    la_secure_free(c->identity_header); free(c->imds_endpoint); free(c->mi_client_id);
     free(c->mi_object_id); free(c->mi_resource_id); free(c->user_agent);
     free(c->ca_file); free(c->ca_path); free(c->proxy);
     la_http_free(c->http);
@@ -231,13 +326,13 @@ static int cache_store(la_credential *c, const char *scope, const char *token,
     if (!e) {
         char *scope_copy = dup_or_null(scope);
         if (!scope_copy) {
-            free_secret(token_copy);
+            la_secure_free(token_copy);
             return -1;
         }
         if (c->ncached == MAX_CACHED_SCOPES) {
             /* forget the oldest scope: a client uses one or two */
             free(c->cache[0].scope);
-            free_secret(c->cache[0].token);
+            la_secure_free(c->cache[0].token);
             memmove(&c->cache[0], &c->cache[1], (MAX_CACHED_SCOPES - 1) * sizeof c->cache[0]);
             c->ncached--;
         }
@@ -245,7 +340,7 @@ static int cache_store(la_credential *c, const char *scope, const char *token,
         e->scope = scope_copy;
         e->token = NULL;
     }
-    free_secret(e->token);
+    la_secure_free(e->token);
     e->token = token_copy;
     e->expires_on = expires_on;
     margin = lifetime / 2 < REFRESH_MARGIN_SECONDS ? lifetime / 2 : REFRESH_MARGIN_SECONDS;
@@ -292,11 +387,13 @@ static int read_token_file(const char *path, la_buf *out, la_token_error *err)
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
         if (la_buf_append(out, chunk, n) != 0 || out->len > 64 * 1024) {
             fclose(f);
+            la_wipe(chunk, sizeof chunk);
             set_error(err, "auth", "the federated token file %s is too large", path);
             return -1;
         }
     }
     fclose(f);
+    la_wipe(chunk, sizeof chunk);  /* the token, a bearer credential */
     while (out->len && (out->data[out->len - 1] == '\n' || out->data[out->len - 1] == '\r' ||
                         out->data[out->len - 1] == ' '))
         out->data[--out->len] = '\0';
@@ -307,9 +404,10 @@ static int read_token_file(const char *path, la_buf *out, la_token_error *err)
     return 0;
 }
 
-/* The form body of a token-endpoint request; 0 on success. */
+/* The form body of a token-endpoint request; 0 on success. sent gets the
+ * assertion the form carries, if any (for redacting the answer). */
 static int token_form(la_credential *c, const char *scope, const char *url, long long now,
-                      la_buf *form, la_buf *scratch, la_token_error *err)
+                      la_buf *form, la_buf *scratch, la_buf *sent, la_token_error *err)
 {
     int rc = 0;
     char *assertion = NULL;
@@ -333,7 +431,8 @@ static int token_form(la_credential *c, const char *scope, const char *url, long
         rc |= form_field(form, "grant_type", "client_credentials");
         rc |= form_field(form, "client_assertion_type", ASSERTION_TYPE);
         rc |= form_field(form, "client_assertion", assertion);
-        free_secret(assertion);
+        rc |= la_buf_append(sent, assertion, strlen(assertion));
+        la_secure_free(assertion);
         break;
     case LA_CRED_WORKLOAD_IDENTITY:
         if (read_token_file(c->token_file, scratch, err) != 0)
@@ -341,6 +440,7 @@ static int token_form(la_credential *c, const char *scope, const char *url, long
         rc |= form_field(form, "grant_type", "client_credentials");
         rc |= form_field(form, "client_assertion_type", ASSERTION_TYPE);
         rc |= form_field(form, "client_assertion", scratch->data);
+        rc |= la_buf_append(sent, scratch->data, scratch->len);
         break;
     case LA_CRED_AUTHORIZATION_CODE:
     case LA_CRED_REFRESH_TOKEN:
@@ -409,8 +509,9 @@ static int managed_identity_url(la_credential *c, const char *scope, la_buf *url
     return rc ? -1 : 0;
 }
 
-/* Reads a token answer (or an error answer) into token/expiry or err. */
-static int read_answer(la_credential *c, long long now, la_buf *token_out,
+/* Reads a token answer (or an error answer) into token/expiry or err;
+ * sent: the assertion the request carried (see redact). */
+static int read_answer(la_credential *c, const char *sent, long long now, la_buf *token_out,
                        long long *expires_on, long long *refresh_in, la_token_error *err)
 {
     la_http_response *r = &c->response;
@@ -431,25 +532,26 @@ static int read_answer(la_credential *c, long long now, la_buf *token_out,
             code = json_string(e, "code");
             description = json_string(e, "message");
         }
-        snprintf(err->code, sizeof err->code, "%s", code ? code : "");
+        /* the answer may quote the request back: redacted, then cut to fit */
+        set_redacted(c, sent, err->code, sizeof err->code, code ? code : "");
         if (description)
-            snprintf(err->message, sizeof err->message, "%s", description);
+            set_redacted(c, sent, err->message, sizeof err->message, description);
         else
             snprintf(err->message, sizeof err->message,
                      "the identity endpoint answered HTTP %ld", r->status);
         if (doc) {
             const char *cid = json_string(doc, "correlation_id");
             const cJSON *codes = cJSON_GetObjectItemCaseSensitive(doc, "error_codes");
-            snprintf(err->correlation_id, sizeof err->correlation_id, "%s", cid ? cid : "");
+            set_redacted(c, sent, err->correlation_id, sizeof err->correlation_id, cid ? cid : "");
             if (cJSON_IsArray(codes) && cJSON_IsNumber(cJSON_GetArrayItem(codes, 0)))
                 err->error_code = (long)cJSON_GetArrayItem(codes, 0)->valuedouble;
         }
-        cJSON_Delete(doc);
+        delete_json(doc);
         return -1;
     }
     token = doc ? json_string(doc, "access_token") : NULL;
     if (!token || !token[0]) {
-        cJSON_Delete(doc);
+        delete_json(doc);
         set_error(err, "protocol", "the identity endpoint's answer has no access_token%s", NULL);
         err->http_status = r->status;
         return -1;
@@ -463,22 +565,22 @@ static int read_answer(la_credential *c, long long now, la_buf *token_out,
         /* keep the newest refresh token: the identity platform rotates them */
         char *copy = dup_or_null(rotated);
         if (copy) {
-            free_secret(c->refresh_token);
+            la_secure_free(c->refresh_token);
             c->refresh_token = copy;
         }
     }
     if (c->code) {
         /* a code is good for one exchange only */
-        free_secret(c->code);
+        la_secure_free(c->code);
         c->code = NULL;
     }
     la_buf_clear(token_out);
     if (la_buf_append(token_out, token, strlen(token)) != 0) {
-        cJSON_Delete(doc);
+        delete_json(doc);
         set_error(err, "network", "out of memory%s", NULL);
         return -1;
     }
-    cJSON_Delete(doc);
+    delete_json(doc);
     return 0;
 }
 
@@ -514,13 +616,15 @@ static int fetch(la_credential *c, const char *scope, const la_token_transport *
                  long long now, la_buf *token, long long *expires_on, long long *refresh_in,
                  la_token_error *err)
 {
-    la_buf url, form, scratch, query;
+    la_buf url, form, scratch, query, sent;
     const char *headers[2];
     la_http_request req;
     int rc = -1;
     la_buf_init(&url);
-    la_buf_init(&form);
-    la_buf_init(&scratch);
+    /* secret buffers: wiped when cleared, moved or freed */
+    la_buf_init_secret(&form);
+    la_buf_init_secret(&scratch);
+    la_buf_init_secret(&sent);
     la_buf_init(&query);
     memset(&req, 0, sizeof req);
     token_transport(c, transport, &req);
@@ -549,7 +653,7 @@ static int fetch(la_credential *c, const char *scope, const la_token_transport *
             set_error(err, "network", "out of memory%s", NULL);
             goto done;
         }
-        if (token_form(c, scope, url.data, now, &form, &scratch, err) != 0)
+        if (token_form(c, scope, url.data, now, &form, &scratch, &sent, err) != 0)
             goto done;
         headers[1] = "Content-Type: application/x-www-form-urlencoded";
         req.method = "POST";
@@ -562,19 +666,18 @@ static int fetch(la_credential *c, const char *scope, const la_token_transport *
     if (la_http_perform(c->http, &req, &c->response) != 0) {
         set_error(err, c->response.transport_kind ? c->response.transport_kind : "network",
                   "token request failed: %s", c->response.transport_message);
+        set_redacted(c, sent.data, err->message, sizeof err->message, err->message);
         err->http_status = c->response.status;
         goto done;
     }
-    rc = read_answer(c, now, token, expires_on, refresh_in, err);
+    rc = read_answer(c, sent.data, now, token, expires_on, refresh_in, err);
 done:
-    /* the form held secrets */
-    if (form.data)
-        memset(form.data, 0, form.len);
-    if (scratch.data)
-        memset(scratch.data, 0, scratch.len);
+    /* the answer (a secret buffer) is wiped now rather than at the next request */
+    la_buf_clear(&c->response.body);
     la_buf_free(&url);
     la_buf_free(&form);
     la_buf_free(&scratch);
+    la_buf_free(&sent);
     la_buf_free(&query);
     return rc;
 }
@@ -601,14 +704,12 @@ int la_credential_get_token_with(la_credential *c, const char *scope,
             *refresh_on = e->refresh_on;
         return 0;
     }
-    la_buf_init(&fresh);
+    la_buf_init_secret(&fresh);
     rc = fetch(c, scope, transport, now, &fresh, &fresh_expires_on, &refresh_in, err);
     if (rc == 0 && cache_store(c, scope, fresh.data, now, fresh_expires_on, refresh_in) != 0) {
         set_error(err, "network", "out of memory%s", NULL);
         rc = -1;
     }
-    if (fresh.data)
-        memset(fresh.data, 0, fresh.len);
     la_buf_free(&fresh);
     e = cache_find(c, scope);
     if (rc != 0) {

@@ -10,6 +10,7 @@
 #include "la_core.h"
 
 #include <curl/curl.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <time.h>
 #include <strings.h>
@@ -61,7 +62,9 @@ struct la_http {
     CURLM *multi;
     CURL *easy;
     int running;               /* the easy handle is in the multi */
-    struct curl_slist *headers;
+    struct curl_slist *headers;  /* wiped before they are freed: keys, tokens */
+    la_buf body;               /* the request body (a token form holds a client
+                                  secret): ours, not libcurl's copy, so it is wiped */
     transfer t;
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -81,6 +84,7 @@ la_http *la_http_new(void)
     la_http *h = calloc(1, sizeof *h);
     if (!h)
         return NULL;
+    la_buf_init_secret(&h->body);
     h->easy = curl_easy_init();
     h->multi = curl_multi_init();
     if (!h->easy || !h->multi) {
@@ -88,6 +92,16 @@ la_http *la_http_new(void)
         return NULL;
     }
     return h;
+}
+
+/* Header lines carry the api key or the token: wiped, then freed. */
+static void free_header_list(struct curl_slist *list)
+{
+    struct curl_slist *item;
+    for (item = list; item; item = item->next)
+        if (item->data)
+            la_wipe(item->data, strlen(item->data));
+    curl_slist_free_all(list);
 }
 
 void la_http_cancel(la_http *h)
@@ -101,8 +115,9 @@ void la_http_cancel(la_http *h)
         h->running = 0;
     }
     h->t.gz_started = 0;
-    curl_slist_free_all(h->headers);
+    free_header_list(h->headers);
     h->headers = NULL;
+    la_buf_clear(&h->body);  /* a secret buffer: wiped */
 }
 
 void la_http_free(la_http *h)
@@ -112,6 +127,7 @@ void la_http_free(la_http *h)
     if (h->multi && h->easy)
         la_http_cancel(h);
     la_gunzip_free(h->t.gz);
+    la_buf_free(&h->body);
     if (h->easy)
         curl_easy_cleanup(h->easy);
     if (h->multi)
@@ -123,7 +139,9 @@ void la_http_response_init(la_http_response *r)
 {
     memset(r, 0, sizeof *r);
     la_buf_init(&r->headers);
-    la_buf_init(&r->body);
+    /* kept bodies are token answers and error pages, which may quote a
+     * secret back: wiped when cleared for the next response and when freed */
+    la_buf_init_secret(&r->body);
 }
 
 void la_http_response_free(la_http_response *r)
@@ -313,6 +331,37 @@ static const char *kind_of(CURLcode code)
     }
 }
 
+/* "Authorization: Basic base64(user:password)", in a secret buffer: made
+ * here rather than by libcurl (CURLOPT_USERNAME), whose copies of the
+ * credentials are freed without being wiped. */
+static int basic_auth_line(const la_http_request *req, la_buf *line)
+{
+    la_buf plain;
+    const char *password = req->password ? req->password : "";
+    unsigned char *encoded = NULL;
+    size_t n = 0;
+    int rc = -1;
+    la_buf_init_secret(&plain);
+    if (la_buf_append(&plain, req->username, strlen(req->username)) != 0 ||
+        la_buf_putc(&plain, ':') != 0 || la_buf_append(&plain, password, strlen(password)) != 0)
+        goto done;
+    if (plain.len > ((size_t)1 << 20))  /* no key is this long; EVP_EncodeBlock takes an int */
+        goto done;
+    n = 4 * ((plain.len + 2) / 3);
+    if (!(encoded = malloc(n + 1)))
+        goto done;
+    EVP_EncodeBlock(encoded, (const unsigned char *)plain.data, (int)plain.len);
+    if (la_buf_append(line, "Authorization: Basic ", 21) == 0 &&
+        la_buf_append(line, (const char *)encoded, n) == 0)
+        rc = 0;
+done:
+    if (encoded)
+        la_wipe(encoded, n + 1);
+    free(encoded);
+    la_buf_free(&plain);
+    return rc;
+}
+
 static struct curl_slist *header_list(const la_http_request *req)
 {
     struct curl_slist *list = NULL, *next;
@@ -322,7 +371,18 @@ static struct curl_slist *header_list(const la_http_request *req)
     for (i = 0; list && i < req->nheaders; i++) {
         next = curl_slist_append(list, req->headers[i]);
         if (!next) {
-            curl_slist_free_all(list);
+            free_header_list(list);
+            return NULL;
+        }
+        list = next;
+    }
+    if (list && req->username) {
+        la_buf line;
+        la_buf_init_secret(&line);
+        next = basic_auth_line(req, &line) == 0 ? curl_slist_append(list, line.data) : NULL;
+        la_buf_free(&line);
+        if (!next) {
+            free_header_list(list);
             return NULL;
         }
         list = next;
@@ -376,9 +436,16 @@ int la_http_start(la_http *h, const la_http_request *req, la_http_response *resp
     if (req->method && strcmp(req->method, "GET") == 0) {
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     } else {
-        /* copied: a stepped transfer outlives the caller's body string */
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-        curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, req->body ? req->body : "");
+        /* copied, as a stepped transfer outlives the caller's body string;
+         * into our own buffer, wiped when the transfer ends (libcurl's copy,
+         * CURLOPT_COPYPOSTFIELDS, would be freed unwiped) */
+        if (la_buf_append(&h->body, req->body ? req->body : "", req->body ? req->body_len : 0) != 0) {
+            la_http_cancel(h);
+            fail_early(resp, "out of memory");
+            return -1;
+        }
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)h->body.len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, h->body.data);
     }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->headers);
     /* gzip, decoded by on_write (see transfer) */
@@ -407,11 +474,6 @@ int la_http_start(la_http *h, const la_http_request *req, la_http_response *resp
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : 0L);
     if (req->user_agent)
         curl_easy_setopt(e, CURLOPT_USERAGENT, req->user_agent);
-    if (req->username) {
-        curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-        curl_easy_setopt(e, CURLOPT_USERNAME, req->username);
-        curl_easy_setopt(e, CURLOPT_PASSWORD, req->password ? req->password : "");
-    }
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, &h->t);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);

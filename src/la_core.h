@@ -11,16 +11,28 @@
 
 /* ---------------------------------------------------------------- buffer */
 
-/* A growable byte buffer; always NUL-terminated when data != NULL. */
+/* A growable byte buffer; always NUL-terminated when data != NULL. A secret
+ * buffer (made by la_buf_init_secret) wipes its bytes whenever it lets them
+ * go: when cleared, when growing moves them (no realloc, which would leave
+ * them in the old block) and when freed. */
 typedef struct la_buf {
     char *data;
     size_t len;
     size_t cap;
+    int secret;
 } la_buf;
 
 void la_buf_init(la_buf *b);
+void la_buf_init_secret(la_buf *b);
+/* Frees the bytes (wiped first when secret); the buffer stays usable, and secret. */
 void la_buf_free(la_buf *b);
 void la_buf_clear(la_buf *b);
+/* Wipes every byte the buffer holds (any buffer) and empties it; keeps the memory. */
+void la_buf_wipe(la_buf *b);
+/* Overwrites n bytes in a way the compiler may not optimise away. */
+void la_wipe(void *p, size_t n);
+/* Wipes a NUL-terminated string, then frees it; NULL is fine. */
+void la_secure_free(char *s);
 /* Return 0 on success, -1 when memory ran out (the buffer is unchanged). */
 int la_buf_append(la_buf *b, const char *data, size_t len);
 int la_buf_putc(la_buf *b, char c);

@@ -686,6 +686,7 @@ static int end_transfer(lua_State *L, client *c, int base, int transfer_ok)
     if (c->response.body.len) {
         lua_pushlstring(L, c->response.body.data, c->response.body.len);
         lua_setfield(L, -2, "body");
+        la_buf_clear(&c->response.body);  /* may quote a secret back: wiped (a secret buffer) */
     }
     if (x->parse_status == LA_PARSE_ERROR) {
         lua_pushvalue(L, -2);

@@ -39,6 +39,7 @@ local errors = require "loganalytics.errors"
 local check = require "loganalytics.check"
 local clouds = require "loganalytics.clouds"
 local token_cache = require "loganalytics.token_cache"
+local redaction = require "loganalytics.redact"
 
 local type, pairs, ipairs, tostring, tonumber, setmetatable, getmetatable, pcall =
   type, pairs, ipairs, tostring, tonumber, setmetatable, getmetatable, pcall
@@ -104,15 +105,21 @@ end
 
 local function core_fetch(self, scope, transport)
   local token, expires_on, refresh_on = self._core:get_token(scope, os.time(), transport)
-  if token then return token, expires_on, refresh_on end
+  if token then
+    self._secrets:add(token, true)
+    return token, expires_on, refresh_on
+  end
   local e = expires_on
   e.message = self.kind .. ": " .. tostring(e.message)
-  return nil, errors.new(e)
+  return nil, errors.new(e, self._secrets)
 end
 
+-- Every credential has its secret set (loganalytics.redact): what it was
+-- given and the tokens it obtained are redacted from its errors.
 local function new_credential(kind, scope, fetch, fields)
   local c = setmetatable(fields or {}, Credential)
   c.kind, c.scope, c._fetch = kind, scope, fetch
+  c._secrets = c._secrets or redaction.new()
   return c
 end
 
@@ -194,9 +201,15 @@ local function core_fields(options)
   }, scope
 end
 
+-- the options that are secrets, by their name in the core's fields
+local SECRET_FIELDS = { "client_secret", "password", "refresh_token", "code", "identity_header",
+                        "certificate" }
+
 local function make_core(kind, options, fields, scope)
   local ud = core.credential(kind, fields)
-  return new_credential(kind, scope, core_fetch, { _core = ud })
+  local secrets = redaction.new()
+  for _, name in ipairs(SECRET_FIELDS) do secrets:add(fields[name]) end
+  return new_credential(kind, scope, core_fetch, { _core = ud, _secrets = secrets })
 end
 
 -- --------------------------------------------------------------- flows
@@ -422,10 +435,44 @@ local function local_time(text)
                    hour = tonumber(h), min = tonumber(mi), sec = tonumber(s) }
 end
 
+-- Runs the CLI with its stdout (the answer) read apart from its stderr (its
+-- messages: warnings too, which would break the JSON), which goes to a
+-- private temporary file (os.tmpname makes it with mkstemp, mode 0600) removed
+-- at once. Returns stdout, the first stderr line saying ERROR (else the first
+-- non-blank one, or nil), and
+-- whether it exited with success (always true on Lua 5.1/LuaJIT, which
+-- cannot tell: the answer is then judged by itself).
+local function run_cli(cmd)
+  local made, errfile = pcall(os.tmpname)
+  if not made then return "", "cannot make a temporary file: " .. tostring(errfile), false end
+  local pipe = io.popen(cmd .. " 2>" .. shell_quote(errfile))
+  local output, exited_ok = "", false
+  if pipe then
+    output = pipe:read("*a") or ""
+    exited_ok = pipe:close() == true
+  end
+  local first
+  local f = io.open(errfile, "rb")
+  if f then
+    for line in f:lines() do
+      line = line:match("^%s*(.-)%s*$")
+      -- the CLI's error rather than the warnings before it
+      if line:find("^ERROR") then first = line break end
+      if line ~= "" then first = first or line end
+    end
+    f:close()
+  end
+  os.remove(errfile)
+  return output, first and first:sub(1, 300), exited_ok
+end
+
 --- The Azure CLI's signed-in account: runs
 -- `az account get-access-token --output json --resource R` (R: the scope
 -- without `/.default`) and caches the token like every credential (until
 -- five minutes before expiry, or half its lifetime).
+-- Its stdout is read apart from its stderr, so warnings do not disturb the
+-- answer; an error quotes one line of stderr (the first saying `ERROR`,
+-- else the first), never stdout (which may hold a token).
 -- @tparam[opt] table options the @{common_options} and:
 -- @tparam[opt] string options.command the CLI to run (default `"az"`)
 -- @tparam[opt] string options.tenant passed as `--tenant`
@@ -434,24 +481,27 @@ function M.azure_cli(options)
   options = options or {}
   check_options(options, "azure_cli", {}, { "command", "tenant" })
   local command = options.command or "az"
+  local c
   local function fetch(scope)
     local resource = scope:gsub("/%.default$", "")
     local cmd = format("%s account get-access-token --output json --resource %s", command, shell_quote(resource))
     if options.tenant then cmd = cmd .. " --tenant " .. shell_quote(options.tenant) end
-    local pipe = io.popen(cmd .. " 2>&1")
-    local output = pipe and pipe:read("*a") or ""
-    local ok = pipe and pipe:close()
-    local doc = ok and core.decode_json(output)
-    if type(doc) ~= "table" or type(doc.accessToken) ~= "string" then
-      -- the CLI's own words (they never hold the token when it failed)
-      local why = output:gsub("%s+", " "):sub(1, 300)
-      if why == "" then why = "'" .. command .. "' could not be run" end
-      return nil, errors.new { kind = "auth", message = "azure_cli: " .. why }
+    local output, why, exited_ok = run_cli(cmd)
+    local doc = exited_ok and core.decode_json(output)
+    if type(doc) ~= "table" or type(doc.accessToken) ~= "string" or doc.accessToken == "" then
+      -- the CLI's own words from stderr; stdout never (it may hold a token)
+      if not why then
+        why = exited_ok and "'" .. command .. "' gave no access token"
+          or "'" .. command .. "' failed and said nothing"
+      end
+      return nil, errors.new({ kind = "auth", message = "azure_cli: " .. why }, c._secrets)
     end
+    c._secrets:add(doc.accessToken, true)
     local expires_on = tonumber(doc.expires_on) or local_time(doc.expiresOn) or (os.time() + 300)
     return doc.accessToken, expires_on
   end
-  return cached_credential("azure_cli", cloud_of(options).audience .. "/.default", fetch)
+  c = cached_credential("azure_cli", cloud_of(options).audience .. "/.default", fetch)
+  return c
 end
 
 -- --------------------------------------------------------------- default

@@ -62,9 +62,12 @@ end
 --- Makes an error object from its fields (internal: the client, the
 -- credentials and loganalytics.nginx make them).
 -- @tparam table fields kind, message, ... (the table becomes the object)
+-- @tparam[opt] table secrets the maker's secret set (loganalytics.redact):
+--   every string in the fields, nested ones too, is redacted with it
 -- @treturn table the error object
 -- @local
-function M.new(fields)
+function M.new(fields, secrets)
+  if secrets then secrets:error(fields) end
   return setmetatable(fields, error_mt)
 end
 
@@ -80,10 +83,10 @@ end
 --- An error object from the service's `{"error": {...}}` body (decoded).
 -- Also used for the `error` member of a partial result.
 -- @local
-function M.from_service(kind, info, status, headers)
+function M.from_service(kind, info, status, headers, secrets)
   headers = headers or {}
   info = type(info) == "table" and info or {}
-  return M.new {
+  return M.new({
     kind = kind,
     status = status,
     code = type(info.code) == "string" and info.code or nil,
@@ -93,7 +96,7 @@ function M.from_service(kind, info, status, headers)
     correlation_id = info.correlationId,
     request_id = headers["x-ms-request-id"],
     retry_after = retry.retry_after(headers),
-  }
+  }, secrets)
 end
 
 local function kind_for_status(status)
@@ -110,23 +113,26 @@ local function excerpt(body)
   return text
 end
 
---- An error object for a non-2xx HTTP response.
+--- An error object for a non-2xx HTTP response. With `secrets` (the
+-- maker's secret set), the body is redacted before it is read or cut into
+-- an excerpt, and the error's fields after.
 -- @local
-function M.from_http(status, headers, body)
+function M.from_http(status, headers, body, secrets)
   local kind = kind_for_status(status)
+  if secrets and body then body = secrets:text(body) end
   local decoded = body and body ~= "" and core.decode_json(body)
   if type(decoded) == "table" and type(decoded.error) == "table" then
-    return M.from_service(kind, decoded.error, status, headers)
+    return M.from_service(kind, decoded.error, status, headers, secrets)
   end
   if type(decoded) == "table" and type(decoded.error) == "string" then
     -- identity-provider style: {"error": "invalid_client", "error_description": ...}
     local e = M.from_service(kind, { code = decoded.error, message = decoded.error_description },
-                             status, headers)
+                             status, headers, secrets)
     return e
   end
   local message = "HTTP " .. tostring(status)
   if body and body ~= "" then message = message .. ": " .. excerpt(body) end
-  return M.from_service(kind, { message = message }, status, headers)
+  return M.from_service(kind, { message = message }, status, headers, secrets)
 end
 
 return M

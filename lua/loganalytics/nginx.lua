@@ -158,6 +158,21 @@ end
 
 -- --------------------------------------------------------------- handler side
 
+-- The secrets in the options, for redacting what comes back from the thread
+-- (its client redacted already, and knows the tokens it obtained; this also
+-- covers what the thread raised).
+local CREDENTIAL_SECRETS = { "client_secret", "password", "refresh_token", "code", "identity_header" }
+
+local function secrets_of(options)
+  local secrets = require("loganalytics.redact").new()
+  secrets:add_basic(options.api_key, "")
+  if type(options.token) == "string" then secrets:add(options.token) end
+  if type(options.credential) == "table" then
+    for _, name in ipairs(CREDENTIAL_SECRETS) do secrets:add(options.credential[name]) end
+  end
+  return secrets
+end
+
 --- Runs a query in nginx's thread pool; same results and errors as
 -- `client:query` (misuse raises, failures of the world return `nil, err`).
 -- Threads and their clients are reused across requests, so connections
@@ -190,13 +205,14 @@ function M.query(options, kql, opts)
   for k, v in pairs(options) do if k ~= "pool" then o[k] = v end end
   local errors = require "loganalytics.errors"
   local ran, ok, result, err = ngx.run_worker_thread(pool, "loganalytics.nginx", "run", o, kql, opts)
+  local secrets = secrets_of(o)
   if not ran then
     -- the pool is missing or has no free VM: a failure of the world
-    return nil, errors.new { kind = "network", message = "nginx worker thread: " .. tostring(ok) }
+    return nil, errors.new({ kind = "network", message = "nginx worker thread: " .. tostring(ok) }, secrets)
   end
-  if not ok then error(result, 2) end
-  if not result then return nil, errors.new(err) end
-  if result.error then result.error = errors.new(result.error) end
+  if not ok then error(secrets:text(result), 2) end
+  if not result then return nil, errors.new(err, secrets) end
+  if result.error then result.error = errors.new(result.error, secrets) end
   -- rows read by name again: one shared metatable per table, as in the core
   for _, tbl in ipairs(result.tables) do
     local index = {}
