@@ -506,9 +506,10 @@ static const char *opt_string_field(lua_State *L, int t, const char *name, size_
     lua_getfield(L, t, name);  /* left on the stack: keeps the string alive */
     if (lua_isnil(L, -1))
         return NULL;
-    s = lua_tolstring(L, -1, len);
-    if (!s || lua_type(L, -1) != LUA_TSTRING)
+    /* the type first: lua_tolstring would turn a number into a string */
+    if (lua_type(L, -1) != LUA_TSTRING)
         luaL_error(L, "field '%s' must be a string, got %s", name, luaL_typename(L, -1));
+    s = lua_tolstring(L, -1, len);
     return s;
 }
 
