@@ -214,8 +214,11 @@ end
 -- Runs `body` in a new interpreter, sends it SIGINT `after` seconds after it
 -- said "ready", returns its exit status, its output and how long it took
 -- to exit after the signal (ms).
-local function interrupted(body, after)
-  local script = ("package.path = %q; package.cpath = %q\n"):format(package.path, package.cpath)
+local function interrupted(body, after, command)
+  -- the sanitized module loads only into asan_lua: a plain interpreter takes
+  -- the plain build (as helper.run_lua does)
+  local cpath = package.cpath:gsub("build/asan/", "build/")
+  local script = ("package.path = %q; package.cpath = %q\n"):format(package.path, cpath)
     .. ("local la = require 'loganalytics'\nlocal client = la.new{ endpoint = %q, workspace = 'FAULTS', api_key = 'DEMO_KEY', max_retries = 1 }\n")
       :format(helper.endpoint())
     .. "io.stdout:write('ready\\n'); io.stdout:flush()\n" .. body
@@ -224,10 +227,11 @@ local function interrupted(body, after)
   f:write(script)
   f:close()
   local out = os.tmpname()
-  local sh = ([[%s %s > %s 2>&1 & pid=$!
-for i in $(seq 100); do grep -q ready %s && break; sleep 0.05; done
+  command = command and command:format(cpath) or interpreter() .. " " .. file
+  local sh = ([[%s > %s 2>&1 & pid=$!
+for i in $(seq 20); do grep -q ready %s && break; sleep 0.05; done
 sleep %s; t0=$(date +%%s%%N); kill -INT $pid; wait $pid; rc=$?; t1=$(date +%%s%%N)
-echo "rc=$rc ms=$(( (t1 - t0) / 1000000 ))"]]):format(interpreter(), file, out, out, after)
+echo "rc=$rc ms=$(( (t1 - t0) / 1000000 ))"]]):format(command, out, out, after)
   local pipe = io.popen(sh)
   local status = pipe:read("*a")
   pipe:close()
@@ -256,6 +260,15 @@ describe("Ctrl-C in the lua interpreter", function()
     local rc, output, ms = interrupted("require('loganalytics.core').sleep(5)", 0.5)
     assert.matches("interrupted!", output)
     assert.is_not.equals(0, rc)
+    assert.is_true(ms < 500, ms .. " ms after SIGINT")
+  end)
+
+  it("interrupts the loganalytics command's query: exit 130, within 0.5 s", function()
+    local command = ("LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH=%%q %s bin/loganalytics.lua "
+      .. "--endpoint %s -w FAULTS --api-key DEMO_KEY --no-spinner slow_headers:5"):format(interpreter(), helper.endpoint())
+    local rc, output, ms = interrupted("", 0.3, command)
+    assert.equals(130, rc, output)
+    assert.matches("loganalytics: interrupted", output)
     assert.is_true(ms < 500, ms .. " ms after SIGINT")
   end)
 
