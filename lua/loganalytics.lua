@@ -133,8 +133,10 @@ end
 -- @tparam string options.user_agent a product token put before the module's own
 --   `loganalytics-lua/x.y.z (...)`
 -- @tparam number options.connect_timeout seconds to connect, TCP and TLS (default 10)
--- @tparam number options.timeout seconds for a whole request (default: the query's
---   `server_timeout`, else the service's 180 s, plus 15)
+-- @tparam number options.timeout seconds for a whole query, its retries and their
+--   waits included: each try gets what is left (default: the query's
+--   `server_timeout`, else the service's 180 s, plus 15); in @{client:rows}, the
+--   time the loop's body spends between rows is not counted
 -- @tparam number options.stall_timeout seconds without a byte once the response has
 --   started (default 60)
 -- @tparam boolean options.threads decode a large response (over 64 KiB on the wire) on
@@ -146,7 +148,9 @@ end
 -- @tparam number options.retry_delay seconds before the first retry, doubled each
 --   time with 80-120% jitter (default 0.8); a `Retry-After` or
 --   `x-ms-retry-after-ms` from the service is used instead
--- @tparam number options.retry_max_delay cap on the computed wait (default 60)
+-- @tparam number options.retry_max_delay the longest wait before a retry, the
+--   service's `Retry-After` included: a longer one is not waited, the failure is
+--   returned at once (default 60)
 -- @tparam string options.ca_file CA bundle for TLS verification (default: the system's)
 -- @tparam string options.ca_path CA directory for TLS verification
 -- @tparam boolean options.verify_tls `false` turns TLS verification off, with a
@@ -366,7 +370,9 @@ end
 -- @table error
 -- @field kind `"service"` (the API answered with an error), `"auth"` (401/403, or no
 --   token), `"network"` (DNS, connect, TLS, reset), `"timeout"` (ours, a 408, or the
---   service's 504) or `"protocol"` (a malformed or truncated response)
+--   service's 504) or `"protocol"` (a malformed or truncated response); and
+--   `"busy"`, raised (not returned) by a call that would start a second transfer
+--   on a client while one is under way (see @{client:query})
 -- @field status the HTTP status, when there was a response
 -- @field code the service's or identity platform's error code (`"BadArgumentError"`,
 --   `"PartialError"`, `"invalid_client"`, ...)
@@ -376,7 +382,8 @@ end
 -- @field correlation_id from the error body
 -- @field request_id from the `x-ms-request-id` header
 -- @field retry_after seconds the service asked to wait (`Retry-After` as seconds or
---   an HTTP date, or `x-ms-retry-after-ms`)
+--   an HTTP date, or `x-ms-retry-after-ms`); a wait longer than `retry_max_delay` or
+--   than the query's time left is not waited: the error is returned at once with it
 -- @field attempts the number of tries, when there were several
 -- @field curl_code libcurl's error number, for network, timeout and transfer errors
 -- @field error_code the identity platform's numeric AADSTS code, for its errors
@@ -401,7 +408,6 @@ end
 local QUERY_OPTIONS = {
   timespan = true, workspace = true, workspaces = true, resource = true,
   server_timeout = true, statistics = true, render = true, on_row = true, on_progress = true,
-  on_partial = true,
 }
 
 -- The URL and auth scope for a query, from the options and the client.
@@ -594,7 +600,7 @@ local function perform(http, req, on_progress)
   return response
 end
 
------------------------------------------------------------------- one transfer per client
+-- One transfer per client.
 
 -- A client has one libcurl handle and one parser: one transfer at a time.
 -- self.transfer is the one under way: { query = true } or a rows() loop's
@@ -640,7 +646,7 @@ local function release(self, transfer)
   if self.transfer == transfer then self.transfer = nil end
 end
 
------------------------------------------------------------------- tries
+-- Tries and retries.
 
 -- The state of one query's tries (query and rows alike): the query's
 -- deadline, the tries so far, the token renewal.
@@ -755,9 +761,6 @@ end
 -- local n = 0
 -- client:query("AzureActivity", { on_row = function(row) n = n + 1 end })
 function Client:query(kql, opts)
-  if type(opts) == "table" and opts.on_partial ~= nil then
-    misuse("option 'on_partial' is for client:rows (query returns a partial result with its error)")
-  end
   local delivered = false
   local on_row = type(opts) == "table" and opts.on_row or nil
   local counted
@@ -844,9 +847,15 @@ function Client:rows(kql, opts)
   if type(opts) == "table" and opts.on_row ~= nil then
     misuse("option 'on_row' is not for client:rows (it is the iterator)")
   end
-  local on_partial = type(opts) == "table" and opts.on_partial or "keep"
-  if on_partial ~= "keep" and on_partial ~= "raise" then
-    misuse("option 'on_partial' must be 'keep' or 'raise', got " .. tostring(on_partial))
+  local on_partial = "keep"
+  if type(opts) == "table" and opts.on_partial ~= nil then
+    on_partial = opts.on_partial
+    if on_partial ~= "keep" and on_partial ~= "raise" then
+      misuse("option 'on_partial' must be 'keep' or 'raise', got " .. tostring(on_partial))
+    end
+    local rest = {}  -- query's options, for prepare
+    for k, v in pairs(opts) do if k ~= "on_partial" then rest[k] = v end end
+    opts = rest
   end
   local queue, head = {}, 1
   local delivered = false
