@@ -305,6 +305,16 @@ describe("rows() and timeout", function()
     assert.is_true(core.now() - t0 < 2)
   end)
 
+  it("still gives up on a stalled response (stall_timeout)", function()
+    local client = faults { stall_timeout = 0.5 }
+    local t0 = core.now()
+    local ok, err = pcall(function() for _ in client:rows("stall:5") do end end)
+    assert.is_false(ok)
+    assert.equals("timeout", err.kind)
+    assert.matches("stalled", err.message)
+    assert.is_true(core.now() - t0 < 2)
+  end)
+
   it("does not take the loop body's time for a stall", function()
     local client = faults { stall_timeout = 0.5 }
     local n = 0
