@@ -78,6 +78,24 @@ describe("one transfer per client", function()
     assert.equals(expected, n)
   end)
 
+  it("refuses a query while a coroutine that yielded inside a rows() loop holds the client", function()
+    local client = faults()
+    local expected = assert(client:query("big:1")).tables[1].row_count
+    local reader = coroutine.wrap(function()
+      local n = 0
+      for _ in client:rows("big:1") do
+        n = n + 1
+        if n == 10 then coroutine.yield() end
+      end
+      return n
+    end)
+    assert.is_nil(reader())
+    local ok, err = pcall(client.query, client, "slow_headers:0")
+    assert_busy(client, ok, err)
+    assert.equals(expected, reader())
+    assert.equals(3, #assert(client:query("slow_headers:0")).tables[1].rows)
+  end)
+
   it("is free again once a loop was closed by its state's close()", function()
     local client = helper.client()
     local next_row, loop = client:rows("AzureActivity")
