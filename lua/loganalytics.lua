@@ -804,13 +804,9 @@ end
 local Loop = {}
 Loop.__index = Loop
 Loop.__name = "loganalytics.rows_loop"
-local loop_cancel = setmetatable({}, { __mode = "k" })
-
-function Loop:close()
-  local cancel = loop_cancel[self]
-  if cancel then cancel() end
-end
-Loop.__close = Loop.close
+-- (close is each loop's own closure: a weak-keyed table of them would keep
+-- every loop alive on Lua 5.1 and LuaJIT, which have no ephemerons)
+function Loop.__close(loop) loop.close() end
 
 --- Iterates over the rows of a query as they arrive, keeping none:
 -- `for row, tbl in client:rows(kql, opts) do body end`.
@@ -881,7 +877,7 @@ function Client:rows(kql, opts)
       http:cancel()
     end
   end
-  loop_cancel[loop] = transfer.cancel
+  loop.close = transfer.cancel
 
   local function start()
     local req = request(time_left(tries))
