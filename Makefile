@@ -77,7 +77,8 @@ check-asan: build
 # fuzz-smoke: the CI run, 20 s each.
 FUZZ_SECONDS ?= 60
 FUZZ_TOKENIZER_MAX_LEN ?= 4096
-FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined,float-cast-overflow \
+  -fno-sanitize-recover=undefined,float-cast-overflow
 FUZZ_RUN = -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
   -artifact_prefix=$(BUILD)/fuzz-artifacts/
 fuzz-build:

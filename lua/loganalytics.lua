@@ -73,6 +73,8 @@ local check_endpoint, check_seconds, is_callable, escape =
 
 local Client = {}
 Client.__index = Client
+-- the one-transfer-per-client rule, defined with the transfers below
+local busy, abandoned
 Client.__name = "loganalytics.client"
 
 local CLIENT_OPTIONS = {
@@ -139,8 +141,10 @@ end
 -- @tparam string options.user_agent a product token put before the module's own
 --   `loganalytics-lua/x.y.z (...)`
 -- @tparam number options.connect_timeout seconds to connect, TCP and TLS (default 10)
--- @tparam number options.timeout seconds for a whole request (default: the query's
---   `server_timeout`, else the service's 180 s, plus 15)
+-- @tparam number options.timeout seconds for a whole query, its retries and their
+--   waits included: each try gets what is left (default: the query's
+--   `server_timeout`, else the service's 180 s, plus 15); in @{client:rows}, the
+--   time the loop's body spends between rows is not counted
 -- @tparam number options.stall_timeout seconds without a byte once the response has
 --   started (default 60)
 -- @tparam boolean options.threads decode a large response (over 64 KiB on the wire) on
@@ -152,7 +156,9 @@ end
 -- @tparam number options.retry_delay seconds before the first retry, doubled each
 --   time with 80-120% jitter (default 0.8); a `Retry-After` or
 --   `x-ms-retry-after-ms` from the service is used instead
--- @tparam number options.retry_max_delay cap on the computed wait (default 60)
+-- @tparam number options.retry_max_delay the longest wait before a retry, the
+--   service's `Retry-After` included: a longer one is not waited, the failure is
+--   returned at once (default 60)
 -- @tparam string options.ca_file CA bundle for TLS verification (default: the system's)
 -- @tparam string options.ca_path CA directory for TLS verification
 -- @tparam boolean options.verify_tls `false` turns TLS verification off, with a
@@ -376,7 +382,9 @@ end
 -- @table error
 -- @field kind `"service"` (the API answered with an error), `"auth"` (401/403, or no
 --   token), `"network"` (DNS, connect, TLS, reset), `"timeout"` (ours, a 408, or the
---   service's 504) or `"protocol"` (a malformed or truncated response)
+--   service's 504) or `"protocol"` (a malformed or truncated response); and
+--   `"busy"`, raised (not returned) by a call that would start a second transfer
+--   on a client while one is under way (see @{client:query})
 -- @field status the HTTP status, when there was a response
 -- @field code the service's or identity platform's error code (`"BadArgumentError"`,
 --   `"PartialError"`, `"invalid_client"`, ...)
@@ -386,7 +394,8 @@ end
 -- @field correlation_id from the error body
 -- @field request_id from the `x-ms-request-id` header
 -- @field retry_after seconds the service asked to wait (`Retry-After` as seconds or
---   an HTTP date, or `x-ms-retry-after-ms`)
+--   an HTTP date, or `x-ms-retry-after-ms`); a wait longer than `retry_max_delay` or
+--   than the query's time left is not waited: the error is returned at once with it
 -- @field attempts the number of tries, when there were several
 -- @field curl_code libcurl's error number, for network, timeout and transfer errors
 -- @field error_code the identity platform's numeric AADSTS code, for its errors
@@ -400,6 +409,11 @@ end
 -- The client cannot query after it.
 -- @function client:close
 function Client:close()
+  local current = self.transfer
+  if current then
+    if current.query and not abandoned(current) then busy(self) end
+    current.cancel()
+  end
   self.http:close()
 end
 
@@ -534,14 +548,15 @@ local function prepare(self, kql, opts, on_row)
   -- by default the whole request may last the service's wait plus a margin
   local transport = self.transport
   local timeout = transport.timeout or ((opts.server_timeout or SERVICE_DEFAULT_WAIT) + TIMEOUT_MARGIN)
-  local function request()
+  -- `seconds`: what is left of the query's timeout for this try
+  local function request(seconds)
     return {
       url = url,
       headers = { "Content-Type: application/json", "Accept: application/json", prefer },
       body = body,
       user_agent = transport.user_agent,
       connect_timeout = transport.connect_timeout,
-      timeout = timeout,
+      timeout = seconds,
       stall_timeout = transport.stall_timeout,
       ca_file = transport.ca_file, ca_path = transport.ca_path, proxy = transport.proxy,
       insecure = transport.insecure,
@@ -549,7 +564,7 @@ local function prepare(self, kql, opts, on_row)
       on_row = on_row,
     }
   end
-  return request, scope
+  return request, scope, timeout
 end
 
 -- A URL fit for a log line: no api_key parameter.
@@ -573,18 +588,20 @@ local function describe(response)
   return "HTTP " .. tostring(response.status)
 end
 
--- on_progress is called at least this often while a transfer is under way
-local PROGRESS_INTERVAL_MS = 100
+-- on_progress is called at least this often while a transfer is under way;
+-- the C core's steps and waits never block longer, so a host's interrupt
+-- (Ctrl-C in the lua interpreter) gets through within this time too
+local STEP_MS = 100
 
--- Waits `seconds` before a retry; with on_progress, in steps of
--- PROGRESS_INTERVAL_MS calling it between them, so a spinner keeps turning.
+-- Waits `seconds` before a retry; with on_progress, in steps of STEP_MS
+-- calling it between them, so a spinner keeps turning.
 local function pause(seconds, on_progress)
   if not on_progress then return core.sleep(seconds) end
   local deadline = core.now() + seconds
   while true do
     local left = deadline - core.now()
     if left <= 0 then return end
-    core.sleep(math.min(left, PROGRESS_INTERVAL_MS / 1000))
+    core.sleep(math.min(left, STEP_MS / 1000))
     on_progress()
   end
 end
@@ -597,7 +614,7 @@ local function perform(http, req, on_progress)
   http:start(req)
   local ok, response = pcall(function()
     while true do
-      local response = http:step(PROGRESS_INTERVAL_MS)
+      local response = http:step(STEP_MS)
       if response then return response end
       on_progress()
     end
@@ -609,34 +626,109 @@ local function perform(http, req, on_progress)
   return response
 end
 
--- Sends, renewing a refused token once, and retrying what the policy says
--- (never after rows have reached on_row: they would arrive twice).
--- Returns the core's response table plus the number of tries, or nil, err.
-local function send_with_retries(self, request, scope, rows_delivered, on_progress)
+-- One transfer per client.
+
+-- A client has one libcurl handle and one parser: one transfer at a time.
+-- self.transfer is the one under way: { query = true } or a rows() loop's
+-- { iterator = weak ref }, with `owner` (a weak ref to the coroutine that
+-- runs it, if not the main one) and `cancel`.
+local weak_values = { __mode = "v" }
+
+function busy(self)
+  error(errors.new { kind = "busy", message = tostring(self)
+    .. " is busy with another transfer (a query or a rows() loop under way): one at a time per client" }, 0)
+end
+
+-- A transfer nobody can move on any more: a rows() loop whose iterator is
+-- garbage (on Lua 5.4 a loop left early is closed at once; older Lua
+-- leaves that to this check), or a query whose coroutine, suspended in
+-- on_progress, is garbage.
+function abandoned(transfer)
+  local function gone()
+    local ref = transfer.iterator or transfer.owner
+    return ref ~= nil and ref[1] == nil
+  end
+  if gone() then return true end
+  if not (transfer.iterator or transfer.owner) then return false end
+  collectgarbage()  -- only here: the loop may just have become unreachable
+  return gone()
+end
+
+-- Takes the client for `transfer`, or raises a "busy" error.
+local function claim(self, transfer)
+  local current = self.transfer
+  if current then
+    if not abandoned(current) then busy(self) end
+    current.cancel()
+  end
+  if transfer.query then
+    local co, main = coroutine.running()
+    if co and not main then transfer.owner = setmetatable({ co }, weak_values) end
+  end
+  self.transfer = transfer
+end
+
+local function release(self, transfer)
+  if self.transfer == transfer then self.transfer = nil end
+end
+
+-- Tries and retries.
+
+-- The state of one query's tries (query and rows alike): the query's
+-- deadline, the tries so far, the token renewal.
+local function new_tries(scope, timeout, on_progress, delivered)
+  return { attempt = 1, renewed = false, scope = scope, deadline = core.now() + timeout,
+           on_progress = on_progress, delivered = delivered }
+end
+
+-- What is left of the query's timeout for the next try (never 0: that
+-- would mean no limit).
+local function time_left(tries)
+  return math.max(tries.deadline - core.now(), 0.001)
+end
+
+-- The one retry policy, after each try's response: true when another try
+-- is due (the wait is done here), false when this response is the outcome.
+-- A refused token is renewed once (not counted as a retry); nothing is
+-- retried once rows have reached the caller (they would arrive twice); a
+-- wait longer than retry_max_delay or than the query's time left is not
+-- waited: the response's error (with its retry_after) is the outcome, now.
+local function next_try(self, tries, response)
+  if response.status == 401 and not tries.renewed and self.forget(tries.scope) then
+    tries.renewed = true
+    return true
+  end
   local policy, log = self.policy, self.log
-  local attempt, renewed = 0, false
+  if tries.attempt > policy.max_retries or not retry.retryable(response) or tries.delivered() then
+    return false
+  end
+  local wait = retry.wait(policy, tries.attempt, response, tries.deadline - core.now())
+  if not wait then
+    log("warn", ("no retry after %s: the wait is longer than retry_max_delay or the time left")
+      :format(describe(response)))
+    return false
+  end
+  log("warn", ("retry %d of %d in %.2f s after %s"):format(tries.attempt, policy.max_retries, wait,
+    describe(response)))
+  pause(wait, tries.on_progress)
+  tries.attempt = tries.attempt + 1
+  return true
+end
+
+-- Sends until next_try says the response is the outcome. Returns the
+-- core's response table plus the number of tries, or nil, err.
+local function send_with_retries(self, request, tries)
+  local log = self.log
   while true do
-    attempt = attempt + 1
-    local req = request()
-    local authorized, err = self.authorize(req, scope)
+    local req = request(time_left(tries))
+    local authorized, err = self.authorize(req, tries.scope)
     if not authorized then return nil, self.secrets:error(err) end
     remember_sent(self.secrets, req)
     log("debug", "POST " .. redact(req.url))
     local started = core.now()
-    local response = perform(self.http, req, on_progress)
+    local response = perform(self.http, req, tries.on_progress)
     log("info", ("POST %s: %s in %.3f s"):format(redact(req.url), describe(response), core.now() - started))
-    if response.status == 401 and not renewed and self.forget(scope) then
-      renewed = true
-      attempt = attempt - 1  -- the renewal is not a retry
-    elseif attempt > policy.max_retries or not retry.retryable(response)
-        or (rows_delivered and rows_delivered()) then
-      return response, attempt
-    else
-      local wait = retry.delay(policy, attempt, response)
-      log("warn", ("retry %d of %d in %.2f s after %s"):format(attempt, policy.max_retries, wait,
-        describe(response)))
-      pause(wait, on_progress)
-    end
+    if not next_try(self, tries, response) then return response, tries.attempt end
   end
 end
 
@@ -659,6 +751,15 @@ end
 -- from the handler stops the transfer at once (the result then has
 -- `stopped = true`); an error raised in it aborts the transfer and is
 -- re-raised from `query` with its original value.
+--
+-- A client runs one transfer at a time: calling `query` or `rows` on a
+-- client from inside its own transfer (from `on_row` or `on_progress`, from
+-- a coroutine that yielded there, or inside a `rows()` loop of the same
+-- client) raises an @{error} of kind `"busy"` naming the client; the
+-- transfer under way goes on. Use a second client for a second transfer.
+--
+-- The client's `timeout` bounds the whole query, retries and their waits
+-- included: each try gets what is left of it.
 -- @function client:query
 -- @tparam string kql the query
 -- @tparam[opt] table opts all optional:
@@ -696,71 +797,127 @@ function Client:query(kql, opts)
       return on_row(row, tbl)
     end
   end
-  local request, scope = prepare(self, kql, opts, counted)
-  local response, attempts = send_with_retries(self, request, scope, function() return delivered end,
-                                               type(opts) == "table" and opts.on_progress or nil)
+  local request, scope, timeout = prepare(self, kql, opts, counted)
+  local transfer = { query = true }
+  transfer.cancel = function()
+    release(self, transfer)
+    self.http:cancel()
+  end
+  claim(self, transfer)
+  local tries = new_tries(scope, timeout, type(opts) == "table" and opts.on_progress or nil,
+                          function() return delivered end)
+  local ok, response, attempts = pcall(send_with_retries, self, request, tries)
+  release(self, transfer)
+  if not ok then error(response, 0) end
   if not response then return nil, attempts end
   return final(response, attempts, self.secrets)
 end
 
--- Closes an iterator's transfer when a generic for is left early (Lua 5.4).
-local closer_mt = { __close = function(closer) closer.cancel() end }
+--- The state of a @{client:rows} loop, its second value: what the query
+-- came to once the loop has ended. Also the loop's to-be-closed value on
+-- Lua 5.4.
+-- @table rows_loop
+-- @field status `"running"` while rows may come; then `"success"`,
+--   `"partial"` (every row was given, but the service reported an error:
+--   see `error`), `"failed"` (the loop raised `error`) or `"closed"` (left
+--   early, or `close` was called)
+-- @field error the @{error} of a partial or failed query
+-- @field result the query's @{result} once it succeeded or was partial, with
+--   each table's `name`, `columns` and `row_count` (rows are not kept)
+-- @field close `loop:close()` ends the transfer now if it still runs (on Lua
+--   5.1, 5.2, 5.3 and LuaJIT, call it when leaving a loop early if the
+--   iterator stays reachable; else the client's next call finds the loop
+--   abandoned once its iterator is garbage)
+local Loop = {}
+Loop.__index = Loop
+Loop.__name = "loganalytics.rows_loop"
+-- (close is each loop's own closure: a weak-keyed table of them would keep
+-- every loop alive on Lua 5.1 and LuaJIT, which have no ephemerons)
+function Loop.__close(loop) loop.close() end
 
 --- Iterates over the rows of a query as they arrive, keeping none:
 -- `for row, tbl in client:rows(kql, opts) do body end`.
 -- The transfer moves forward only as rows are taken (libcurl's multi
--- interface), so memory stays bounded by one chunk of rows. A failure
--- raises the @{error} object `query` would return (catch it with `pcall`);
--- a partial result's error is not raised. Leaving the loop early is fine:
--- on Lua 5.4 the loop's to-be-closed value cancels the transfer at once,
--- on older Lua the client's next query does.
+-- interface), so memory stays bounded by one chunk of rows, and `timeout`
+-- counts only the time spent getting rows, not the time the loop's body
+-- spends between them (`stall_timeout` still guards the network). A
+-- failure raises the @{error} object `query` would return (catch it with
+-- `pcall`), after the rows that came before it.
+--
+-- A partial result (the service sent rows and an error) is not raised by
+-- default: the loop's state, the second value returned, says so once the
+-- loop has ended (`loop.status == "partial"`, `loop.error`); with
+-- `on_partial = "raise"`, its error is raised after the last row.
+--
+-- Leaving the loop early is fine: on Lua 5.4 the loop's to-be-closed value
+-- cancels the transfer at once; on older Lua, `loop:close()` does, or the
+-- client's next call once the iterator is garbage. While the loop runs,
+-- the client is busy: any other query or rows() on it raises a `"busy"`
+-- @{error}.
 -- @function client:rows
 -- @tparam string kql the query
--- @tparam[opt] table opts @{client:query}'s options but `on_row`
+-- @tparam[opt] table opts @{client:query}'s options but `on_row`, and:
+-- @tparam string opts.on_partial `"keep"` (default: the loop ends normally,
+--   see the loop's state) or `"raise"` (raise the partial result's error after
+--   its last row)
 -- @return a generic-for iterator giving `row, tbl`
+-- @treturn rows_loop the loop's state
 -- @usage for row in client:rows("Heartbeat | take 100") do print(row.Computer) end
+-- local next_row, loop = client:rows("Heartbeat")
+-- for row in next_row, loop, nil, loop do print(row.Computer) end
+-- if loop.status == "partial" then io.stderr:write(tostring(loop.error), "\n") end
 function Client:rows(kql, opts)
-  local queue, head = {}, 1
-  local function on_row(row, tbl)
-    queue[#queue + 1] = row
-    queue[#queue + 1] = tbl
-  end
   if type(opts) == "table" and opts.on_row ~= nil then
     misuse("option 'on_row' is not for client:rows (it is the iterator)")
   end
+  local on_partial = "keep"
+  if type(opts) == "table" and opts.on_partial ~= nil then
+    on_partial = opts.on_partial
+    if on_partial ~= "keep" and on_partial ~= "raise" then
+      misuse("option 'on_partial' must be 'keep' or 'raise', got " .. tostring(on_partial))
+    end
+    local rest = {}  -- query's options, for prepare
+    for k, v in pairs(opts) do if k ~= "on_partial" then rest[k] = v end end
+    opts = rest
+  end
+  local queue, head = {}, 1
   local delivered = false
-  local request, scope = prepare(self, kql, opts, function(row, tbl)
+  local request, scope, timeout = prepare(self, kql, opts, function(row, tbl)
     delivered = true
-    on_row(row, tbl)
+    queue[#queue + 1] = row
+    queue[#queue + 1] = tbl
   end)
-  local http, policy, log = self.http, self.policy, self.log
+  local http, log = self.http, self.log
   local on_progress = type(opts) == "table" and opts.on_progress or nil
-  local finished, renewed, attempt = false, false, 1
+  local loop = setmetatable({ status = "running" }, Loop)
+  local tries = new_tries(scope, timeout, on_progress, function() return delivered end)
+  local transfer, raise_after = {}, nil
+
+  -- the loop is over: its state says how; an error waits for the queued rows
+  local function ended(status, result, err)
+    loop.status, loop.result, loop.error = status, result, err
+    release(self, transfer)
+  end
+  transfer.cancel = function()
+    if loop.status == "running" then
+      ended("closed")
+      http:cancel()
+    end
+  end
+  loop.close = transfer.cancel
+
   local function start()
-    local req = request()
+    local req = request(time_left(tries))
     req.pull = true  -- a few rows per step: the transfer waits for the loop
     local authorized, err = self.authorize(req, scope)
-    if not authorized then error(self.secrets:error(err), 0) end
+    if not authorized then
+      err = self.secrets:error(err)
+      ended("failed", nil, err)
+      error(err, 0)
+    end
     remember_sent(self.secrets, req)
     log("debug", "POST " .. redact(req.url))
     http:start(req)
-  end
-  start()
-  -- the same policy as query, for as long as no row has been yielded
-  local function again(response)
-    if response.status == 401 and not renewed and self.forget(scope) then
-      renewed = true
-      return true
-    end
-    if delivered or attempt > policy.max_retries or not retry.retryable(response) then
-      return false
-    end
-    local wait = retry.delay(policy, attempt, response)
-    log("warn", ("retry %d of %d in %.2f s after %s"):format(attempt, policy.max_retries, wait,
-      describe(response)))
-    pause(wait, on_progress)
-    attempt = attempt + 1
-    return true
   end
   local function iterate()
     while true do
@@ -770,28 +927,38 @@ function Client:rows(kql, opts)
         head = head + 2
         return row, tbl
       end
-      if finished then return nil end
+      if loop.status ~= "running" then
+        local err = raise_after
+        raise_after = nil
+        if err then error(err, 0) end
+        return nil
+      end
       queue, head = {}, 1
-      local response = http:step(on_progress and PROGRESS_INTERVAL_MS or 1000)
-      if not response and on_progress then on_progress() end
-      if response then
-        if again(response) then
-          start()
+      local response = http:step(STEP_MS)
+      if not response then
+        if on_progress then on_progress() end
+      elseif next_try(self, tries, response) then
+        start()
+      else
+        local result, err = final(response, tries.attempt, self.secrets)
+        if not result then
+          ended("failed", nil, err)
+          raise_after = err
         else
-          finished = true
-          local result, err = final(response, attempt, self.secrets)
-          if not result then error(err, 0) end
+          ended(result.status, result, result.error)
+          if result.status == "partial" and on_partial == "raise" then raise_after = result.error end
         end
       end
     end
   end
-  local closer = setmetatable({ cancel = function()
-    if not finished then
-      finished = true
-      http:cancel()
-    end
-  end }, closer_mt)
-  return iterate, nil, nil, closer
+  transfer.iterator = setmetatable({ iterate }, weak_values)
+  claim(self, transfer)
+  local ok, err = pcall(start)
+  if not ok then
+    if loop.status == "running" then ended("failed", nil, err) end
+    error(err, 0)
+  end
+  return iterate, loop, nil, loop
 end
 
 return la

@@ -83,6 +83,21 @@ static int start_thread(la_worker *w)
     return rc;
 }
 
+/* Timed waits measure on CLOCK_MONOTONIC: a wall clock set back (NTP, an
+ * operator) would stretch a 1 ms wait into however far it went back. */
+static int init_monotonic_cond(pthread_cond_t *cond)
+{
+    pthread_condattr_t attr;
+    int rc;
+    if (pthread_condattr_init(&attr) != 0)
+        return -1;
+    rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (rc == 0)
+        rc = pthread_cond_init(cond, &attr);
+    pthread_condattr_destroy(&attr);
+    return rc == 0 ? 0 : -1;
+}
+
 la_worker *la_worker_start(size_t ring_size, la_body_fn consume, void *consume_ud,
                            la_progress_fn progress, void (*cancel)(void *ud), void *ud)
 {
@@ -97,7 +112,7 @@ la_worker *la_worker_start(size_t ring_size, la_body_fn consume, void *consume_u
     w->cancel = cancel;
     w->ud = ud;
     if (w->ring && pthread_mutex_init(&w->lock, NULL) == 0) {
-        if (pthread_cond_init(&w->changed, NULL) == 0) {
+        if (init_monotonic_cond(&w->changed) == 0) {
             if (start_thread(w) == 0)
                 return w;
             pthread_cond_destroy(&w->changed);
@@ -113,7 +128,7 @@ la_worker *la_worker_start(size_t ring_size, la_body_fn consume, void *consume_u
 static void wait_briefly(la_worker *w)
 {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
+    clock_gettime(CLOCK_MONOTONIC, &until);  /* the clock of w->changed */
     until.tv_nsec += WAIT_MS * 1000000L;
     if (until.tv_nsec >= 1000000000L) {
         until.tv_sec++;

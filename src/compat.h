@@ -7,6 +7,8 @@
 
 #include <lua.h>
 #include <lauxlib.h>
+#include <limits.h>
+#include <stdint.h>
 
 #if LUA_VERSION_NUM < 502
 
@@ -40,5 +42,30 @@ static void luaL_setmetatable(lua_State *L, const char *name)
 #endif
 
 #endif
+
+/* The range of lua_Integer: on Lua 5.1 and LuaJIT it is ptrdiff_t, 32 bits
+ * on a 32-bit system. */
+#if LUA_VERSION_NUM >= 503
+#define LA_INTEGER_MAX LUA_MAXINTEGER
+#define LA_INTEGER_MIN LUA_MININTEGER
+#else
+#define LA_INTEGER_MAX PTRDIFF_MAX
+#define LA_INTEGER_MIN PTRDIFF_MIN
+#endif
+
+/* Pushes a 64-bit integer (a status, an expiry, a count): as an integer
+ * where lua_Integer holds it, else as a number (exact up to 2^53), never
+ * truncated. */
+static void la_pushint64(lua_State *L, long long v)
+{
+#if LA_INTEGER_MAX >= LLONG_MAX && LA_INTEGER_MIN <= LLONG_MIN
+    lua_pushinteger(L, (lua_Integer)v);
+#else
+    if (v >= LA_INTEGER_MIN && v <= LA_INTEGER_MAX)
+        lua_pushinteger(L, (lua_Integer)v);
+    else
+        lua_pushnumber(L, (lua_Number)v);
+#endif
+}
 
 #endif

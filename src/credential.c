@@ -221,8 +221,8 @@ static int resource_of(const char *scope, la_buf *out)
 static long long json_seconds(const cJSON *obj, const char *name)
 {
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
-    if (cJSON_IsNumber(item))
-        return (long long)item->valuedouble;
+    if (cJSON_IsNumber(item))  /* range first: casting 1e300 is undefined */
+        return item->valuedouble >= 0 && item->valuedouble < 1e15 ? (long long)item->valuedouble : -1;
     if (cJSON_IsString(item) && item->valuestring[0]) {
         char *end;
         long long v;
@@ -242,9 +242,47 @@ static const char *json_string(const cJSON *obj, const char *name)
 
 /* ------------------------------------------------------------ lifecycle */
 
+/* ---- required fields: what each kind cannot do without. The core checks
+ * them itself: its callers (the Lua binding, a test) are not trusted. */
+const char *la_credential_missing(const la_credential_options *o)
+{
+    if (!o)
+        return "no options";
+    switch (o->kind) {
+    case LA_CRED_CLIENT_SECRET:
+    case LA_CRED_CLIENT_CERTIFICATE:
+    case LA_CRED_AUTHORIZATION_CODE:
+    case LA_CRED_REFRESH_TOKEN:
+    case LA_CRED_WORKLOAD_IDENTITY:
+        if (!o->tenant || !o->tenant[0])
+            return "field 'tenant' is required";
+        if (!o->client_id || !o->client_id[0])
+            return "field 'client_id' is required";
+        break;
+    case LA_CRED_MANAGED_IDENTITY:
+        return NULL;
+    default:
+        return "unknown credential kind";
+    }
+    if (o->kind == LA_CRED_CLIENT_SECRET && !o->client_secret)
+        return "field 'client_secret' is required";
+    if (o->kind == LA_CRED_CLIENT_CERTIFICATE && (!o->certificate || !o->certificate_len))
+        return "field 'certificate' is required";
+    if (o->kind == LA_CRED_AUTHORIZATION_CODE && !o->code && !o->refresh_token)
+        return "field 'code' is required";
+    if (o->kind == LA_CRED_REFRESH_TOKEN && !o->refresh_token)
+        return "field 'refresh_token' is required";
+    if (o->kind == LA_CRED_WORKLOAD_IDENTITY && !o->token_file)
+        return "field 'token_file' is required";
+    return NULL;
+}
+
 la_credential *la_credential_new(const la_credential_options *o)
 {
-    la_credential *c = calloc(1, sizeof *c);
+    la_credential *c;
+    if (la_credential_missing(o))  /* the reason: la_credential_missing */
+        return NULL;
+    c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
     c->kind = o->kind;
@@ -543,8 +581,12 @@ static int read_answer(la_credential *c, const char *sent, long long now, la_buf
             const char *cid = json_string(doc, "correlation_id");
             const cJSON *codes = cJSON_GetObjectItemCaseSensitive(doc, "error_codes");
             set_redacted(c, sent, err->correlation_id, sizeof err->correlation_id, cid ? cid : "");
-            if (cJSON_IsArray(codes) && cJSON_IsNumber(cJSON_GetArrayItem(codes, 0)))
-                err->error_code = (long)cJSON_GetArrayItem(codes, 0)->valuedouble;
+            if (cJSON_IsArray(codes) && cJSON_IsNumber(cJSON_GetArrayItem(codes, 0))) {
+                double first = cJSON_GetArrayItem(codes, 0)->valuedouble;
+                /* AADSTS codes are small; anything else is no code */
+                if (first > 0 && first < 2147483647.0)
+                    err->error_code = (long)first;
+            }
         }
         delete_json(doc);
         return -1;

@@ -11,6 +11,7 @@
 
 #include <curl/curl.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <time.h>
 #include <strings.h>
@@ -47,6 +48,13 @@ typedef struct transfer {
     curl_off_t last_bytes;     /* body bytes at the last sign of life */
     long long last_progress_ms;
     int stalled;
+    /* A stepped transfer's `timeout` counts only the time spent inside its
+     * steps: libcurl's CURLOPT_TIMEOUT would also count the time a pulling
+     * reader spends on its rows between steps. */
+    long timeout_ms;           /* 0: none, or libcurl's (performed transfers) */
+    long long active_ms;       /* spent inside steps so far */
+    long long left_step_ms;    /* when the last step returned; 0: none yet */
+    int timed_out;
     /* gzip is decoded here rather than by libcurl: ISA-L inflates 2-3x
      * faster than libcurl's zlib, on the decoding thread's critical path */
     int gzip;                  /* this response says Content-Encoding: gzip */
@@ -69,9 +77,20 @@ struct la_http {
     char errbuf[CURL_ERROR_SIZE];
 };
 
+static int global_init_failed;
+
+static void global_init_once(void)
+{
+    global_init_failed = curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK;
+}
+
+/* curl_global_init is not thread-safe: several Lua states (nginx's thread
+ * pool) may load the module at once, so one of them runs it, once. */
 int la_http_global_init(void)
 {
-    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, global_init_once);
+    return global_init_failed ? -1 : 0;
 }
 
 const char *la_http_library_version(void)
@@ -397,7 +416,8 @@ static void fail_early(la_http_response *resp, const char *why)
     snprintf(resp->transport_message, sizeof resp->transport_message, "%s", why);
 }
 
-int la_http_start(la_http *h, const la_http_request *req, la_http_response *resp)
+static int start_transfer(la_http *h, const la_http_request *req, la_http_response *resp,
+                          int performing)
 {
     CURL *e = h->easy;
 
@@ -415,6 +435,8 @@ int la_http_start(la_http *h, const la_http_request *req, la_http_response *resp
     h->t.resp = resp;
     h->t.stall_ms = req->stall_timeout_ms;
     h->t.last_progress_ms = now_ms();
+    h->t.performing = performing;
+    h->t.timeout_ms = performing ? 0 : req->timeout_ms;
 
     h->headers = header_list(req);
     if (!h->headers) {
@@ -471,7 +493,8 @@ int la_http_start(la_http *h, const la_http_request *req, la_http_response *resp
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                      req->connect_timeout_ms > 0 ? req->connect_timeout_ms
                                                  : DEFAULT_CONNECT_TIMEOUT_MS);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : 0L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
+                     performing && req->timeout_ms > 0 ? req->timeout_ms : 0L);
     if (req->user_agent)
         curl_easy_setopt(e, CURLOPT_USERAGENT, req->user_agent);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
@@ -486,6 +509,11 @@ int la_http_start(la_http *h, const la_http_request *req, la_http_response *resp
     }
     h->running = 1;
     return 0;
+}
+
+int la_http_start(la_http *h, const la_http_request *req, la_http_response *resp)
+{
+    return start_transfer(h, req, resp, 0);
 }
 
 /* The gzip decoder stopped the transfer: broken data, or no memory for it. */
@@ -516,7 +544,8 @@ static int finish(la_http *h, CURLcode rc)
     /* an empty body says nothing about gzip (a 204, say) */
     int gzip_cut = rc == CURLE_OK && h->t.gzip && h->t.gz_started && !la_gunzip_done(h->t.gz);
     int gzip_bad = gzip_failed(&h->t), no_memory = h->t.gz_no_memory, stalled = h->t.stalled;
-    long stall_ms = h->t.stall_ms;
+    int timed_out = h->t.timed_out;
+    long stall_ms = h->t.stall_ms, timeout_ms = h->t.timeout_ms;
     curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
     resp->status = status;
     curl_easy_getinfo(h->easy, CURLINFO_TOTAL_TIME, &resp->total_seconds);
@@ -530,6 +559,14 @@ static int finish(la_http *h, CURLcode rc)
         resp->transport_kind = "timeout";
         snprintf(resp->transport_message, sizeof resp->transport_message,
                  "the response stalled: no data for %.1f s", stall_ms / 1000.0);
+        return -1;
+    }
+    if (timed_out) {
+        resp->transport_code = CURLE_OPERATION_TIMEDOUT;
+        resp->transport_kind = "timeout";
+        snprintf(resp->transport_message, sizeof resp->transport_message,
+                 "the transfer timed out after %.1f s (not counting the time its reader spent between rows)",
+                 timeout_ms / 1000.0);
         return -1;
     }
     if (gzip_cut || gzip_bad) {
@@ -549,15 +586,20 @@ static int finish(la_http *h, CURLcode rc)
     return -1;
 }
 
-int la_http_step(la_http *h, int wait_ms, int *done)
+/* The time a stepped transfer may still spend in its steps (see
+ * transfer.timeout_ms); a large number when it has no timeout. */
+static long long time_left_ms(const transfer *t, long long entered)
+{
+    if (t->timeout_ms <= 0)
+        return 1LL << 40;
+    return t->timeout_ms - (t->active_ms + (now_ms() - entered));
+}
+
+static int step(la_http *h, int wait_ms, int *done)
 {
     int still_running = 0, queued;
+    long long entered = now_ms(), left;
     CURLMsg *msg;
-    *done = 0;
-    if (!h->running) {
-        *done = 1;
-        return -1;
-    }
     if (h->t.paused) {
         /* first what the worker decoded already; then more of the body */
         if (h->t.worker) {
@@ -588,20 +630,60 @@ int la_http_step(la_http *h, int wait_ms, int *done)
         *done = 1;
         return finish(h, CURLE_WRITE_ERROR);
     }
+    left = time_left_ms(&h->t, entered);
+    if (left <= 0) {
+        h->t.timed_out = 1;
+        *done = 1;
+        return finish(h, CURLE_OPERATION_TIMEDOUT);
+    }
     /* (a paused transfer has nothing to wait for) */
     if (still_running && wait_ms > 0 && !h->t.paused)
-        curl_multi_poll(h->multi, NULL, 0, wait_ms, NULL);
+        curl_multi_poll(h->multi, NULL, 0, left < wait_ms ? (int)left : wait_ms, NULL);
     return 0;
+}
+
+int la_http_step(la_http *h, int wait_ms, int *done)
+{
+    long long entered = now_ms();
+    int rc;
+    *done = 0;
+    if (!h->running) {
+        *done = 1;
+        return -1;
+    }
+    /* the time since the last step was the reader's: neither a stall of
+     * the network nor time of the transfer */
+    if (h->t.left_step_ms)
+        h->t.last_progress_ms += entered - h->t.left_step_ms;
+    rc = step(h, wait_ms, done);
+    h->t.left_step_ms = now_ms();
+    h->t.active_ms += h->t.left_step_ms - entered;
+    return rc;
+}
+
+/* How long a performed transfer waits in one step: `between` gets control
+ * at least this often. */
+#define PERFORM_STEP_MS 100
+
+int la_http_perform_checked(la_http *h, const la_http_request *req, la_http_response *resp,
+                            int (*between)(void *ud), void *ud)
+{
+    int done = 0, rc;
+    if (start_transfer(h, req, resp, 1) != 0)
+        return -1;
+    for (;;) {
+        rc = la_http_step(h, PERFORM_STEP_MS, &done);
+        if (done)
+            return rc;
+        if (between && between(ud) != 0) {
+            la_http_cancel(h);
+            resp->aborted_by_caller = 1;
+            return -1;
+        }
+    }
 }
 
 int la_http_perform(la_http *h, const la_http_request *req, la_http_response *resp)
 {
-    int done = 0, rc;
-    if (la_http_start(h, req, resp) != 0)
-        return -1;
-    h->t.performing = 1;
-    do
-        rc = la_http_step(h, 1000, &done);
-    while (!done);
-    return rc;
+    return la_http_perform_checked(h, req, resp, NULL, NULL);
 }

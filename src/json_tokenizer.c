@@ -10,6 +10,7 @@
  */
 #include "la_core.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,17 +76,20 @@ static const char *skip_plain(const char *p, const char *end)
     return p;
 }
 
-static void init_tables(void)
+static void fill_tables(void)
 {
-    static int ready = 0;
     int c;
-    if (ready)
-        return;
     for (c = 0; c < 0x20; c++)
         string_stop[c] = 1;
     string_stop['"'] = 1;
     string_stop['\\'] = 1;
-    ready = 1;
+}
+
+/* Once per process, whichever thread (an nginx pool's, say) comes first. */
+static void init_tables(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, fill_tables);
 }
 
 la_json *la_json_new(const la_json_callbacks *cb, void *ctx)

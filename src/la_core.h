@@ -248,7 +248,8 @@ typedef struct la_http_request {
     const char *password;
     const char *user_agent;
     long connect_timeout_ms;      /* 0: the core's default */
-    long timeout_ms;              /* 0: none */
+    long timeout_ms;              /* 0: none; a stepped transfer counts only
+                                     the time spent in its steps */
     long stall_timeout_ms;        /* no body bytes for this long: give up; 0: never */
     const char *ca_file;          /* CA bundle (PEM) instead of the system's */
     const char *ca_path;          /* CA directory instead of the system's */
@@ -290,7 +291,8 @@ typedef struct la_http la_http;
 /* Seconds since the epoch for an HTTP date (Retry-After); -1 if unreadable. */
 long long la_http_parse_date(const char *text);
 
-/* Call once per process before la_http_new (not thread-safe, like curl's). */
+/* Call before la_http_new; runs curl_global_init once per process, from
+ * any thread (pthread_once). */
 int la_http_global_init(void);
 const char *la_http_library_version(void);
 la_http *la_http_new(void);
@@ -305,6 +307,11 @@ int la_http_perform(la_http *h, const la_http_request *req, la_http_response *re
  * the last step returns what la_http_perform would. resp must outlive the
  * transfer. la_http_cancel drops a transfer under way. */
 int la_http_start(la_http *h, const la_http_request *req, la_http_response *resp);
+/* la_http_perform, calling between(ud) every 100 ms at most while it waits
+ * (to let a host's interrupt in); a nonzero answer cancels the transfer
+ * (-1, resp->aborted_by_caller set). */
+int la_http_perform_checked(la_http *h, const la_http_request *req, la_http_response *resp,
+                            int (*between)(void *ud), void *ud);
 int la_http_step(la_http *h, int wait_ms, int *done);
 void la_http_cancel(la_http *h);
 
@@ -367,6 +374,9 @@ typedef struct la_token_transport {
     const char *proxy;
     int verify_tls;               /* 0: not set, 1: verify, -1: off */
 } la_token_transport;
+/* NULL when o has what its kind needs, else why not (a field is missing):
+ * la_credential_new returns NULL for such options too. */
+const char *la_credential_missing(const la_credential_options *o);
 
 /* Why no token came; never holds a secret. */
 typedef struct la_token_error {

@@ -72,9 +72,10 @@ static void push_cjson(lua_State *L, const cJSON *item)
         lua_pushstring(L, item->valuestring);
     } else if (cJSON_IsNumber(item)) {
         double d = item->valuedouble;
-        /* counts and positions read better as integers */
-        if (d == (double)(lua_Integer)d && d > -9007199254740992.0 && d < 9007199254740992.0)
-            lua_pushinteger(L, (lua_Integer)d);
+        /* counts and positions read better as integers (range first: a
+         * cast of 1e300 to an integer is undefined) */
+        if (d > -9007199254740992.0 && d < 9007199254740992.0 && d == (double)(long long)d)
+            la_pushint64(L, (long long)d);
         else
             lua_pushnumber(L, d);
     } else if (cJSON_IsTrue(item)) {
@@ -274,7 +275,7 @@ static void push_cell(lua_State *L, const la_cell *cell)
             break;
         }
 #endif
-        lua_pushinteger(L, (lua_Integer)cell->integer);
+        la_pushint64(L, cell->integer);
         break;
     case LA_CELL_REAL: lua_pushnumber(L, (lua_Number)cell->real); break;
     case LA_CELL_STRING: lua_pushlstring(L, cell->str, cell->len); break;
@@ -505,19 +506,28 @@ static const char *opt_string_field(lua_State *L, int t, const char *name, size_
     lua_getfield(L, t, name);  /* left on the stack: keeps the string alive */
     if (lua_isnil(L, -1))
         return NULL;
+    /* the type first: lua_tolstring would turn a number into a string */
+    if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "field '%s' must be a string, got %s", name, luaL_typename(L, -1));
     s = lua_tolstring(L, -1, len);
-    if (!s || lua_type(L, -1) != LUA_TSTRING)
-        luaL_error(L, "field '%s' must be a string", name);
     return s;
 }
 
+/* Longer than any transfer needs: "never", and within a 32-bit long. */
+#define MAX_MS 2147483647.0
+
 static long opt_ms_field(lua_State *L, int t, const char *name)
 {
-    lua_Number seconds;
+    lua_Number seconds, ms;
     lua_getfield(L, t, name);
-    seconds = lua_isnil(L, -1) ? 0 : luaL_checknumber(L, -1);
+    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TNUMBER)
+        luaL_error(L, "field '%s' must be a number of seconds, got %s", name, luaL_typename(L, -1));
+    seconds = lua_isnil(L, -1) ? 0 : lua_tonumber(L, -1);
     lua_pop(L, 1);
-    return seconds > 0 ? (long)(seconds * 1000 + 0.5) : 0;
+    ms = seconds * 1000 + 0.5;
+    if (!(ms >= 1))  /* 0, negative, NaN: none */
+        return 0;
+    return ms < MAX_MS ? (long)ms : (long)MAX_MS;  /* range first: the cast of 1e300 is undefined */
 }
 
 /* Response headers as { ["lower-case-name"] = value }, repeats joined by ", ". */
@@ -587,13 +597,14 @@ static void read_request(lua_State *L, la_http_request *req)
     lua_pop(L, 1);
     lua_getfield(L, 2, "headers");
     if (!lua_isnil(L, -1)) {
-        luaL_checktype(L, -1, LUA_TTABLE);
+        if (!lua_istable(L, -1))
+            luaL_argerror(L, 2, "field 'headers' must be a table of strings");
         nheaders = lua_rawlen(L, -1);
         headers = lua_newuserdata(L, (nheaders ? nheaders : 1) * sizeof *headers);
         for (i = 0; i < nheaders; i++) {
             lua_rawgeti(L, -2, (int)i + 1);
             if (lua_type(L, -1) != LUA_TSTRING)
-                luaL_error(L, "request headers must be strings");
+                luaL_argerror(L, 2, "field 'headers' must be a table of strings");
             headers[i] = lua_tostring(L, -1);  /* kept alive by the table */
             lua_pop(L, 1);
         }
@@ -610,9 +621,11 @@ static int begin_transfer(lua_State *L, client *c, la_http_request *req)
     luaL_checktype(L, 2, LUA_TTABLE);
     if (!c->http)
         luaL_error(L, "client is closed");
-    if (c->busy)
-        luaL_error(L, "client is busy with another query");
-    drop_transfer(L, c);  /* an iterator left before its end */
+    /* one transfer per client: a call from inside a transfer's callback, or
+     * while a stepped transfer is parked (a rows() loop, a query yielding
+     * from on_progress), must not take the handle from under it */
+    if (c->busy || c->registers != LUA_NOREF)
+        luaL_error(L, "loganalytics.client (%p) is busy with another transfer", (void *)c);
     read_request(L, req);
 
     /* the registers, and room for run_feed's pushes */
@@ -627,8 +640,8 @@ static int begin_transfer(lua_State *L, client *c, la_http_request *req)
     for (i = R_TABLE; i < R_ONROW; i++)
         lua_pushnil(L);
     lua_getfield(L, 2, "on_row");
-    if (!lua_isnil(L, -1))
-        luaL_checktype(L, -1, LUA_TFUNCTION);
+    if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
+        luaL_argerror(L, 2, "field 'on_row' must be a function");
     lua_pushnil(L);  /* the error slot */
 
     memset(&c->feed, 0, sizeof c->feed);
@@ -676,7 +689,7 @@ static int end_transfer(lua_State *L, client *c, int base, int transfer_ok)
 
     lua_createtable(L, 0, 8);
     if (c->response.status) {
-        lua_pushinteger(L, c->response.status);
+        la_pushint64(L, c->response.status);
         lua_setfield(L, -2, "status");
     }
     push_headers(L, &c->response.headers);
@@ -705,6 +718,32 @@ static int end_transfer(lua_State *L, client *c, int base, int transfer_ok)
         lua_setfield(L, -2, "result");
     }
     return 1;
+}
+
+/* A Lua function that does nothing, kept in the registry: calling it lets a
+ * hook the host set fire (lua.c's SIGINT handler sets one that raises
+ * "interrupted!" at the next call or instruction). C that waits calls it
+ * between waits of at most 100 ms, so Ctrl-C gets through. */
+static const char NOOP_KEY = 'n';
+
+static int let_hooks_run(lua_State *L)
+{
+    lua_pushlightuserdata(L, (void *)&NOOP_KEY);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    return lua_pcall(L, 0, 0, 0);
+}
+
+/* Between the steps of query_perform: an error (the host's interrupt) is
+ * kept like on_row's, the transfer aborted and the error re-raised. */
+static int perform_between(void *ud)
+{
+    feed_ctx *x = ud;
+    if (let_hooks_run(x->L) != LUA_OK) {
+        lua_replace(x->L, x->base + NREG + 1);
+        x->lua_failed = 1;
+        return -1;
+    }
+    return 0;
 }
 
 /* Whether the collector runs, so that it may be paused for a full result
@@ -739,7 +778,7 @@ static int query_perform(lua_State *L)
     if (pause_gc)
         lua_gc(L, LUA_GCSTOP, 0);
     c->busy = 1;
-    ok = la_http_perform(c->http, &req, &c->response) == 0;
+    ok = la_http_perform_checked(c->http, &req, &c->response, perform_between, &c->feed) == 0;
     c->busy = 0;
     if (pause_gc)
         lua_gc(L, LUA_GCRESTART, 0);
@@ -769,7 +808,10 @@ static int query_start(lua_State *L)
 static int query_step(lua_State *L)
 {
     client *c = check_client(L);
-    int wait_ms = (int)luaL_optinteger(L, 2, 1000), base, i, done = 0, rc;
+    lua_Number wait = luaL_optnumber(L, 2, 100);
+    int wait_ms, base, i, done = 0, rc;
+    luaL_argcheck(L, wait >= 0 && wait <= 100000, 2, "wait_ms must be from 0 to 100000");
+    wait_ms = (int)wait;
     if (c->busy)
         return luaL_error(L, "client is busy with another query");
     if (c->registers == LUA_NOREF)
@@ -891,6 +933,13 @@ static int credential_new(lua_State *L)
     o.use_v1 = lua_toboolean(L, -1);
     lua_pop(L, 1);
 
+    /* the core refuses what it cannot use (la_credential_new returns NULL
+     * for it): say which field, as misuse */
+    {
+        const char *missing = la_credential_missing(&o);
+        if (missing)
+            return luaL_argerror(L, 2, missing);
+    }
     b = lua_newuserdata(L, sizeof *b);
     b->cred = NULL;
     b->kind = kind;
@@ -909,7 +958,7 @@ static void push_token_error(lua_State *L, const la_token_error *e)
     lua_pushstring(L, e->message);
     lua_setfield(L, -2, "message");
     if (e->http_status) {
-        lua_pushinteger(L, e->http_status);
+        la_pushint64(L, e->http_status);
         lua_setfield(L, -2, "status");
     }
     if (e->code[0]) {
@@ -921,7 +970,7 @@ static void push_token_error(lua_State *L, const la_token_error *e)
         lua_setfield(L, -2, "correlation_id");
     }
     if (e->error_code) {
-        lua_pushinteger(L, e->error_code);
+        la_pushint64(L, e->error_code);
         lua_setfield(L, -2, "error_code");
     }
 }
@@ -951,12 +1000,15 @@ static int credential_get_token(lua_State *L)
 {
     credential_box *b = check_credential(L);
     const char *scope = luaL_checkstring(L, 2);
-    long long now = (long long)luaL_checknumber(L, 3);
+    lua_Number now_seconds = luaL_checknumber(L, 3);
     const char *token;
-    long long expires_on, refresh_on;
+    long long expires_on, refresh_on, now;
     la_token_transport transport;
     la_token_error err;
     int has_transport = !lua_isnoneornil(L, 4);
+    /* range first: the cast of 1e300 to an integer is undefined */
+    luaL_argcheck(L, now_seconds >= 0 && now_seconds < 1e15, 3, "must be epoch seconds");
+    now = (long long)now_seconds;
     if (has_transport)
         read_token_transport(L, 4, &transport);
     if (!b->cred)
@@ -968,8 +1020,8 @@ static int credential_get_token(lua_State *L)
         return 2;
     }
     lua_pushstring(L, token);
-    lua_pushinteger(L, (lua_Integer)expires_on);
-    lua_pushinteger(L, (lua_Integer)refresh_on);
+    la_pushint64(L, expires_on);
+    la_pushint64(L, refresh_on);
     return 3;
 }
 
@@ -990,26 +1042,47 @@ static const luaL_Reg credential_methods[] = {
 
 /* ------------------------------------------------------------ time */
 
-/* core.sleep(seconds): blocks (the nginx transport will use ngx.sleep) */
+static double monotonic_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A wait is cut in slices this long, the host's hooks run between them */
+#define SLEEP_SLICE 0.1
+
+/* core.sleep(seconds): blocks (the nginx transport will use ngx.sleep), in
+ * slices: a signal's EINTR does not restart it, and the host's interrupt
+ * (Ctrl-C in lua.c) is raised within SLEEP_SLICE. */
 static int core_sleep(lua_State *L)
 {
     lua_Number seconds = luaL_checknumber(L, 1);
-    struct timespec ts;
-    if (seconds > 0) {
-        ts.tv_sec = (time_t)seconds;
-        ts.tv_nsec = (long)((seconds - (lua_Number)ts.tv_sec) * 1e9);
-        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-            ;
+    double deadline;
+    luaL_argcheck(L, seconds == seconds && seconds <= 1e9, 1,
+                  "must be a number of seconds up to 1e9");
+    if (!(seconds > 0))
+        return 0;
+    deadline = monotonic_seconds() + seconds;
+    for (;;) {
+        double left = deadline - monotonic_seconds();
+        struct timespec ts;
+        if (left <= 0)
+            return 0;
+        if (left > SLEEP_SLICE)
+            left = SLEEP_SLICE;
+        ts.tv_sec = 0;
+        ts.tv_nsec = (long)(left * 1e9);
+        nanosleep(&ts, NULL);  /* EINTR: the check below comes sooner */
+        if (let_hooks_run(L) != LUA_OK)
+            return lua_error(L);
     }
-    return 0;
 }
 
 /* core.now() -> seconds on a monotonic clock, for measuring waits */
 static int core_now(lua_State *L)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    lua_pushnumber(L, monotonic_seconds());
     return 1;
 }
 
@@ -1073,12 +1146,13 @@ int luaopen_loganalytics_core(lua_State *L);
 
 int luaopen_loganalytics_core(lua_State *L)
 {
-    static int curl_ready = 0;
-    if (!curl_ready) {
-        if (la_http_global_init() != 0)
-            return luaL_error(L, "curl_global_init failed");
-        curl_ready = 1;
-    }
+    if (la_http_global_init() != 0)  /* once per process, thread-safe */
+        return luaL_error(L, "curl_global_init failed");
+
+    lua_pushlightuserdata(L, (void *)&NOOP_KEY);
+    if (luaL_loadstring(L, "return") != LUA_OK)
+        return lua_error(L);
+    lua_rawset(L, LUA_REGISTRYINDEX);
 
     if (luaL_newmetatable(L, JSON_BOX_MT)) {
         lua_pushcfunction(L, json_box_gc);

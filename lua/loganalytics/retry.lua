@@ -50,4 +50,14 @@ function M.delay(policy, attempt, response)
   return min(policy.retry_max_delay, base * (0.8 + 0.4 * random()))
 end
 
+--- The wait before try number `attempt + 1`, or nil when it would be longer
+-- than `retry_max_delay` or than `time_left` (seconds left of the query's
+-- timeout): such a wait is not waited, the failure is the outcome. This
+-- caps the service's Retry-After too (`Retry-After: 100000` is no wait).
+function M.wait(policy, attempt, response, time_left)
+  local wait = M.delay(policy, attempt, response)
+  if not (wait <= policy.retry_max_delay and wait <= time_left) then return nil end
+  return wait
+end
+
 return M
