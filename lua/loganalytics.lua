@@ -364,7 +364,9 @@ end
 -- @table error
 -- @field kind `"service"` (the API answered with an error), `"auth"` (401/403, or no
 --   token), `"network"` (DNS, connect, TLS, reset), `"timeout"` (ours, a 408, or the
---   service's 504) or `"protocol"` (a malformed or truncated response)
+--   service's 504), `"protocol"` (a malformed or truncated response, or one that is
+--   not a query result) or `"memory"` (memory ran out while the response was read:
+--   never retried, and never a result missing rows)
 -- @field status the HTTP status, when there was a response
 -- @field code the service's or identity platform's error code (`"BadArgumentError"`,
 --   `"PartialError"`, `"invalid_client"`, ...)
@@ -460,7 +462,9 @@ local function outcome(response)
     return nil, errors.new { kind = t.kind, status = status, message = t.message, curl_code = t.code }
   end
   if response.parse_error then
-    return nil, errors.new { kind = "protocol", status = status, message = response.parse_error,
+    -- memory running out while the rows were read is not the response's fault
+    return nil, errors.new { kind = response.out_of_memory and "memory" or "protocol",
+                             status = status, message = response.parse_error,
                              request_id = headers["x-ms-request-id"] }
   end
   if not status or status < 200 or status > 299 then

@@ -32,8 +32,9 @@ errors use the service's body shape {"error":{"message","code","correlationId","
   wrong_types                 200, WRONG_TYPES (cells that do not fit their column types)
   long_overflow               200, LONG_OVERFLOW (long cells beyond 64 bits, and 1e400)
   deep:DEPTH                  200, one dynamic cell nested DEPTH levels: [{"a":[{"a":...1...}]}]
-  big:MB                      200, about MB megabytes (10^6 bytes) of AzureActivity-like rows,
-                              chunked, gzip (level 1) when accepted; header x-test-rows: rows
+  big:MB[:identity]           200, about MB megabytes (10^6 bytes) of AzureActivity-like rows,
+                              chunked, gzip (level 1) when accepted unless "identity" is
+                              given; header x-test-rows: rows
   html502                     502, Content-Type: text/html, HTML502 (identity)
 Anything else: 400 BadArgumentError, innererror code UnknownApiError (bad arguments:
 innererror code InvalidFaultArgumentError).
@@ -463,8 +464,10 @@ def _serve(h, text, gzip_ok):
         _nargs(name, args, 1)
         return h.send(200, deep_body(_int(args[0], "DEPTH", 1, MAX_DEPTH)))
     if name == "big":
-        _nargs(name, args, 1)
-        return send_big(h, _num(args[0], "MB", MAX_MB), gzip_ok)
+        _nargs(name, args, 1, 2)
+        if len(args) == 2 and args[1] != "identity":
+            raise bad_fault(f"big's second argument can only be 'identity', not {args[1]!r}")
+        return send_big(h, _num(args[0], "MB", MAX_MB), gzip_ok and len(args) == 1)
     if name == "html502":
         _nargs(name, args, 0)
         return h.send(502, HTML502, [("Content-Type", "text/html")], compress=False)

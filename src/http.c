@@ -51,6 +51,7 @@ typedef struct transfer {
     int gzip;                  /* this response says Content-Encoding: gzip */
     int gz_started;            /* its body began: gz was reset for it */
     int gz_no_memory;
+    int no_memory;             /* headers or a kept body could not be stored */
     la_gunzip *gz;             /* made for the first gzip body, kept by la_http */
 } transfer;
 
@@ -159,8 +160,10 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud)
             v++;
         t->gzip = (size_t)(data + len - v) >= 4 && strncasecmp(v, "gzip", 4) == 0;
     }
-    if (la_buf_append(&t->resp->headers, data, len) != 0)
+    if (la_buf_append(&t->resp->headers, data, len) != 0) {
+        t->no_memory = 1;
         return 0;
+    }
     return len;
 }
 
@@ -196,8 +199,10 @@ static int deliver(void *ud, const char *data, size_t len)
     }
     if (t->resp->body.len < LA_KEPT_BODY_MAX) {
         size_t room = LA_KEPT_BODY_MAX - t->resp->body.len;
-        if (la_buf_append(&t->resp->body, data, len < room ? len : room) != 0)
+        if (la_buf_append(&t->resp->body, data, len < room ? len : room) != 0) {
+            t->no_memory = 1;
             return -1;
+        }
     }
     return 0;
 }
@@ -301,6 +306,8 @@ static const char *kind_of(CURLcode code)
     switch (code) {
     case CURLE_OPERATION_TIMEDOUT:
         return "timeout";
+    case CURLE_OUT_OF_MEMORY:
+        return "memory";
     case CURLE_PARTIAL_FILE:          /* body shorter than announced */
     case CURLE_BAD_CONTENT_ENCODING:  /* broken gzip stream */
     case CURLE_WEIRD_SERVER_REPLY:
@@ -333,7 +340,7 @@ static struct curl_slist *header_list(const la_http_request *req)
 static void fail_early(la_http_response *resp, const char *why)
 {
     resp->transport_code = CURLE_OUT_OF_MEMORY;
-    resp->transport_kind = "network";
+    resp->transport_kind = "memory";
     snprintf(resp->transport_message, sizeof resp->transport_message, "%s", why);
 }
 
@@ -451,14 +458,16 @@ static int finish(la_http *h, CURLcode rc)
     }
     /* an empty body says nothing about gzip (a 204, say) */
     int gzip_cut = rc == CURLE_OK && h->t.gzip && h->t.gz_started && !la_gunzip_done(h->t.gz);
-    int gzip_bad = gzip_failed(&h->t), no_memory = h->t.gz_no_memory, stalled = h->t.stalled;
+    int gzip_bad = gzip_failed(&h->t), stalled = h->t.stalled;
+    int no_memory = h->t.gz_no_memory || h->t.no_memory;
     long stall_ms = h->t.stall_ms;
     curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
     resp->status = status;
     curl_easy_getinfo(h->easy, CURLINFO_TOTAL_TIME, &resp->total_seconds);
     la_http_cancel(h);
     if (no_memory) {
-        fail_early(resp, "out of memory for the gzip decoder");
+        fail_early(resp, h->t.gz_no_memory ? "out of memory for the gzip decoder"
+                                           : "out of memory for the response");
         return -1;
     }
     if (stalled) {
