@@ -8,7 +8,7 @@ DEB_PACKAGES = build-essential cmake pkg-config curl python3 \
   lua5.4 liblua5.4-dev lua5.1 liblua5.1-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
   luajit2 libluajit2-5.1-dev luarocks lua-busted lua-cjson nginx libnginx-mod-http-lua \
   libcurl4-openssl-dev libcjson-dev libyajl-dev libssl-dev libisal-dev zlib1g-dev openssl valgrind strace \
-  clang libclang-rt-14-dev llvm lua-ldoc tmux
+  clang libclang-rt-14-dev llvm lua-ldoc tmux locales-all
 
 .PHONY: all setup build build-jit demo test test-valgrind check-valgrind check-asan rock clean fuzz \
   fuzz-build fuzz-smoke bench docs

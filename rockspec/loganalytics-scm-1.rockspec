@@ -36,6 +36,7 @@ build = {
     ["loganalytics.retry"] = "lua/loganalytics/retry.lua",
     ["loganalytics.nginx"] = "lua/loganalytics/nginx.lua",
     ["loganalytics.timespan"] = "lua/loganalytics/timespan.lua",
+    ["loganalytics.numbers"] = "lua/loganalytics/numbers.lua",
     ["loganalytics.cli.values"] = "lua/loganalytics/cli/values.lua",
     ["loganalytics.cli.formats"] = "lua/loganalytics/cli/formats.lua",
     ["loganalytics.cli.table_format"] = "lua/loganalytics/cli/table_format.lua",

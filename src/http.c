@@ -474,7 +474,8 @@ static int finish(la_http *h, CURLcode rc)
         resp->transport_code = CURLE_OPERATION_TIMEDOUT;
         resp->transport_kind = "timeout";
         snprintf(resp->transport_message, sizeof resp->transport_message,
-                 "the response stalled: no data for %.1f s", stall_ms / 1000.0);
+                 "the response stalled: no data for %ld.%ld s",  /* not %f: the locale's point */
+                 stall_ms / 1000, stall_ms % 1000 / 100);
         return -1;
     }
     if (gzip_cut || gzip_bad) {
