@@ -52,6 +52,8 @@ typedef struct transfer {
     int gz_started;            /* its body began: gz was reset for it */
     int gz_no_memory;
     int no_memory;             /* headers or a kept body could not be stored */
+    int got_status_line;       /* a response began (framing errors are then its fault) */
+    int in_headers;            /* between its status line and the blank line */
     la_gunzip *gz;             /* made for the first gzip body, kept by la_http */
 } transfer;
 
@@ -153,6 +155,10 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud)
     if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
         la_buf_clear(&t->resp->headers);
         t->gzip = 0;
+        t->got_status_line = 1;
+        t->in_headers = 1;
+    } else if (len <= 2 && (data[0] == '\r' || data[0] == '\n')) {
+        t->in_headers = 0;
     }
     if (len > 17 && strncasecmp(data, "Content-Encoding:", 17) == 0) {
         const char *v = data + 17;
@@ -301,6 +307,23 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
     return 0;
 }
 
+/* A failure once a response has begun that is its malformed framing, not
+ * the network failing: no system error behind a receive error (libcurl
+ * 7.x reports a bad chunk size that way, and a reset has ECONNRESET), or
+ * memory "running out" while header lines are read (7.x's answer to
+ * headers beyond its 100 KB limit; later versions say CURLE_TOO_LARGE). */
+static int framing_error(const transfer *t, CURLcode rc, long os_errno)
+{
+    if (!t->got_status_line)
+        return 0;
+#if LIBCURL_VERSION_NUM >= 0x080600
+    if (rc == CURLE_TOO_LARGE)
+        return 1;
+#endif
+    return (rc == CURLE_RECV_ERROR && os_errno == 0) ||
+           (rc == CURLE_OUT_OF_MEMORY && t->in_headers);
+}
+
 static const char *kind_of(CURLcode code)
 {
     switch (code) {
@@ -441,7 +464,8 @@ static int gzip_failed(const transfer *t)
 static int finish(la_http *h, CURLcode rc)
 {
     la_http_response *resp = h->t.resp;
-    long status = 0;
+    long status = 0, os_errno = 0;
+    int framing;
     if (h->t.worker) {
         /* the rest of the body, decoded before the gzip state is read */
         la_worker *w = h->t.worker;
@@ -464,6 +488,8 @@ static int finish(la_http *h, CURLcode rc)
     curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
     resp->status = status;
     curl_easy_getinfo(h->easy, CURLINFO_TOTAL_TIME, &resp->total_seconds);
+    curl_easy_getinfo(h->easy, CURLINFO_OS_ERRNO, &os_errno);
+    framing = framing_error(&h->t, rc, os_errno);
     la_http_cancel(h);
     if (no_memory) {
         fail_early(resp, h->t.gz_no_memory ? "out of memory for the gzip decoder"
@@ -489,9 +515,13 @@ static int finish(la_http *h, CURLcode rc)
     if (rc == CURLE_OK)
         return 0;
     resp->transport_code = (int)rc;
-    resp->transport_kind = kind_of(rc);
-    snprintf(resp->transport_message, sizeof resp->transport_message, "%s",
-             h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
+    resp->transport_kind = framing ? "protocol" : kind_of(rc);
+    if (framing && rc == CURLE_OUT_OF_MEMORY)
+        snprintf(resp->transport_message, sizeof resp->transport_message, "%s",
+                 "the response's headers are too large");
+    else
+        snprintf(resp->transport_message, sizeof resp->transport_message, "%s",
+                 h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
     return -1;
 }
 
