@@ -5,9 +5,10 @@
  *
  * It counts malloc, calloc, realloc, strdup and strndup calls once armed,
  * and the allocation numbered FAILMALLOC_AT (1-based) returns NULL; every
- * other one succeeds. It arms itself when the first transfer starts: the
- * first call of curl_multi_add_handle (interposed here), so what is swept
- * is a response's path (libcurl, the body worker, gunzip, tokenizer,
+ * other one succeeds. It arms itself when the first transfer is set up:
+ * the first call of curl_slist_append, curl_easy_reset or
+ * curl_multi_add_handle (interposed here), so what is swept is a request's
+ * and its response's path (libcurl, the body worker, gunzip, tokenizer,
  * parser, event tape, binding), not the interpreter's start-up.
  *
  * Environment:
@@ -137,29 +138,61 @@ char *strndup(const char *s, size_t max)
     return copy;
 }
 
-/* The arming point: the first transfer's start. */
-typedef int (*add_handle_fn)(void *multi, void *easy);
-
-int curl_multi_add_handle(void *multi, void *easy)
+/* The arming point: the first transfer's start (its header list, its
+ * options, its start on the multi handle: whichever comes first). */
+static void *real_curl(const char *name)
 {
-    static add_handle_fn real;
-    if (!real) {
-        inside = 1;
-        /* libcurl came with the module (dlopen, local scope): RTLD_NEXT
-         * does not see it, its own handle does */
-        void *curl = dlopen("libcurl.so.4", RTLD_LAZY | RTLD_NOLOAD);
-        real = (add_handle_fn)(uintptr_t)dlsym(curl ? curl : RTLD_NEXT, "curl_multi_add_handle");
-        if (curl)
-            dlclose(curl);
-        inside = 0;
-    }
+    void *fn;
+    /* libcurl came with the module (dlopen, local scope): RTLD_NEXT does
+     * not see it, its own handle does */
+    void *curl = dlopen("libcurl.so.4", RTLD_LAZY | RTLD_NOLOAD);
+    inside = 1;
+    fn = dlsym(curl ? curl : RTLD_NEXT, name);
+    if (curl)
+        dlclose(curl);
+    inside = 0;
+    return fn;
+}
+
+static void arm(void)
+{
     if (fail_at < 0) {
         inside = 1;
         read_environment();
         inside = 0;
     }
     atomic_store(&armed, 1);
+}
+
+typedef int (*add_handle_fn)(void *multi, void *easy);
+typedef void (*reset_fn)(void *easy);
+typedef void *(*slist_append_fn)(void *list, const char *s);
+
+int curl_multi_add_handle(void *multi, void *easy)
+{
+    static add_handle_fn real;
+    if (!real)
+        real = (add_handle_fn)(uintptr_t)real_curl("curl_multi_add_handle");
+    arm();
     return real(multi, easy);
+}
+
+void curl_easy_reset(void *easy)
+{
+    static reset_fn real;
+    if (!real)
+        real = (reset_fn)(uintptr_t)real_curl("curl_easy_reset");
+    arm();
+    real(easy);
+}
+
+void *curl_slist_append(void *list, const char *s)
+{
+    static slist_append_fn real;
+    if (!real)
+        real = (slist_append_fn)(uintptr_t)real_curl("curl_slist_append");
+    arm();
+    return real(list, s);
 }
 
 __attribute__((destructor)) static void report(void)

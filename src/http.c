@@ -370,6 +370,7 @@ static void fail_early(la_http_response *resp, const char *why)
 int la_http_start(la_http *h, const la_http_request *req, la_http_response *resp)
 {
     CURL *e = h->easy;
+    int stored = 1;  /* libcurl copies string options: each copy can fail */
 
     la_http_cancel(h);
     reset_response(resp);
@@ -396,9 +397,9 @@ int la_http_start(la_http *h, const la_http_request *req, la_http_response *resp
     curl_easy_reset(e);
     h->errbuf[0] = '\0';
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf);
-    curl_easy_setopt(e, CURLOPT_URL, req->url);
+    stored &= curl_easy_setopt(e, CURLOPT_URL, req->url) == CURLE_OK;
 #if LIBCURL_VERSION_NUM >= 0x075500
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    stored &= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK;
 #else
     curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
@@ -408,20 +409,20 @@ int la_http_start(la_http *h, const la_http_request *req, la_http_response *resp
     } else {
         /* copied: a stepped transfer outlives the caller's body string */
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-        curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, req->body ? req->body : "");
+        stored &= curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, req->body ? req->body : "") == CURLE_OK;
     }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->headers);
     /* gzip, decoded by on_write (see transfer) */
-    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
+    stored &= curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip") == CURLE_OK;
     curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, req->insecure ? 0L : 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, req->insecure ? 0L : 2L);
     if (req->ca_file)
-        curl_easy_setopt(e, CURLOPT_CAINFO, req->ca_file);
+        stored &= curl_easy_setopt(e, CURLOPT_CAINFO, req->ca_file) == CURLE_OK;
     if (req->ca_path)
-        curl_easy_setopt(e, CURLOPT_CAPATH, req->ca_path);
+        stored &= curl_easy_setopt(e, CURLOPT_CAPATH, req->ca_path) == CURLE_OK;
     if (req->proxy)
-        curl_easy_setopt(e, CURLOPT_PROXY, req->proxy);
+        stored &= curl_easy_setopt(e, CURLOPT_PROXY, req->proxy) == CURLE_OK;
     if (req->stall_timeout_ms > 0) {
         curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
         curl_easy_setopt(e, CURLOPT_XFERINFODATA, &h->t);
@@ -434,17 +435,21 @@ int la_http_start(la_http *h, const la_http_request *req, la_http_response *resp
                                                  : DEFAULT_CONNECT_TIMEOUT_MS);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : 0L);
     if (req->user_agent)
-        curl_easy_setopt(e, CURLOPT_USERAGENT, req->user_agent);
+        stored &= curl_easy_setopt(e, CURLOPT_USERAGENT, req->user_agent) == CURLE_OK;
     if (req->username) {
         curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-        curl_easy_setopt(e, CURLOPT_USERNAME, req->username);
-        curl_easy_setopt(e, CURLOPT_PASSWORD, req->password ? req->password : "");
+        stored &= curl_easy_setopt(e, CURLOPT_USERNAME, req->username) == CURLE_OK;
+        stored &= curl_easy_setopt(e, CURLOPT_PASSWORD, req->password ? req->password : "") == CURLE_OK;
     }
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, &h->t);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &h->t);
 
+    if (!stored) {
+        fail_early(resp, "out of memory setting up the request");
+        return -1;
+    }
     if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
         la_http_cancel(h);
         fail_early(resp, "cannot start the transfer");

@@ -180,7 +180,8 @@ int la_parser_out_of_memory(const la_parser *p);
  * flush hands recorded events over (a writer on another thread waits there
  * while too much is pending; -1 once cancelled); replay gives every event
  * handed over to sink and returns 0 or the sink's first non-zero answer;
- * cancel makes the writer's callbacks answer LA_SINK_STOP and wakes it. */
+ * cancel makes the writer's callbacks answer LA_SINK_STOP and wakes it.
+ * A recorder that cannot get memory answers LA_SINK_NO_MEMORY. */
 typedef struct la_tape la_tape;
 la_tape *la_tape_new(void);
 void la_tape_free(la_tape *t);
