@@ -523,7 +523,7 @@ static int finish(la_http *h, CURLcode rc)
     resp->transport_kind = framing ? "protocol" : kind_of(rc);
     if (framing && rc == CURLE_OUT_OF_MEMORY)
         snprintf(resp->transport_message, sizeof resp->transport_message, "%s",
-                 "the response's headers are too large");
+                 "the response's headers are too large (or memory ran out reading them)");
     else
         snprintf(resp->transport_message, sizeof resp->transport_message, "%s",
                  h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
