@@ -8,9 +8,9 @@ DEB_PACKAGES = build-essential cmake pkg-config curl python3 \
   lua5.4 liblua5.4-dev lua5.1 liblua5.1-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
   luajit2 libluajit2-5.1-dev luarocks lua-busted lua-cjson nginx libnginx-mod-http-lua \
   libcurl4-openssl-dev libcjson-dev libyajl-dev libssl-dev libisal-dev zlib1g-dev openssl valgrind strace \
-  clang libclang-rt-14-dev llvm lua-ldoc tmux
+  clang libclang-rt-14-dev llvm lua-ldoc tmux locales-all
 
-.PHONY: all setup build build-jit demo test test-valgrind check-valgrind check-asan rock clean fuzz \
+.PHONY: all setup build build-jit demo test test-valgrind check-valgrind check-asan check-alloc rock clean fuzz \
   fuzz-build fuzz-smoke bench docs
 
 all: build
@@ -66,6 +66,13 @@ check-asan: build
 	cmake -S . -B $(ASAN_BUILD) -DLUA_VERSION=5.4 -DSANITIZE=ON >/dev/null
 	cmake --build $(ASAN_BUILD) -j2 -- --no-print-directory -s
 	$(ASAN_ENV) $(ASAN_BUILD)/asan_lua /usr/bin/busted --cpath='$(ASAN_BUILD)/?.so'
+
+# Allocation-failure sweep (spec/alloc_spec.lua): a query of ~2,100 rows
+# (gzip and identity, body worker and threads = false, on_row) run once per
+# allocation of the response's path with that allocation failing
+# (fuzz/failmalloc.so, LD_PRELOAD). make test runs every 7th; this, every one.
+check-alloc: build
+	ALLOC_STRIDE=1 busted --lua=$(LUA) spec/alloc_spec.lua
 
 # libFuzzer (fuzz/README.md), three targets, each run for FUZZ_SECONDS:
 #   fuzz_tokenizer        the JSON tokenizer, checked against yajl

@@ -6,6 +6,7 @@
 local la = require "loganalytics"
 local core = require "loganalytics.core"
 local timespan = require "loganalytics.timespan"
+local numbers = require "loganalytics.numbers"
 local formats = require "loganalytics.cli.formats"
 local terminal = require "loganalytics.cli.terminal"
 local values = require "loganalytics.cli.values"
@@ -216,7 +217,7 @@ local function query_text(positional)
 end
 
 local function whole_number(flag, text, minimum)
-  local n = tonumber(text)
+  local n = numbers.tonumber(text)
   if not n or n ~= math.floor(n) or n < minimum or n >= 2 ^ 31 then
     usage(("option %s must be a whole number >= %d, got '%s'"):format(flag, minimum, text))
   end
@@ -236,7 +237,7 @@ end
 local function query_options(given)
   local opts = {}
   if given.timespan then
-    local span = tonumber(given.timespan) or given.timespan
+    local span = numbers.tonumber(given.timespan) or given.timespan
     local ok, why = pcall(timespan.format, span)
     if not ok then usage("invalid --timespan: " .. tostring(why):gsub("^timespan: ", "")) end
     opts.timespan = span

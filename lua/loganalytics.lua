@@ -30,6 +30,7 @@ local errors = require "loganalytics.errors"
 local credentials = require "loganalytics.credentials"
 local clouds = require "loganalytics.clouds"
 local retry = require "loganalytics.retry"
+local numbers = require "loganalytics.numbers"
 local redaction = require "loganalytics.redact"
 
 local type, pairs, ipairs, tostring, select, pcall, error, setmetatable =
@@ -382,7 +383,9 @@ end
 -- @table error
 -- @field kind `"service"` (the API answered with an error), `"auth"` (401/403, or no
 --   token), `"network"` (DNS, connect, TLS, reset), `"timeout"` (ours, a 408, or the
---   service's 504) or `"protocol"` (a malformed or truncated response); and
+--   service's 504), `"protocol"` (a malformed or truncated response, or one that is
+--   not a query result) or `"memory"` (memory ran out while the response was read:
+--   never retried, and never a result missing rows); and
 --   `"busy"`, raised (not returned) by a call that would start a second transfer
 --   on a client while one is under way (see @{client:query})
 -- @field status the HTTP status, when there was a response
@@ -488,7 +491,9 @@ local function outcome(response, secrets)
                            secrets)
   end
   if response.parse_error then
-    return nil, errors.new({ kind = "protocol", status = status, message = response.parse_error,
+    -- memory running out while the rows were read is not the response's fault
+    return nil, errors.new({ kind = response.out_of_memory and "memory" or "protocol",
+                             status = status, message = response.parse_error,
                              request_id = headers["x-ms-request-id"] }, secrets)
   end
   if not status or status < 200 or status > 299 then
@@ -509,6 +514,38 @@ local function outcome(response, secrets)
   return result
 end
 
+-- Is s well-formed UTF-8 (RFC 3629): no stray continuation bytes, no
+-- overlong forms, no surrogates (U+D800..U+DFFF), nothing above U+10FFFF?
+local function is_utf8(s)
+  if not s:find("[\128-\255]") then return true end
+  local byte, i, n = string.byte, 1, #s
+  while i <= n do
+    local c = byte(s, i)
+    if c < 0x80 then
+      i = i + 1
+    else
+      local need, lo, hi  -- continuation count, and the second byte's range
+      if c >= 0xC2 and c <= 0xDF then need, lo, hi = 1, 0x80, 0xBF
+      elseif c == 0xE0 then need, lo, hi = 2, 0xA0, 0xBF        -- not overlong
+      elseif c == 0xED then need, lo, hi = 2, 0x80, 0x9F        -- no surrogates
+      elseif c >= 0xE1 and c <= 0xEF then need, lo, hi = 2, 0x80, 0xBF
+      elseif c == 0xF0 then need, lo, hi = 3, 0x90, 0xBF        -- not overlong
+      elseif c >= 0xF1 and c <= 0xF3 then need, lo, hi = 3, 0x80, 0xBF
+      elseif c == 0xF4 then need, lo, hi = 3, 0x80, 0x8F        -- <= U+10FFFF
+      else return false end
+      if i + need > n then return false end
+      local b = byte(s, i + 1)
+      if b < lo or b > hi then return false end
+      for k = 2, need do
+        b = byte(s, i + k)
+        if b < 0x80 or b > 0xBF then return false end
+      end
+      i = i + need + 1
+    end
+  end
+  return true
+end
+
 -- Checks a query and its options; returns a function making the request
 -- table (anew for each try: authorization adds to it) and the auth scope.
 local function prepare(self, kql, opts, on_row)
@@ -520,6 +557,7 @@ local function prepare(self, kql, opts, on_row)
   end
   if kql:find("^%s*$") then misuse("the query must not be empty") end
   if kql:find("%z") then misuse("the query must not contain NUL bytes") end
+  if not is_utf8(kql) then misuse("the query must be valid UTF-8") end
   if opts == nil then opts = {} end
   check_type("opts", opts, "table")
   check_known(opts, QUERY_OPTIONS, "query")
@@ -708,8 +746,8 @@ local function next_try(self, tries, response)
       :format(describe(response)))
     return false
   end
-  log("warn", ("retry %d of %d in %.2f s after %s"):format(tries.attempt, policy.max_retries, wait,
-    describe(response)))
+  log("warn", ("retry %d of %d in %s s after %s"):format(tries.attempt, policy.max_retries,
+    numbers.format("%.2f", wait), describe(response)))
   pause(wait, tries.on_progress)
   tries.attempt = tries.attempt + 1
   return true
@@ -727,7 +765,8 @@ local function send_with_retries(self, request, tries)
     log("debug", "POST " .. redact(req.url))
     local started = core.now()
     local response = perform(self.http, req, tries.on_progress)
-    log("info", ("POST %s: %s in %.3f s"):format(redact(req.url), describe(response), core.now() - started))
+    log("info", ("POST %s: %s in %s s"):format(redact(req.url), describe(response),
+      numbers.format("%.3f", core.now() - started)))
     if not next_try(self, tries, response) then return response, tries.attempt end
   end
 end

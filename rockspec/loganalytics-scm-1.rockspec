@@ -38,6 +38,7 @@ build = {
     ["loganalytics.redact"] = "lua/loganalytics/redact.lua",
     ["loganalytics.nginx"] = "lua/loganalytics/nginx.lua",
     ["loganalytics.timespan"] = "lua/loganalytics/timespan.lua",
+    ["loganalytics.numbers"] = "lua/loganalytics/numbers.lua",
     ["loganalytics.cli.values"] = "lua/loganalytics/cli/values.lua",
     ["loganalytics.cli.formats"] = "lua/loganalytics/cli/formats.lua",
     ["loganalytics.cli.table_format"] = "lua/loganalytics/cli/table_format.lua",

@@ -32,9 +32,18 @@ errors use the service's body shape {"error":{"message","code","correlationId","
   wrong_types                 200, WRONG_TYPES (cells that do not fit their column types)
   long_overflow               200, LONG_OVERFLOW (long cells beyond 64 bits, and 1e400)
   deep:DEPTH                  200, one dynamic cell nested DEPTH levels: [{"a":[{"a":...1...}]}]
-  big:MB                      200, about MB megabytes (10^6 bytes) of AzureActivity-like rows,
-                              chunked, gzip (level 1) when accepted; header x-test-rows: rows
+  big:MB[:identity]           200, about MB megabytes (10^6 bytes) of AzureActivity-like rows,
+                              chunked, gzip (level 1) when accepted unless "identity" is
+                              given; header x-test-rows: rows
   html502                     502, Content-Type: text/html, HTML502 (identity)
+  bad_chunk                   200, chunked, SUCCESS_BODY in one chunk whose size line is not hex
+  chunk_cut                   200, chunked, a chunk announced longer than the bytes sent, then FIN
+  huge_header:KB              200, SUCCESS_BODY after a header line of KB kilobytes (1 to 10000)
+  long_length                 200, Content-Length 100 bytes more than SUCCESS_BODY, then FIN
+  short_length                200, Content-Length 10 bytes less than SUCCESS_BODY (the rest
+                              stays unread on the connection, which is closed)
+  bad_gzip                    200, Content-Encoding: gzip, a body that is not gzip data
+  bad_status_line             a status line that is not HTTP
 Anything else: 400 BadArgumentError, innererror code UnknownApiError (bad arguments:
 innererror code InvalidFaultArgumentError).
 
@@ -377,7 +386,9 @@ def deep_body(depth):
 
 FAULT_NAMES = ("throttle", "throttle_ms", "throttle_date", "flaky", "flaky_reset",
                "reset_mid_body", "truncate_body", "truncate_gzip", "gzip_bad_crc", "gzip_header_crc", "slow_headers", "stall",
-               "invalid_json", "wrong_types", "long_overflow", "deep", "big", "html502")
+               "invalid_json", "wrong_types", "long_overflow", "deep", "big", "html502",
+               "bad_chunk", "chunk_cut", "huge_header", "long_length", "short_length", "bad_gzip",
+               "bad_status_line")
 
 
 def gzip_with_header_crc(data):
@@ -476,8 +487,49 @@ def _serve(h, text, gzip_ok):
         _nargs(name, args, 1)
         return h.send(200, deep_body(_int(args[0], "DEPTH", 1, MAX_DEPTH)))
     if name == "big":
+        _nargs(name, args, 1, 2)
+        if len(args) == 2 and args[1] != "identity":
+            raise bad_fault(f"big's second argument can only be 'identity', not {args[1]!r}")
+        return send_big(h, _num(args[0], "MB", MAX_MB), gzip_ok and len(args) == 1)
+    if name == "bad_chunk":
+        _nargs(name, args, 0)
+        _headers(h, 200, [("Transfer-Encoding", "chunked")])
+        h.wfile.write(b"zz\r\n" + SUCCESS_BODY + b"\r\n0\r\n\r\n")
+        h.close_connection = True
+        return None
+    if name == "chunk_cut":
+        _nargs(name, args, 0)
+        _headers(h, 200, [("Transfer-Encoding", "chunked")])
+        h.wfile.write(b"%x\r\n" % (len(SUCCESS_BODY) + 100) + SUCCESS_BODY)
+        h.close_connection = True
+        return None
+    if name == "huge_header":
         _nargs(name, args, 1)
-        return send_big(h, _num(args[0], "MB", MAX_MB), gzip_ok)
+        size = _int(args[0], "KB", 1, 10000) * 1024
+        _headers(h, 200, [("Content-Length", str(len(SUCCESS_BODY))), ("X-Padding", "a" * size)])
+        h.wfile.write(SUCCESS_BODY)
+        return None
+    if name == "long_length":
+        _nargs(name, args, 0)
+        _headers(h, 200, [("Content-Length", str(len(SUCCESS_BODY) + 100))])
+        h.wfile.write(SUCCESS_BODY)
+        h.close_connection = True
+        return None
+    if name == "short_length":
+        _nargs(name, args, 0)
+        _headers(h, 200, [("Content-Length", str(len(SUCCESS_BODY) - 10)), ("Connection", "close")])
+        h.wfile.write(SUCCESS_BODY)
+        h.close_connection = True
+        return None
+    if name == "bad_gzip":
+        _nargs(name, args, 0)
+        return h.send(200, b"this is not gzip data at all" * 10, [("Content-Encoding", "gzip")],
+                      compress=False)
+    if name == "bad_status_line":
+        _nargs(name, args, 0)
+        h.wfile.write(b"HELLO THERE\r\n\r\n" + SUCCESS_BODY)
+        h.close_connection = True
+        return None
     if name == "html502":
         _nargs(name, args, 0)
         return h.send(502, HTML502, [("Content-Type", "text/html")], compress=False)

@@ -134,8 +134,8 @@ describe("loganalytics.timespan", function()
     it("keeps fractions of epoch seconds without trailing zeros", function()
       assert.are.equal("2024-01-01T00:00:00.5Z/2024-01-01T00:00:01.25Z",
         timespan.format { start = 1704067200.5, finish = 1704067201.25 })
-      assert.are.equal("2024-01-01T00:00:00.123Z/2024-01-01T00:00:00.000001Z",
-        timespan.format { start = 1704067200.123, finish = 1704067200.000001 })
+      assert.are.equal("2024-01-01T00:00:00.000001Z/2024-01-01T00:00:00.123Z",
+        timespan.format { start = 1704067200.000001, finish = 1704067200.123 })
     end)
 
     it("formats {start, duration} and {duration, finish}", function()

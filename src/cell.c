@@ -5,7 +5,9 @@
  */
 #include "la_core.h"
 
+#include <locale.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -34,6 +36,8 @@ la_type la_type_from_name(const char *name, size_t len)
             return names[i].type;
     return LA_TYPE_UNKNOWN;
 }
+
+#define NOMEM (-2)
 
 int la_parse_int64(const char *s, size_t len, long long *out)
 {
@@ -70,21 +74,40 @@ int la_parse_int64(const char *s, size_t len, long long *out)
     return 0;
 }
 
-/* strtod over a length-delimited string; 0 when all of it is a number. */
+/* The "C" locale, for strtod: the process's LC_NUMERIC (a host's
+ * setlocale(LC_ALL, "de_DE.UTF-8"), say) must not make "1.5" unreadable.
+ * glibc and musl hand the C locale over without allocating. */
+static locale_t c_locale = (locale_t)0;
+static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
+
+static void make_c_locale(void)
+{
+    c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+}
+
+/* strtod over a length-delimited string, in the C locale whatever the
+ * process's: 0 when all of it is a number, -1 when it is not one, NOMEM
+ * when memory ran out (a long text is copied). */
 static int parse_double(const char *s, size_t len, double *out)
 {
     char small[64], *copy = small, *end;
+    locale_t previous = (locale_t)0;
     int ok;
     if (len == 0)
         return -1;
+    pthread_once(&c_locale_once, make_c_locale);
+    if (c_locale == (locale_t)0)
+        return NOMEM;
     if (len >= sizeof small) {
         copy = malloc(len + 1);
         if (!copy)
-            return -1;
+            return NOMEM;
     }
     memcpy(copy, s, len);
     copy[len] = '\0';
+    previous = uselocale(c_locale);
     *out = strtod(copy, &end);
+    uselocale(previous);
     ok = end == copy + len;
     if (copy != small)
         free(copy);
@@ -118,19 +141,20 @@ static void set_bool(la_cell *out, int b)
 
 /* An integer when the text is one that fits in int64, or a float whose value
  * is integral and in range ("1e3"); otherwise a float. Returns -1 when the
- * text is not a number at all. */
+ * text is not a number at all, NOMEM when memory ran out. */
 static int number_as_integer(const char *s, size_t len, la_cell *out)
 {
     long long v;
     double d;
     size_t i;
-    int digits_only = len > 0;
+    int digits_only = len > 0, rc;
     if (la_parse_int64(s, len, &v) == 0) {
         set_integer(out, v);
         return 0;
     }
-    if (parse_double(s, len, &d) != 0)
-        return -1;
+    rc = parse_double(s, len, &d);
+    if (rc != 0)
+        return rc;
     for (i = (len && (s[0] == '-' || s[0] == '+')); i < len; i++)
         if (s[i] < '0' || s[i] > '9')
             digits_only = 0;
@@ -166,38 +190,47 @@ static int special_real(const char *s, size_t len, double *out)
     return -1;
 }
 
-void la_cell_from_number(la_type type, const char *raw, size_t len, la_cell *out)
+/* The outcome of a conversion: text that is not what its column says stays
+ * a string; running out of memory is never taken for that. */
+static int converted(int rc, la_cell *out, const char *s, size_t len)
+{
+    if (rc == NOMEM)
+        return -1;
+    if (rc != 0)
+        set_string(out, s, len);
+    return 0;
+}
+
+int la_cell_from_number(la_type type, const char *raw, size_t len, la_cell *out)
 {
     double d;
+    int rc;
     switch (type) {
     case LA_TYPE_BOOL:
-        if (parse_double(raw, len, &d) == 0)
+        rc = parse_double(raw, len, &d);
+        if (rc == 0)
             set_bool(out, d != 0);
-        else
-            set_string(out, raw, len);
-        return;
+        return converted(rc, out, raw, len);
     case LA_TYPE_INT:
     case LA_TYPE_LONG:
     case LA_TYPE_UNKNOWN:
-        if (number_as_integer(raw, len, out) != 0)
-            set_string(out, raw, len);
-        return;
+        return converted(number_as_integer(raw, len, out), out, raw, len);
     case LA_TYPE_REAL:
-        if (parse_double(raw, len, &d) == 0)
+        rc = parse_double(raw, len, &d);
+        if (rc == 0)
             set_real(out, d);
-        else
-            set_string(out, raw, len);
-        return;
+        return converted(rc, out, raw, len);
     default:
         /* decimal, datetime, timespan, guid, string, dynamic: as sent */
         set_string(out, raw, len);
-        return;
+        return 0;
     }
 }
 
-void la_cell_from_string(la_type type, const char *s, size_t len, la_cell *out)
+int la_cell_from_string(la_type type, const char *s, size_t len, la_cell *out)
 {
     double d;
+    int rc;
     switch (type) {
     case LA_TYPE_BOOL:
         if (name_is(s, len, "true") || name_is(s, len, "1"))
@@ -206,21 +239,20 @@ void la_cell_from_string(la_type type, const char *s, size_t len, la_cell *out)
             set_bool(out, 0);
         else
             set_string(out, s, len);
-        return;
+        return 0;
     case LA_TYPE_INT:
     case LA_TYPE_LONG:
-        if (number_as_integer(s, len, out) != 0)
-            set_string(out, s, len);
-        return;
+        return converted(number_as_integer(s, len, out), out, s, len);
     case LA_TYPE_REAL:
-        if (special_real(s, len, &d) == 0 || parse_double(s, len, &d) == 0)
+        rc = special_real(s, len, &d);
+        if (rc != 0)
+            rc = parse_double(s, len, &d);
+        if (rc == 0)
             set_real(out, d);
-        else
-            set_string(out, s, len);
-        return;
+        return converted(rc, out, s, len);
     default:
         set_string(out, s, len);
-        return;
+        return 0;
     }
 }
 

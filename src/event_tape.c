@@ -52,6 +52,7 @@ struct la_tape {
     /* the writer's */
     char writer_line[CACHE_LINE];
     block *writing;            /* not yet handed over */
+    int no_memory;             /* a block could not be had */
     la_string_cache *strings;  /* which strings repeat */
     /* the reader's */
     char reader_line[CACHE_LINE];
@@ -155,8 +156,10 @@ static char *reserve(la_tape *t, size_t n)
         if (!fresh) {
             size_t cap = n > BLOCK_SIZE ? n : BLOCK_SIZE;
             fresh = malloc(sizeof *fresh + cap);
-            if (!fresh)
+            if (!fresh) {
+                t->no_memory = 1;
                 return NULL;
+            }
             fresh->cap = cap;
         }
         fresh->len = 0;
@@ -165,8 +168,10 @@ static char *reserve(la_tape *t, size_t n)
     } else if (t->writing->cap - t->writing->len < n) {
         /* an empty block too small for this record */
         block *bigger = realloc(t->writing, sizeof *bigger + n);
-        if (!bigger)
+        if (!bigger) {
+            t->no_memory = 1;
             return NULL;
+        }
         bigger->cap = n;
         t->writing = bigger;
     }
@@ -174,6 +179,13 @@ static char *reserve(la_tape *t, size_t n)
 }
 
 /* ------------------------------------------------------------ recording */
+
+/* What a recorder answers when reserve gave no room: cancelled is a stop,
+ * memory running out an error (events would be missing from the result). */
+static int no_room(const la_tape *t)
+{
+    return t->no_memory ? LA_SINK_NO_MEMORY : LA_SINK_STOP;
+}
 
 static char *put(char *p, const void *v, size_t n)
 {
@@ -196,7 +208,7 @@ static int rec_simple(la_tape *t, unsigned char op, size_t value)
 {
     char *p = reserve(t, 1 + sizeof value);
     if (!p)
-        return LA_SINK_STOP;
+        return no_room(t);
     *p++ = (char)op;
     return record(t, put_size(p, value));
 }
@@ -214,7 +226,7 @@ static int rec_table_name(void *ud, const char *name, size_t len)
     la_tape *t = ud;
     char *p = reserve(t, 1 + sizeof len + len);
     if (!p)
-        return LA_SINK_STOP;
+        return no_room(t);
     *p++ = OP_TABLE_NAME;
     p = put_size(p, len);
     return record(t, put(p, name, len));
@@ -226,7 +238,7 @@ static int rec_column(void *ud, size_t index, const char *name, size_t name_len,
     la_tape *t = ud;
     char *p = reserve(t, 1 + 3 * sizeof index + name_len + type_len);
     if (!p)
-        return LA_SINK_STOP;
+        return no_room(t);
     *p++ = OP_COLUMN;
     p = put_size(p, index);
     p = put_size(p, name_len);
@@ -249,7 +261,7 @@ static int rec_string(la_tape *t, uint32_t column, const la_cell *cell)
         slot = 0;
     p = reserve(t, 1 + sizeof column + sizeof slot + sizeof cell->len + (slot > 0 ? 0 : cell->len));
     if (!p)
-        return LA_SINK_STOP;
+        return no_room(t);
     if (slot == 0) {
         *p++ = (char)(OP_CELL + LA_CELL_STRING);
         p = put(p, &column, sizeof column);
@@ -274,7 +286,7 @@ static int rec_cell(void *ud, size_t index, const la_cell *cell)
                   + (cell->kind == LA_CELL_STRING ? cell->len : sizeof(double));
     char *p = reserve(t, room);
     if (!p)
-        return LA_SINK_STOP;
+        return no_room(t);
     *p++ = (char)(OP_CELL + cell->kind);
     p = put(p, &column, sizeof column);
     switch (cell->kind) {
@@ -305,7 +317,7 @@ static int rec_member(void *ud, const char *key, size_t key_len, const char *jso
     la_tape *t = ud;
     char *p = reserve(t, 1 + 2 * sizeof len + key_len + len);
     if (!p)
-        return LA_SINK_STOP;
+        return no_room(t);
     *p++ = OP_MEMBER;
     p = put_size(p, key_len);
     p = put(p, key, key_len);

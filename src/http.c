@@ -60,6 +60,9 @@ typedef struct transfer {
     int gzip;                  /* this response says Content-Encoding: gzip */
     int gz_started;            /* its body began: gz was reset for it */
     int gz_no_memory;
+    int no_memory;             /* headers or a kept body could not be stored */
+    int got_status_line;       /* a response began (framing errors are then its fault) */
+    int in_headers;            /* between its status line and the blank line */
     la_gunzip *gz;             /* made for the first gzip body, kept by la_http */
 } transfer;
 
@@ -189,6 +192,10 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud)
     if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
         la_buf_clear(&t->resp->headers);
         t->gzip = 0;
+        t->got_status_line = 1;
+        t->in_headers = 1;
+    } else if (len <= 2 && (data[0] == '\r' || data[0] == '\n')) {
+        t->in_headers = 0;
     }
     if (len > 17 && strncasecmp(data, "Content-Encoding:", 17) == 0) {
         const char *v = data + 17;
@@ -196,8 +203,10 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud)
             v++;
         t->gzip = (size_t)(data + len - v) >= 4 && strncasecmp(v, "gzip", 4) == 0;
     }
-    if (la_buf_append(&t->resp->headers, data, len) != 0)
+    if (la_buf_append(&t->resp->headers, data, len) != 0) {
+        t->no_memory = 1;
         return 0;
+    }
     return len;
 }
 
@@ -233,8 +242,10 @@ static int deliver(void *ud, const char *data, size_t len)
     }
     if (t->resp->body.len < LA_KEPT_BODY_MAX) {
         size_t room = LA_KEPT_BODY_MAX - t->resp->body.len;
-        if (la_buf_append(&t->resp->body, data, len < room ? len : room) != 0)
+        if (la_buf_append(&t->resp->body, data, len < room ? len : room) != 0) {
+            t->no_memory = 1;
             return -1;
+        }
     }
     return 0;
 }
@@ -333,11 +344,30 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
     return 0;
 }
 
+/* A failure once a response has begun that is its malformed framing, not
+ * the network failing: no system error behind a receive error (libcurl
+ * 7.x reports a bad chunk size that way, and a reset has ECONNRESET), or
+ * memory "running out" while header lines are read (7.x's answer to
+ * headers beyond its 100 KB limit; later versions say CURLE_TOO_LARGE). */
+static int framing_error(const transfer *t, CURLcode rc, long os_errno)
+{
+    if (!t->got_status_line)
+        return 0;
+#if LIBCURL_VERSION_NUM >= 0x080600
+    if (rc == CURLE_TOO_LARGE)
+        return 1;
+#endif
+    return (rc == CURLE_RECV_ERROR && os_errno == 0) ||
+           (rc == CURLE_OUT_OF_MEMORY && t->in_headers);
+}
+
 static const char *kind_of(CURLcode code)
 {
     switch (code) {
     case CURLE_OPERATION_TIMEDOUT:
         return "timeout";
+    case CURLE_OUT_OF_MEMORY:
+        return "memory";
     case CURLE_PARTIAL_FILE:          /* body shorter than announced */
     case CURLE_BAD_CONTENT_ENCODING:  /* broken gzip stream */
     case CURLE_WEIRD_SERVER_REPLY:
@@ -412,7 +442,7 @@ static struct curl_slist *header_list(const la_http_request *req)
 static void fail_early(la_http_response *resp, const char *why)
 {
     resp->transport_code = CURLE_OUT_OF_MEMORY;
-    resp->transport_kind = "network";
+    resp->transport_kind = "memory";
     snprintf(resp->transport_message, sizeof resp->transport_message, "%s", why);
 }
 
@@ -420,6 +450,7 @@ static int start_transfer(la_http *h, const la_http_request *req, la_http_respon
                           int performing)
 {
     CURL *e = h->easy;
+    int stored = 1;  /* libcurl copies string options: each copy can fail */
 
     la_http_cancel(h);
     reset_response(resp);
@@ -448,9 +479,9 @@ static int start_transfer(la_http *h, const la_http_request *req, la_http_respon
     curl_easy_reset(e);
     h->errbuf[0] = '\0';
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf);
-    curl_easy_setopt(e, CURLOPT_URL, req->url);
+    stored &= curl_easy_setopt(e, CURLOPT_URL, req->url) == CURLE_OK;
 #if LIBCURL_VERSION_NUM >= 0x075500
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    stored &= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK;
 #else
     curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
@@ -471,18 +502,18 @@ static int start_transfer(la_http *h, const la_http_request *req, la_http_respon
     }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->headers);
     /* gzip, decoded by on_write (see transfer) */
-    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
+    stored &= curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip") == CURLE_OK;
     curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, req->insecure ? 0L : 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, req->insecure ? 0L : 2L);
     if (req->ca_file)
-        curl_easy_setopt(e, CURLOPT_CAINFO, req->ca_file);
+        stored &= curl_easy_setopt(e, CURLOPT_CAINFO, req->ca_file) == CURLE_OK;
     if (req->ca_path)
-        curl_easy_setopt(e, CURLOPT_CAPATH, req->ca_path);
+        stored &= curl_easy_setopt(e, CURLOPT_CAPATH, req->ca_path) == CURLE_OK;
     if (req->no_proxy)
-        curl_easy_setopt(e, CURLOPT_NOPROXY, "*");  /* every host: the option and the variables */
+        stored &= curl_easy_setopt(e, CURLOPT_NOPROXY, "*") == CURLE_OK;  /* every host: the option and the variables */
     else if (req->proxy)
-        curl_easy_setopt(e, CURLOPT_PROXY, req->proxy);
+        stored &= curl_easy_setopt(e, CURLOPT_PROXY, req->proxy) == CURLE_OK;
     if (req->stall_timeout_ms > 0) {
         curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
         curl_easy_setopt(e, CURLOPT_XFERINFODATA, &h->t);
@@ -496,12 +527,16 @@ static int start_transfer(la_http *h, const la_http_request *req, la_http_respon
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
                      performing && req->timeout_ms > 0 ? req->timeout_ms : 0L);
     if (req->user_agent)
-        curl_easy_setopt(e, CURLOPT_USERAGENT, req->user_agent);
+        stored &= curl_easy_setopt(e, CURLOPT_USERAGENT, req->user_agent) == CURLE_OK;
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, &h->t);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &h->t);
 
+    if (!stored) {
+        fail_early(resp, "out of memory setting up the request");
+        return -1;
+    }
     if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
         la_http_cancel(h);
         fail_early(resp, "cannot start the transfer");
@@ -526,7 +561,8 @@ static int gzip_failed(const transfer *t)
 static int finish(la_http *h, CURLcode rc)
 {
     la_http_response *resp = h->t.resp;
-    long status = 0;
+    long status = 0, os_errno = 0;
+    int framing;
     if (h->t.worker) {
         /* the rest of the body, decoded before the gzip state is read */
         la_worker *w = h->t.worker;
@@ -543,30 +579,35 @@ static int finish(la_http *h, CURLcode rc)
     }
     /* an empty body says nothing about gzip (a 204, say) */
     int gzip_cut = rc == CURLE_OK && h->t.gzip && h->t.gz_started && !la_gunzip_done(h->t.gz);
-    int gzip_bad = gzip_failed(&h->t), no_memory = h->t.gz_no_memory, stalled = h->t.stalled;
+    int gzip_bad = gzip_failed(&h->t), stalled = h->t.stalled;
+    int no_memory = h->t.gz_no_memory || h->t.no_memory;
     int timed_out = h->t.timed_out;
     long stall_ms = h->t.stall_ms, timeout_ms = h->t.timeout_ms;
     curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
     resp->status = status;
     curl_easy_getinfo(h->easy, CURLINFO_TOTAL_TIME, &resp->total_seconds);
+    curl_easy_getinfo(h->easy, CURLINFO_OS_ERRNO, &os_errno);
+    framing = framing_error(&h->t, rc, os_errno);
     la_http_cancel(h);
     if (no_memory) {
-        fail_early(resp, "out of memory for the gzip decoder");
+        fail_early(resp, h->t.gz_no_memory ? "out of memory for the gzip decoder"
+                                           : "out of memory for the response");
         return -1;
     }
     if (stalled) {
         resp->transport_code = CURLE_OPERATION_TIMEDOUT;
         resp->transport_kind = "timeout";
         snprintf(resp->transport_message, sizeof resp->transport_message,
-                 "the response stalled: no data for %.1f s", stall_ms / 1000.0);
+                 "the response stalled: no data for %ld.%ld s",  /* not %f: the locale's point */
+                 stall_ms / 1000, stall_ms % 1000 / 100);
         return -1;
     }
     if (timed_out) {
         resp->transport_code = CURLE_OPERATION_TIMEDOUT;
         resp->transport_kind = "timeout";
         snprintf(resp->transport_message, sizeof resp->transport_message,
-                 "the transfer timed out after %.1f s (not counting the time its reader spent between rows)",
-                 timeout_ms / 1000.0);
+                 "the transfer timed out after %ld.%ld s (not counting the time its reader spent between rows)",
+                 timeout_ms / 1000, timeout_ms % 1000 / 100);  /* not %f: the locale's point */
         return -1;
     }
     if (gzip_cut || gzip_bad) {
@@ -580,9 +621,13 @@ static int finish(la_http *h, CURLcode rc)
     if (rc == CURLE_OK)
         return 0;
     resp->transport_code = (int)rc;
-    resp->transport_kind = kind_of(rc);
-    snprintf(resp->transport_message, sizeof resp->transport_message, "%s",
-             h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
+    resp->transport_kind = framing ? "protocol" : kind_of(rc);
+    if (framing && rc == CURLE_OUT_OF_MEMORY)
+        snprintf(resp->transport_message, sizeof resp->transport_message, "%s",
+                 "the response's headers are too large (or memory ran out reading them)");
+    else
+        snprintf(resp->transport_message, sizeof resp->transport_message, "%s",
+                 h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
     return -1;
 }
 

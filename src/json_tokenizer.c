@@ -37,6 +37,7 @@ struct la_json {
     int resume_valid;
     la_buf scratch;          /* strings with escapes, decoded */
     int cancelled;
+    int out_of_memory;
     char error[160];
 };
 
@@ -128,6 +129,12 @@ static int fail(la_json *j, const char *what, size_t offset)
         snprintf(j->error, sizeof j->error, "%s (near byte %lu of the chunk)", what,
                  (unsigned long)offset);
     return -1;
+}
+
+static int no_memory(la_json *j)
+{
+    j->out_of_memory = 1;
+    return fail(j, "out of memory", 0);
 }
 
 /* ------------------------------------------------------------ grammar */
@@ -286,7 +293,7 @@ static int scan_string(la_json *j, const char **pp, const char *end, int is_key,
         if (rc == -2)
             return fail(j, "invalid JSON: bad escape in a string", (size_t)(p - base));
         if (rc != 0)
-            return fail(j, "out of memory", 0);
+            return no_memory(j);
         rc = is_key ? j->cb->map_key(j->ctx, (const unsigned char *)j->scratch.data, j->scratch.len)
                     : j->cb->string(j->ctx, (const unsigned char *)j->scratch.data, j->scratch.len);
     } else {
@@ -448,7 +455,7 @@ static int run(la_json *j, const char *p, const char *end, int final, const char
             rc = scan_string(j, &p, end, 0, base);
         } else if (c == '{' || c == '[') {
             if (la_buf_putc(&j->stack, (char)c) != 0)
-                return fail(j, "out of memory", 0);
+                return no_memory(j);
             p++;
             if (emit(j, c == '{' ? j->cb->start_map(j->ctx) : j->cb->start_array(j->ctx)) != 0)
                 return -1;
@@ -481,7 +488,7 @@ int la_json_feed(la_json *j, const char *data, size_t len)
          * keeping what is still unfinished at the front of carry */
         size_t consumed;
         if (la_buf_append(&j->carry, data, len) != 0)
-            return fail(j, "out of memory", 0);
+            return no_memory(j);
         if (run(j, j->carry.data, j->carry.data + j->carry.len, 0, &rest) != 0)
             return -1;
         consumed = (size_t)(rest - j->carry.data);
@@ -495,7 +502,7 @@ int la_json_feed(la_json *j, const char *data, size_t len)
     if (run(j, data, data + len, 0, &rest) != 0)
         return -1;
     if (rest < data + len && la_buf_append(&j->carry, rest, (size_t)(data + len - rest)) != 0)
-        return fail(j, "out of memory", 0);
+        return no_memory(j);
     return 0;
 }
 
@@ -522,4 +529,9 @@ int la_json_finish(la_json *j)
 int la_json_cancelled(const la_json *j)
 {
     return j->cancelled;
+}
+
+int la_json_out_of_memory(const la_json *j)
+{
+    return j->out_of_memory;
 }

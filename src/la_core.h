@@ -81,9 +81,12 @@ typedef struct la_cell {
     int slot;
 } la_cell;
 
-/* Conversions by column type; see the type table in README.md. */
-void la_cell_from_number(la_type type, const char *raw, size_t len, la_cell *out);
-void la_cell_from_string(la_type type, const char *s, size_t len, la_cell *out);
+/* Conversions by column type; see the type table in README.md. Text that
+ * does not fit its column type stays a string. 0, or -1 when memory ran
+ * out (then out is not set). Reals are read in the C locale, whatever the
+ * process's LC_NUMERIC. */
+int la_cell_from_number(la_type type, const char *raw, size_t len, la_cell *out);
+int la_cell_from_string(la_type type, const char *s, size_t len, la_cell *out);
 void la_cell_from_bool(la_type type, int value, la_cell *out);
 /* A nested object or array, given as compact JSON text. */
 void la_cell_from_json_text(const char *json, size_t len, la_cell *out);
@@ -131,14 +134,20 @@ int la_json_feed(la_json *j, const char *data, size_t len);
 /* End of input: -1 unless exactly one complete value was seen. */
 int la_json_finish(la_json *j);
 int la_json_cancelled(const la_json *j);
+/* The -1 was memory running out, not the text. */
+int la_json_out_of_memory(const la_json *j);
 const char *la_json_error(const la_json *j);
 
 /* ------------------------------------------------ streaming response parser */
 
 /* What a caller does with the parser's events. Every callback returns 0 to
- * go on or LA_SINK_STOP to end the parse early (the parser then reports
- * LA_PARSE_STOPPED). Strings are not NUL-terminated. */
+ * go on, LA_SINK_STOP to end the parse early (the parser then reports
+ * LA_PARSE_STOPPED) or LA_SINK_NO_MEMORY when it could not keep the event
+ * (the parser then reports LA_PARSE_ERROR, la_parser_out_of_memory true:
+ * a result missing rows must never pass for one the caller stopped).
+ * Strings are not NUL-terminated. */
 #define LA_SINK_STOP 1
+#define LA_SINK_NO_MEMORY 2
 
 typedef struct la_result_sink {
     int (*table_begin)(void *ud);
@@ -172,6 +181,9 @@ la_parse_status la_parser_feed(la_parser *p, const char *data, size_t len);
 la_parse_status la_parser_finish(la_parser *p);
 /* A one-line description of the last LA_PARSE_ERROR. */
 const char *la_parser_error(const la_parser *p);
+/* Whether that error is memory running out (in the tokenizer, the parser
+ * or a sink), not the response's fault. */
+int la_parser_out_of_memory(const la_parser *p);
 
 /* --------------------------------------------------------- event tape */
 
@@ -180,7 +192,8 @@ const char *la_parser_error(const la_parser *p);
  * flush hands recorded events over (a writer on another thread waits there
  * while too much is pending; -1 once cancelled); replay gives every event
  * handed over to sink and returns 0 or the sink's first non-zero answer;
- * cancel makes the writer's callbacks answer LA_SINK_STOP and wakes it. */
+ * cancel makes the writer's callbacks answer LA_SINK_STOP and wakes it.
+ * A recorder that cannot get memory answers LA_SINK_NO_MEMORY. */
 typedef struct la_tape la_tape;
 la_tape *la_tape_new(void);
 void la_tape_free(la_tape *t);

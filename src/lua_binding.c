@@ -355,13 +355,55 @@ static int sink_table_end(void *ud)
     return 0;
 }
 
+/* The deepest nesting of brackets in JSON text (strings skipped). */
+static size_t json_depth(const char *json, size_t len)
+{
+    size_t i, depth = 0, deepest = 0;
+    int in_string = 0;
+    for (i = 0; i < len; i++) {
+        char c = json[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = 0;
+        } else if (c == '"') {
+            in_string = 1;
+        } else if (c == '[' || c == '{') {
+            if (++depth > deepest)
+                deepest = depth;
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+    return deepest;
+}
+
+static int member_is(const char *key, size_t len, const char *want)
+{
+    return strlen(want) == len && memcmp(key, want, len) == 0;
+}
+
+/* A top-level member: only the service's own "error" (when not null),
+ * "statistics" and "render" are taken; nothing the server sends may
+ * overwrite the result's fields (status, stopped, request_id, ...). */
 static int sink_member(void *ud, const char *key, size_t key_len, const char *json, size_t len)
 {
     feed_ctx *x = ud;
     lua_State *L = x->L;
+    if (!member_is(key, key_len, "statistics") && !member_is(key, key_len, "render") &&
+        !(member_is(key, key_len, "error") && !(len == 4 && memcmp(json, "null", 4) == 0)))
+        return 0;
     lua_pushlstring(L, key, key_len);
-    if (!push_json_text(L, json, len))
+    if (!push_json_text(L, json, len)) {
+        /* the text is the parser's own valid JSON: cJSON refused it for
+         * its depth, or for want of memory */
+        if (json_depth(json, len) <= CJSON_NESTING_LIMIT) {
+            lua_pushliteral(L, "not enough memory");
+            return lua_error(L);
+        }
         lua_pushlstring(L, json, len);  /* deeper than cJSON reads: keep the text */
+    }
     lua_rawset(L, R_RESULT);
     return 0;
 }
@@ -669,7 +711,7 @@ static int begin_transfer(lua_State *L, client *c, la_http_request *req)
 static int end_transfer(lua_State *L, client *c, int base, int transfer_ok)
 {
     feed_ctx *x = &c->feed;
-    int success = c->response.status >= 200 && c->response.status < 300;
+    int success = c->response.status >= 200 && c->response.status < 300, parse_no_memory;
     if (transfer_ok && success && !x->lua_failed && !x->replay_stopped) {
         c->busy = 1;
         run_feed(x, 1);
@@ -681,6 +723,7 @@ static int end_transfer(lua_State *L, client *c, int base, int transfer_ok)
         lua_pushstring(L, la_parser_error(c->parser));
     else
         lua_pushnil(L);
+    parse_no_memory = x->parse_status == LA_PARSE_ERROR && la_parser_out_of_memory(c->parser);
     drop_transfer(L, c);  /* freed before anything below can raise */
     if (x->lua_failed) {
         lua_pushvalue(L, base + NREG + 1);
@@ -704,6 +747,10 @@ static int end_transfer(lua_State *L, client *c, int base, int transfer_ok)
     if (x->parse_status == LA_PARSE_ERROR) {
         lua_pushvalue(L, -2);
         lua_setfield(L, -2, "parse_error");
+        if (parse_no_memory) {
+            lua_pushboolean(L, 1);
+            lua_setfield(L, -2, "out_of_memory");
+        }
     } else if (!transfer_ok && !c->response.aborted_by_caller) {
         lua_createtable(L, 0, 3);
         lua_pushstring(L, c->response.transport_kind);

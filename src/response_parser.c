@@ -52,9 +52,12 @@ struct la_parser {
     void *ud;
     where state;
     int sink_stopped;
+    int out_of_memory;         /* the error is memory running out */
     char error[200];
 
+    int tables_seen;           /* the top-level "tables" member came */
     /* current table */
+    int columns_seen, rows_seen;
     la_type *types;
     size_t ntypes, types_cap;
     size_t column_index;       /* columns seen in the current table */
@@ -79,15 +82,27 @@ static int fail(la_parser *p, const char *what)
     return 0;
 }
 
+/* A response that is JSON but not a query result's shape. */
+static int malformed(la_parser *p, const char *why)
+{
+    if (!p->error[0])
+        snprintf(p->error, sizeof p->error, "%s", why);
+    return 0;
+}
+
 static int oom(la_parser *p)
 {
+    p->out_of_memory = 1;
     snprintf(p->error, sizeof p->error, "out of memory while parsing the response");
     return 0;
 }
 
-/* Sink results: 0 goes on, anything else stops the parse. */
+/* Sink results: 0 goes on, LA_SINK_NO_MEMORY is an error, anything else
+ * stops the parse. */
 static int sink_result(la_parser *p, int rc)
 {
+    if (rc == LA_SINK_NO_MEMORY)
+        return oom(p);
     if (rc != 0) {
         p->sink_stopped = 1;
         return 0;
@@ -160,6 +175,8 @@ static int end_capture(la_parser *p)
         return sink_result(p, p->sink->member(p->ud, p->member_key.data, p->member_key.len,
                                               p->capture_text.data, p->capture_text.len));
     case FOR_CELL:
+        if (p->cell_index >= p->ntypes)
+            return malformed(p, "a row has more cells than its table has columns");
         la_cell_from_json_text(p->capture_text.data, p->capture_text.len, &cell);
         cell.slot = 0;
         return sink_result(p, p->sink->cell(p->ud, p->cell_index++, &cell));
@@ -225,11 +242,19 @@ static int on_scalar(la_parser *p, char kind, const char *text, size_t len, int 
             return capture_scalar(p, boolean ? "true" : "false", boolean ? 4 : 5, 0);
         return capture_scalar(p, text, len, kind == 's');
     case IN_ROW:
+        if (p->cell_index >= p->ntypes)
+            return malformed(p, "a row has more cells than its table has columns");
         switch (kind) {
         case 'n': cell.kind = LA_CELL_NULL; break;
         case 'b': la_cell_from_bool(current_type(p), boolean, &cell); break;
-        case '#': la_cell_from_number(current_type(p), text, len, &cell); break;
-        default: la_cell_from_string(current_type(p), text, len, &cell); break;
+        case '#':
+            if (la_cell_from_number(current_type(p), text, len, &cell) != 0)
+                return oom(p);
+            break;
+        default:
+            if (la_cell_from_string(current_type(p), text, len, &cell) != 0)
+                return oom(p);
+            break;
         }
         cell.slot = 0;
         return sink_result(p, p->sink->cell(p->ud, p->cell_index++, &cell));
@@ -253,6 +278,8 @@ static int on_scalar(la_parser *p, char kind, const char *text, size_t len, int 
     case TABLES_VALUE:
     case COLUMNS_VALUE:
     case ROWS_VALUE:
+        if (p->state == TABLES_VALUE)
+            return malformed(p, "the response's \"tables\" is not an array: not a query result");
         if (kind != 'n')
             return fail(p, "value for tables, columns or rows");
         /* null: no tables / columns / rows */
@@ -298,6 +325,8 @@ static int cb_start_map(void *ctx)
         p->state = IN_TABLE;
         p->ntypes = 0;
         p->column_index = 0;
+        p->columns_seen = 0;
+        p->rows_seen = 0;
         return sink_result(p, p->sink->table_begin(p->ud));
     case IN_COLUMNS:
         la_buf_clear(&p->column_name);
@@ -347,6 +376,9 @@ static int cb_map_key(void *ctx, const unsigned char *key, size_t len)
         return capture_key(p, key, len);
     case IN_TOP:
         if (key_is(key, len, "tables")) {
+            if (p->tables_seen)
+                return malformed(p, "the response has two \"tables\" members");
+            p->tables_seen = 1;
             p->state = TABLES_VALUE;
             return 1;
         }
@@ -358,10 +390,18 @@ static int cb_map_key(void *ctx, const unsigned char *key, size_t len)
     case IN_TABLE:
         if (key_is(key, len, "name"))
             p->state = TABLE_NAME;
-        else if (key_is(key, len, "columns"))
+        else if (key_is(key, len, "columns")) {
+            /* the columns type every row: none may come before them */
+            if (p->columns_seen || p->rows_seen)
+                return malformed(p, "a table's \"columns\" come after its rows or twice");
+            p->columns_seen = 1;
             p->state = COLUMNS_VALUE;
-        else if (key_is(key, len, "rows"))
+        } else if (key_is(key, len, "rows")) {
+            if (p->rows_seen)
+                return malformed(p, "a table has two \"rows\" members");
+            p->rows_seen = 1;
             p->state = ROWS_VALUE;
+        }
         else
             begin_capture(p, FOR_NOTHING);
         return 1;
@@ -386,6 +426,9 @@ static int cb_end_map(void *ctx)
     case CAPTURING:
         return capture_close(p, '}');
     case IN_TOP:
+        /* {} or some other JSON is not a query result */
+        if (!p->tables_seen)
+            return malformed(p, "the response has no \"tables\" array: not a query result");
         p->state = AT_END;
         return 1;
     case IN_TABLE:
@@ -421,6 +464,8 @@ static int cb_end_array(void *ctx)
         p->state = IN_TABLE;
         return 1;
     case IN_ROW:
+        if (p->cell_index != p->ntypes)
+            return malformed(p, "a row has fewer cells than its table has columns");
         p->state = IN_ROWS;
         return sink_result(p, p->sink->row_end(p->ud, p->cell_index));
     default:
@@ -476,8 +521,11 @@ static la_parse_status status_of(la_parser *p, int rc)
         return LA_PARSE_STOPPED;
     if (rc == 0)
         return LA_PARSE_OK;
-    if (!p->error[0])
+    if (!p->error[0]) {
         snprintf(p->error, sizeof p->error, "%s", la_json_error(p->json));
+        if (la_json_out_of_memory(p->json))
+            p->out_of_memory = 1;
+    }
     return LA_PARSE_ERROR;
 }
 
@@ -506,4 +554,9 @@ la_parse_status la_parser_finish(la_parser *p)
 const char *la_parser_error(const la_parser *p)
 {
     return p->error[0] ? p->error : "no error";
+}
+
+int la_parser_out_of_memory(const la_parser *p)
+{
+    return p->error[0] && p->out_of_memory;
 }

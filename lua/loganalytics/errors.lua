@@ -1,4 +1,6 @@
 --- Error objects: what `client:query` returns as `err` when the world fails.
+-- Kinds: "service", "auth", "network", "timeout", "protocol" and "memory"
+-- (memory ran out while a response was read; never retried).
 -- Fields: kind, status, code, message, details, innererror, correlation_id,
 -- request_id, retry_after, curl_code, attempts (each described in
 -- @{loganalytics.error}); `tostring(err)` gives one readable line:

@@ -3,6 +3,7 @@
 -- @module loganalytics.retry
 
 local core = require "loganalytics.core"
+local numbers = require "loganalytics.numbers"
 
 local tonumber, type, min, random = tonumber, type, math.min, math.random
 
@@ -20,11 +21,12 @@ local RETRYABLE_STATUS = { [408] = true, [429] = true, [500] = true, [502] = tru
 -- Retry-After as seconds or an HTTP date), or nil.
 function M.retry_after(headers)
   if type(headers) ~= "table" then return nil end
-  local ms = tonumber(headers["x-ms-retry-after-ms"] or "")
+  -- "1.5", never "1,5": header numbers do not follow the process's locale
+  local ms = numbers.tonumber(headers["x-ms-retry-after-ms"] or "")
   if ms and ms >= 0 then return ms / 1000 end
   local value = headers["retry-after"]
   if not value then return nil end
-  local seconds = tonumber(value)
+  local seconds = numbers.tonumber(value)
   if seconds and seconds >= 0 then return seconds end
   local at = core.parse_http_date(value)
   if at then return math.max(0, at - os.time()) end

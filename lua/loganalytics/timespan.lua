@@ -13,6 +13,8 @@
 --   --> "2024-01-01T00:00:00Z/PT1800.5S"
 -- timespan.is_valid("2024-01-01T00:00:00Z/PT1H")    --> true
 
+local numbers = require "loganalytics.numbers"
+
 local floor, tostring, type, pairs = math.floor, tostring, type, pairs
 local format = string.format
 
@@ -60,27 +62,69 @@ local function in_range(v, lo, hi)
   return v >= lo and v <= hi
 end
 
+local function is_leap(y)
+  return y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0)
+end
+
+local MONTH_DAYS = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
+
+-- Days from 1970-01-01 to y-m-d (proleptic Gregorian; Howard Hinnant's
+-- days_from_civil).
+local function days_from_civil(y, m, d)
+  if m <= 2 then y = y - 1 end
+  local era = floor(y / 400)
+  local yoe = y - era * 400
+  local doy = floor((153 * (m + (m > 2 and -3 or 9)) + 2) / 5) + d - 1
+  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+end
+
+-- Epoch seconds of an ISO 8601 date or date-time, or nil when it is not one
+-- or names a day or time that does not exist (2023-02-29, 24:00:01, ...).
+-- Without an offset the time is taken as UTC, as the service does.
+local function parse_datetime(s)
+  local y, mo, d, rest = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)(.*)$")
+  if not y then return nil end
+  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
+  if mo < 1 or mo > 12 then return nil end
+  local last_day = MONTH_DAYS[mo] + ((mo == 2 and is_leap(y)) and 1 or 0)
+  if d < 1 or d > last_day then return nil end
+  local t = days_from_civil(y, mo, d) * 86400
+  if rest == "" then return t end
+  local h, mi, tail = rest:match("^[T ](%d%d):(%d%d)(.*)$")
+  if not h or not in_range(h, 0, 24) or not in_range(mi, 0, 59) then return nil end
+  local sec, fraction = 0, ""
+  local sec_text, after_sec = tail:match("^:(%d%d)(.*)$")
+  if sec_text then
+    if not in_range(sec_text, 0, 59) then return nil end
+    sec = tonumber(sec_text)
+    fraction, tail = after_sec:match("^%.(%d+)(.*)$")
+    if not fraction then fraction, tail = "", after_sec end
+  end
+  -- 24:00 is the end of the day; any later is no time at all
+  if tonumber(h) == 24 and (tonumber(mi) ~= 0 or sec ~= 0 or fraction:find("[1-9]")) then
+    return nil
+  end
+  t = t + tonumber(h) * 3600 + tonumber(mi) * 60 + sec
+  if fraction ~= "" then t = t + tonumber(fraction) / 10 ^ #fraction end
+  if tail == "" or tail == "Z" then return t end
+  local sign, oh, om = tail:match("^([+-])(%d%d):?(%d%d)$")
+  if not sign or not in_range(oh, 0, 23) or not in_range(om, 0, 59) then return nil end
+  local offset = tonumber(oh) * 3600 + tonumber(om) * 60
+  return sign == "+" and t - offset or t + offset
+end
+
 --- Is `s` an ISO 8601 date or date-time such as `"2024-01-01"`,
--- `"2024-01-01T00:00:00Z"` or `"2024-01-01T00:00:00.123+02:00"`?
+-- `"2024-01-01T00:00:00Z"` or `"2024-01-01T00:00:00.123+02:00"`, naming a
+-- day and time that exist (not `"2023-02-29"`, not `"24:00:01"`)?
 -- @tparam string s
 -- @treturn boolean
 function M.is_datetime(s)
-  local y, mo, d, rest = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)(.*)$")
-  if not y or not in_range(mo, 1, 12) or not in_range(d, 1, 31) then return false end
-  if rest == "" then return true end
-  local h, mi, tail = rest:match("^[T ](%d%d):(%d%d)(.*)$")
-  if not h or not in_range(h, 0, 24) or not in_range(mi, 0, 59) then return false end
-  local sec, after_sec = tail:match("^:(%d%d)(.*)$")
-  if sec then
-    if not in_range(sec, 0, 60) then return false end
-    tail = after_sec:match("^%.%d+(.*)$") or after_sec
-  end
-  if tail == "" or tail == "Z" then return true end
-  local oh, om = tail:match("^[+-](%d%d):?(%d%d)$")
-  return oh ~= nil and in_range(oh, 0, 23) and in_range(om, 0, 59)
+  return parse_datetime(s) ~= nil
 end
 
---- Is `s` a duration, or an interval start/end, start/duration or duration/end?
+--- Is `s` a duration, or an interval start/end (end not before start),
+-- start/duration or duration/end?
 -- This is what the `timespan` option accepts as a string.
 -- @tparam string s
 -- @treturn boolean
@@ -88,41 +132,61 @@ function M.is_valid(s)
   if M.is_duration(s) then return true end
   local a, b = s:match("^([^/]+)/([^/]+)$")
   if not a then return false end
-  if M.is_datetime(a) then return M.is_datetime(b) or M.is_duration(b) end
+  local start_at = parse_datetime(a)
+  if start_at then
+    local finish_at = parse_datetime(b)
+    if finish_at then return finish_at >= start_at end
+    return M.is_duration(b)
+  end
   return M.is_duration(a) and M.is_datetime(b)
+end
+
+-- Whole microseconds, rounded to nearest: a fraction that rounds up to a
+-- whole second carries (59.9999995 s is 60 s, through minutes, hours, days,
+-- months and years for a date-time). Digits by arithmetic, not "%f": the
+-- process's locale may spell the decimal point as ",".
+local function micro_parts(seconds)
+  local whole = floor(seconds)
+  local micros = floor((seconds - whole) * 1e6 + 0.5)
+  if micros >= 1e6 then whole, micros = whole + 1, 0 end
+  return whole, micros
+end
+
+-- ".5", ".000001": a fraction of microseconds, without trailing zeros.
+local function fraction_text(micros)
+  if micros <= 0 then return "" end
+  return "." .. (format("%06d", micros):gsub("0+$", ""))
 end
 
 -- Seconds as "PT90S" / "PT0.5S".
 local function seconds_duration(seconds)
-  -- microseconds at most; "1.000000" must lose its point as well as its zeros
-  local text = format("%.6f", seconds):gsub("0+$", ""):gsub("%.$", "")
-  if text == "0" then text = "0.000001" end
-  return "PT" .. text .. "S"
+  local whole, micros = micro_parts(seconds)
+  if whole == 0 and micros == 0 then micros = 1 end  -- never "PT0S" for a positive span
+  return "PT" .. numbers.format("%.0f", whole) .. fraction_text(micros) .. "S"
 end
 
 -- Epoch seconds as "2024-01-01T00:00:00Z", with a fraction when there is one.
 local function epoch_datetime(t)
-  local whole = floor(t)
-  local text = os.date("!%Y-%m-%dT%H:%M:%S", whole)
-  local fraction = t - whole
-  if fraction > 0 then
-    local digits = format("%.6f", fraction):match("^0(%.%d-)0*$")
-    if digits and digits ~= "." then text = text .. digits end
-  end
-  return text .. "Z"
+  local whole, micros = micro_parts(t)
+  return os.date("!%Y-%m-%dT%H:%M:%S", whole) .. fraction_text(micros) .. "Z"
 end
 
 local function fail(message)
   error("timespan: " .. message, 0)
 end
 
+-- The text of a start or finish, and its epoch seconds.
 local function point(v, name)
   if type(v) == "number" then
     if v ~= v or v < 0 or v >= 253402300800 then fail(name .. " is out of range") end
-    return epoch_datetime(v)
+    local text = epoch_datetime(v)
+    -- rounding to microseconds may carry into the year 10000
+    if #text:match("^%d+") > 4 then fail(name .. " is out of range") end
+    return text, v
   elseif type(v) == "string" then
-    if not M.is_datetime(v) then fail(name .. " must be an ISO 8601 date-time, got '" .. v .. "'") end
-    return v
+    local t = parse_datetime(v)
+    if not t then fail(name .. " must be an ISO 8601 date-time, got '" .. v .. "'") end
+    return v, t
   end
   fail(name .. " must be epoch seconds or an ISO 8601 string, got " .. type(v))
 end
@@ -166,11 +230,14 @@ function M.format(v)
     end
     local start, finish, duration = v.start, v.finish, v.duration
     if start ~= nil and finish ~= nil and duration == nil then
-      return point(start, "start") .. "/" .. point(finish, "finish")
+      local start_text, start_at = point(start, "start")
+      local finish_text, finish_at = point(finish, "finish")
+      if finish_at < start_at then fail("finish is before start") end
+      return start_text .. "/" .. finish_text
     elseif start ~= nil and duration ~= nil and finish == nil then
-      return point(start, "start") .. "/" .. length(duration)
+      return (point(start, "start")) .. "/" .. length(duration)
     elseif duration ~= nil and finish ~= nil and start == nil then
-      return length(duration) .. "/" .. point(finish, "finish")
+      return length(duration) .. "/" .. (point(finish, "finish"))
     end
     fail("give two of start, finish and duration")
   end

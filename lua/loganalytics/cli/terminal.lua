@@ -3,6 +3,8 @@
 -- error while a query runs.
 -- @module loganalytics.cli.terminal
 
+local numbers = require "loganalytics.numbers"
+
 local tonumber, setmetatable, format = tonumber, setmetatable, string.format
 local getenv = os.getenv
 
@@ -60,8 +62,8 @@ function Spinner:tick()
   self.drawn_at = t
   self.frame = self.frame % #FRAMES + 1
   local rows = self.rows > 0 and format(", %d rows", self.rows) or ""
-  self.stream:write(format("%s%s %s %.1fs%s", CLEAR_LINE, FRAMES[self.frame], self.label,
-                           t - self.started, rows))
+  self.stream:write(format("%s%s %s %ss%s", CLEAR_LINE, FRAMES[self.frame], self.label,
+                           numbers.format("%.1f", t - self.started), rows))
   self.visible = true
 end
 

@@ -4,6 +4,7 @@
 -- @module loganalytics.cli.values
 
 local core = require "loganalytics.core"
+local numbers = require "loganalytics.numbers"
 
 local type, tostring, tonumber, floor, huge = type, tostring, tonumber, math.floor, math.huge
 local format, find, sub, byte, gsub = string.format, string.find, string.sub, string.byte, string.gsub
@@ -30,11 +31,12 @@ function M.number(x)
   if x == floor(x) and x > -EXACT_INTEGER_LIMIT and x < EXACT_INTEGER_LIMIT then
     return format("%.0f", x)
   end
+  -- "." whatever the process's locale: csv and JSON readers expect it
   for digits = 1, 17 do
-    local text = format("%." .. digits .. "g", x)
-    if tonumber(text) == x then return text end
+    local text = numbers.format("%." .. digits .. "g", x)
+    if numbers.tonumber(text) == x then return text end
   end
-  return format("%.17g", x)
+  return numbers.format("%.17g", x)
 end
 
 --- A cell as plain text (csv, tsv, table): null is the empty string,

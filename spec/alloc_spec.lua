@@ -1,0 +1,86 @@
+-- Allocation-failure injection: a query of a multi-thousand-row response
+-- (FAULTS big:1, about 2,100 AzureActivity-like rows), run once per
+-- allocation of the response's path with that one allocation failing
+-- (fuzz/failmalloc.so, LD_PRELOAD, armed when the transfer starts; it counts
+-- the allocations of the module, libcurl and cJSON). Each run must either
+-- succeed with every row or fail with an error object (or raise Lua's "not
+-- enough memory"): never success with fewer rows, never a stop the caller
+-- did not ask for, never a crash or a hang.
+-- The suite runs a stride of the points (ALLOC_STRIDE, default 7);
+-- `make check-alloc` runs every one (ALLOC_STRIDE=1).
+local helper = require "helper"
+
+local SHIM = "build/failmalloc.so"
+local CALLERS = "loganalytics/core.so:libcurl:libcjson"
+local STRIDE = tonumber(os.getenv("ALLOC_STRIDE") or "") or 7
+
+local CONFIGS = {
+  { name = "gzip, body worker", fault = "big:1", threads = "true", on_row = "-" },
+  { name = "identity, body worker", fault = "big:1:identity", threads = "true", on_row = "-" },
+  { name = "gzip, threads = false", fault = "big:1", threads = "false", on_row = "-" },
+  { name = "identity, threads = false, on_row", fault = "big:1:identity", threads = "false",
+    on_row = "on_row" },
+  { name = "gzip, body worker, on_row", fault = "big:1", threads = "true", on_row = "on_row" },
+}
+
+local report = os.tmpname()
+
+-- One run failing allocation `at` (0: none); returns its line and the
+-- shim's "<counted> <failed>" report.
+local function run(config, at)
+  os.remove(report)
+  local command = table.concat({
+    "env", "LUA_PATH='lua/?.lua;;'", "LUA_CPATH='build/?.so;;'",
+    "LD_PRELOAD=" .. SHIM, "FAILMALLOC_AT=" .. at, "FAILMALLOC_CALLERS=" .. CALLERS,
+    "FAILMALLOC_REPORT=" .. report,
+    "timeout -s KILL 60 lua5.4 spec/scripts/alloc_query.lua",
+    helper.endpoint(), config.fault, config.threads, config.on_row, "2>&1; echo \"exit $?\"",
+  }, " ")
+  local pipe = assert(io.popen(command))
+  local out = pipe:read("*a")
+  pipe:close()
+  local f = io.open(report)
+  local counted, failed
+  if f then
+    counted, failed = f:read("*n", "*n")
+    f:close()
+  end
+  return out, counted, failed
+end
+
+describe("a failed allocation on a response's path", function()
+  local totals = { points = 0 }
+  for _, config in ipairs(CONFIGS) do
+    it("is an error or a complete result, never a short success (" .. config.name .. ")", function()
+      assert.is_true(io.open(SHIM) ~= nil, SHIM .. " is missing: make build")
+      local out, counted = run(config, 0)
+      local rows = tonumber(out:match("^success (%d+)"))
+      assert(rows and rows > 2000, "the run without a failure: " .. out)
+      assert(counted and counted > 100, "the shim counted no allocations: " .. tostring(counted))
+      local bad, kinds = {}, {}
+      local first = 1 + (#config.name % STRIDE)  -- the configurations cover different points
+      for at = first, counted, STRIDE do
+        local line, _, failed = run(config, at)
+        local status, n = line:match("^(%S+) (%S+)")
+        local ok
+        if status == "success" then
+          ok = tonumber(n) == rows
+        elseif status == "error" then
+          ok = true
+          kinds[n] = (kinds[n] or 0) + 1
+        elseif status == "raised" then
+          ok = line:find("memory", 1, true) ~= nil
+          kinds.raised = (kinds.raised or 0) + 1
+        end
+        if not ok then bad[#bad + 1] = ("allocation %d (failed: %s): %s"):format(at, tostring(failed), line) end
+        totals.points = totals.points + 1
+      end
+      local summary = {}
+      for k, v in pairs(kinds) do summary[#summary + 1] = k .. "=" .. v end
+      table.sort(summary)
+      io.stderr:write(("\n[alloc sweep] %s: %d allocations, every %d swept; errors: %s\n")
+        :format(config.name, counted, STRIDE, table.concat(summary, " ")))
+      assert(#bad == 0, #bad .. " runs went wrong:\n" .. table.concat(bad, "\n", 1, math.min(#bad, 20)))
+    end)
+  end
+end)
