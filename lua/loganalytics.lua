@@ -69,6 +69,7 @@ local check = require "loganalytics.check"
 local misuse, check_type, check_text, check_known = check.misuse, check.type, check.text, check.known
 local check_endpoint, check_seconds, is_callable, escape =
   check.endpoint, check.seconds, check.is_callable, check.escape
+local check_workspace, check_segment = check.workspace, check.segment
 
 ------------------------------------------------------------------ client
 
@@ -94,9 +95,10 @@ local DEFAULT_STALL_TIMEOUT = 60
 
 local function check_workspace_table(ws)
   check_known(ws, { subscription = true, resource_group = true, name = true }, "workspace")
-  check_text("workspace.subscription", ws.subscription)
-  check_text("workspace.resource_group", ws.resource_group)
-  check_text("workspace.name", ws.name)
+  -- each is one path segment of the Resource Manager URL
+  check_segment("workspace.subscription", ws.subscription)
+  check_segment("workspace.resource_group", ws.resource_group)
+  check_segment("workspace.name", ws.name)
 end
 
 
@@ -171,7 +173,7 @@ function la.new(options)
   if type(ws) == "table" then
     check_workspace_table(ws)
   elseif ws ~= nil then
-    check_text("workspace", ws)
+    check_workspace("workspace", ws)
   end
 
   local auth_ways = 0
@@ -236,11 +238,18 @@ function la.new(options)
   if not cloud then misuse("option 'cloud' must be 'public', 'usgov' or 'china', got '" .. cloud_name .. "'") end
   if options.audience ~= nil then check_text("audience", options.audience) end
 
+  local endpoint = check_endpoint("endpoint", options.endpoint or cloud.endpoint, allow_http)
+  local arm_endpoint = check_endpoint("arm_endpoint", options.arm_endpoint or cloud.arm_endpoint,
+                                      allow_http)
+  if options.proxy ~= nil and auth_ways > 0 then
+    check.proxy("proxy", options.proxy, { endpoint, arm_endpoint }, allow_http)
+  end
+
   local self = setmetatable({
     workspace = ws,
-    endpoint = check_endpoint("endpoint", options.endpoint or cloud.endpoint, allow_http),
-    arm_endpoint = check_endpoint("arm_endpoint", options.arm_endpoint or cloud.arm_endpoint,
-                                  allow_http),
+    endpoint = endpoint,
+    arm_endpoint = arm_endpoint,
+    allow_http = allow_http == true,
     query_scope = (options.audience or cloud.audience):gsub("/+$", "") .. "/.default",
     arm_scope = cloud.arm_audience .. "/.default",
     connect_timeout = options.connect_timeout or DEFAULT_CONNECT_TIMEOUT,
@@ -399,16 +408,12 @@ local QUERY_OPTIONS = {
 -- The URL and auth scope for a query, from the options and the client.
 local function target(self, opts)
   if opts.resource ~= nil then
-    local resource = opts.resource
-    check_text("resource", resource)
-    if resource:sub(1, 1) ~= "/" then
-      misuse("option 'resource' must be a resource id starting with '/', got '" .. resource .. "'")
-    end
+    local resource = check.resource("resource", opts.resource)
     if opts.workspace ~= nil then misuse("give either 'workspace' or 'resource', not both") end
-    return self.endpoint .. "/v1" .. escape(resource, true) .. "/query", self.query_scope
+    return self.endpoint .. "/v1" .. resource .. "/query", self.query_scope
   end
   local ws = opts.workspace
-  if ws ~= nil then check_text("workspace", ws) else ws = self.workspace end
+  if ws ~= nil then check_workspace("workspace", ws) else ws = self.workspace end
   if ws == nil then
     misuse("no workspace: give 'workspace' to la.new or to query, or a 'resource'")
   end
@@ -448,7 +453,7 @@ local function check_workspaces(list)
       misuse("option 'workspaces' must be an array of workspace ids")
     end
   end
-  for i = 1, n do check_text("workspaces[" .. i .. "]", list[i]) end
+  for i = 1, n do check_workspace("workspaces[" .. i .. "]", list[i]) end
   return n > 0 and list or nil
 end
 
@@ -530,6 +535,7 @@ local function prepare(self, kql, opts, on_row)
       timeout = timeout,
       stall_timeout = self.stall_timeout,
       ca_file = tls.ca_file, ca_path = tls.ca_path, proxy = tls.proxy, insecure = tls.insecure,
+      allow_http = self.allow_http,
       threads = self.threads,
       on_row = on_row,
     }
