@@ -103,13 +103,22 @@ end
 
 
 --- Makes a client. Raises on an unknown option, a wrong type, or more
--- than one of `api_key`, `token` and `credential`. A plain `http://`
--- endpoint is accepted only for loopback hosts (`127.0.0.0/8`,
--- `localhost`, `[::1]`) unless `allow_http` is true.
+-- than one of `api_key`, `token` and `credential`. URLs are read by
+-- libcurl's own URL parser, so the host checked is the host libcurl
+-- connects to; an endpoint with user information (`user:pw@`), a query, a
+-- fragment, whitespace, a backslash or a `.`/`..` path segment raises. A
+-- plain `http://` endpoint is accepted only for loopback hosts
+-- (`127.0.0.0/8` in any spelling libcurl takes, `localhost`, `[::1]`)
+-- unless `allow_http` is true; and a request carrying a key or token goes
+-- over plain http through no proxy but a loopback one (the `proxy` option
+-- raises here, `http_proxy`/`all_proxy` make the query return a
+-- `protocol` error), unless `allow_http`.
 -- @tparam table options all optional:
--- @tparam string|table options.workspace the default workspace id for queries; or
+-- @tparam string|table options.workspace the default workspace id for queries (a GUID,
+--   or a name of letters, digits, `_`, `.` and `-` that is not `.` or `..`); or
 --   `{ subscription = S, resource_group = G, name = N }` to query through Azure
---   Resource Manager
+--   Resource Manager (each field one path segment: not `.` or `..`, no `/` or `\`;
+--   percent-encoded when sent)
 -- @tparam string options.endpoint the query API's base URL, `/v1/...` is appended
 --   (default: the cloud's, `https://api.loganalytics.azure.com`)
 -- @tparam string options.arm_endpoint Resource Manager's base URL (default: the
@@ -129,7 +138,8 @@ end
 -- @tparam string options.audience the query API's token audience (default: the
 --   cloud's, `https://api.loganalytics.io`)
 -- @tparam boolean options.allow_http allow a plain `http://` endpoint on a host that
---   is not loopback (default false)
+--   is not loopback, and plain-http requests through a proxy that is not loopback
+--   (default false)
 -- @tparam string options.user_agent a product token put before the module's own
 --   `loganalytics-lua/x.y.z (...)`
 -- @tparam number options.connect_timeout seconds to connect, TCP and TLS (default 10)
@@ -151,7 +161,11 @@ end
 -- @tparam string options.ca_path CA directory for TLS verification
 -- @tparam boolean options.verify_tls `false` turns TLS verification off, with a
 --   `warn` log line saying so (default true)
--- @tparam string options.proxy proxy URL (default: libcurl's environment variables)
+-- @tparam string options.proxy proxy URL, `http://` when it has no scheme (default:
+--   libcurl's environment variables, `http_proxy` (lower case only) for http,
+--   `https_proxy`/`HTTPS_PROXY` for https, `all_proxy`/`ALL_PROXY`, and
+--   `no_proxy`/`NO_PROXY`). For a plain-http endpoint it must be loopback unless
+--   `allow_http`; https requests are tunnelled (CONNECT) through any proxy
 -- @tparam function options.log `log(level, message)`: `"debug"` request lines,
 --   `"info"` outcomes with timings, `"warn"` retries and TLS warnings; secrets are
 --   never in them; a logger that raises is ignored
@@ -645,10 +659,13 @@ end
 --   (`"PT1H"`, `"2024-01-01T00:00:00Z/PT1H"`), seconds back from now, or a table with
 --   two of `start`, `finish`, `duration` (see @{loganalytics.timespan.format});
 --   omitted: the query's own time filter
--- @tparam string opts.workspace overrides the client's workspace
--- @tparam {string,...} opts.workspaces additional workspaces (body `"workspaces"`)
+-- @tparam string opts.workspace overrides the client's workspace (a GUID or a name
+--   of letters, digits, `_`, `.` and `-`, not `.` or `..`)
+-- @tparam {string,...} opts.workspaces additional workspaces (body `"workspaces"`),
+--   each like `workspace`
 -- @tparam string opts.resource an Azure resource id, `/subscriptions/...`, for a
---   resource-centric query (not with `workspace`)
+--   resource-centric query (not with `workspace`): `/`-separated non-empty segments,
+--   none `.` or `..`, each percent-encoded when sent
 -- @tparam number opts.server_timeout whole seconds the service may run the query
 --   (`Prefer: wait=N`)
 -- @tparam boolean opts.statistics `true` to get `result.statistics`
