@@ -384,10 +384,13 @@ static int in_no_proxy(const char *host, const char *list)
             char *slash = strchr(entry, '/');
             unsigned bits = family == AF_INET ? 32 : 128, full, i;
             if (slash) {
-                bits = (unsigned)atoi(slash + 1);
+                /* "/0" is an exact match to libcurl */
+                unsigned long given = strtoul(slash + 1, NULL, 10);
                 *slash = '\0';
-                if (bits == 0 || bits > (family == AF_INET ? 32u : 128u))
+                if (given > bits)
                     continue;
+                if (given)
+                    bits = (unsigned)given;
             }
             if (inet_pton(family, entry, net) != 1)
                 continue;

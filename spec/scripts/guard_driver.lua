@@ -140,9 +140,9 @@ if group == "plain" then
   ok, why = pcall(la.credentials.managed_identity, { identity_endpoint = HOSTILE.userinfo_ipv4,
                                                      identity_header = "SECRET_IDENTITY_HEADER" })
   report("identity_endpoint_userinfo", "refused", ok and "ok" or "raised", nil, ok and "" or why)
-elseif group == "env_HTTP_PROXY" or group == "env_no_proxy" then
+elseif group == "env_HTTP_PROXY" or group == "env_no_proxy" or group == "env_no_proxy_cidr" then
   -- libcurl ignores HTTP_PROXY (upper case) for http, and no_proxy exempts
-  -- 127.0.0.1: the request goes straight to the local server
+  -- 127.0.0.1 (NO_PROXY 127.0.0.0/8): the request goes straight to the local server
   query_case("direct_key", "allowed", { endpoint = LOCAL, api_key = "DEMO_KEY" })
   token_case("direct_token_request", "allowed", { authority_host = LOCAL, client_secret = "TEST_SECRET" })
 elseif group == "env_HTTPS_PROXY" then

@@ -43,6 +43,8 @@ run env_all_proxy_lower all_proxy=socks5://192.0.2.2:18080
 run env_HTTP_PROXY HTTP_PROXY=http://192.0.2.2:18080
 run env_HTTPS_PROXY HTTPS_PROXY=http://192.0.2.2:18080
 run env_no_proxy http_proxy=http://192.0.2.2:18080 no_proxy=127.0.0.1
+run env_no_proxy_cidr http_proxy=http://192.0.2.2:18080 NO_PROXY="10.0.0.0/8, 127.0.0.0/8"
+run env_no_proxy_other http_proxy=http://192.0.2.2:18080 no_proxy=127.0.0.2,.example.com
 
 # With a mount namespace too (LA_GUARD_MOUNT=1), a hosts file of our own:
 # "localhost." goes to the system resolver (libcurl resolves only
