@@ -69,6 +69,7 @@ local check = require "loganalytics.check"
 local misuse, check_type, check_text, check_known = check.misuse, check.type, check.text, check.known
 local check_endpoint, check_seconds, is_callable, escape =
   check.endpoint, check.seconds, check.is_callable, check.escape
+local check_workspace, check_segment = check.workspace, check.segment
 
 ------------------------------------------------------------------ client
 
@@ -96,20 +97,30 @@ local DEFAULT_STALL_TIMEOUT = 60
 
 local function check_workspace_table(ws)
   check_known(ws, { subscription = true, resource_group = true, name = true }, "workspace")
-  check_text("workspace.subscription", ws.subscription)
-  check_text("workspace.resource_group", ws.resource_group)
-  check_text("workspace.name", ws.name)
+  -- each is one path segment of the Resource Manager URL
+  check_segment("workspace.subscription", ws.subscription)
+  check_segment("workspace.resource_group", ws.resource_group)
+  check_segment("workspace.name", ws.name)
 end
 
 
 --- Makes a client. Raises on an unknown option, a wrong type, or more
--- than one of `api_key`, `token` and `credential`. A plain `http://`
--- endpoint is accepted only for loopback hosts (`127.0.0.0/8`,
--- `localhost`, `[::1]`) unless `allow_http` is true.
+-- than one of `api_key`, `token` and `credential`. URLs are read by
+-- libcurl's own URL parser, so the host checked is the host libcurl
+-- connects to; an endpoint with user information (`user:pw@`), a query, a
+-- fragment, whitespace, a backslash or a `.`/`..` path segment raises. A
+-- plain `http://` endpoint is accepted only for loopback hosts
+-- (`127.0.0.0/8` in any spelling libcurl takes, `localhost`, `[::1]`)
+-- unless `allow_http` is true; and a request carrying a key or token goes
+-- over plain http through no proxy but a loopback one (the `proxy` option
+-- raises here, `http_proxy`/`all_proxy` make the query return a
+-- `protocol` error), unless `allow_http`.
 -- @tparam table options all optional:
--- @tparam string|table options.workspace the default workspace id for queries; or
+-- @tparam string|table options.workspace the default workspace id for queries (a GUID,
+--   or a name of letters, digits, `_`, `.` and `-` that is not `.` or `..`); or
 --   `{ subscription = S, resource_group = G, name = N }` to query through Azure
---   Resource Manager
+--   Resource Manager (each field one path segment: not `.` or `..`, no `/` or `\`;
+--   percent-encoded when sent)
 -- @tparam string options.endpoint the query API's base URL, `/v1/...` is appended
 --   (default: the cloud's, `https://api.loganalytics.azure.com`)
 -- @tparam string options.arm_endpoint Resource Manager's base URL (default: the
@@ -138,7 +149,8 @@ end
 -- @tparam string options.audience the query API's token audience (default: the
 --   cloud's, `https://api.loganalytics.io`)
 -- @tparam boolean options.allow_http allow a plain `http://` endpoint on a host that
---   is not loopback (default false)
+--   is not loopback, and plain-http requests through a proxy that is not loopback
+--   (default false)
 -- @tparam string options.user_agent a product token put before the module's own
 --   `loganalytics-lua/x.y.z (...)`
 -- @tparam number options.connect_timeout seconds to connect, TCP and TLS (default 10)
@@ -164,8 +176,12 @@ end
 -- @tparam string options.ca_path CA directory for TLS verification
 -- @tparam boolean options.verify_tls `false` turns TLS verification off, with a
 --   `warn` log line saying so (default true)
--- @tparam string options.proxy proxy URL (default: libcurl's environment variables);
---   also for token requests, but managed identity's (IMDS, App Service) never go
+-- @tparam string options.proxy proxy URL, `http://` when it has no scheme (default:
+--   libcurl's environment variables, `http_proxy` (lower case only) for http,
+--   `https_proxy`/`HTTPS_PROXY` for https, `all_proxy`/`ALL_PROXY`, and
+--   `no_proxy`/`NO_PROXY`). For a plain-http endpoint it must be loopback unless
+--   `allow_http`; https requests are tunnelled (CONNECT) through any proxy. Token
+--   requests use it too, but managed identity's (IMDS, App Service) never go
 --   through a proxy
 -- @tparam function options.log `log(level, message)`: `"debug"` request lines,
 --   `"info"` outcomes with timings, `"warn"` retries and TLS warnings; secrets are
@@ -188,7 +204,7 @@ function la.new(options)
   if type(ws) == "table" then
     check_workspace_table(ws)
   elseif ws ~= nil then
-    check_text("workspace", ws)
+    check_workspace("workspace", ws)
   end
 
   local auth_ways = 0
@@ -253,11 +269,18 @@ function la.new(options)
   if not cloud then misuse("option 'cloud' must be 'public', 'usgov' or 'china', got '" .. cloud_name .. "'") end
   if options.audience ~= nil then check_text("audience", options.audience) end
 
+  local endpoint = check_endpoint("endpoint", options.endpoint or cloud.endpoint, allow_http)
+  local arm_endpoint = check_endpoint("arm_endpoint", options.arm_endpoint or cloud.arm_endpoint,
+                                      allow_http)
+  if options.proxy ~= nil and auth_ways > 0 then
+    check.proxy("proxy", options.proxy, { endpoint, arm_endpoint }, allow_http)
+  end
+
   local self = setmetatable({
     workspace = ws,
-    endpoint = check_endpoint("endpoint", options.endpoint or cloud.endpoint, allow_http),
-    arm_endpoint = check_endpoint("arm_endpoint", options.arm_endpoint or cloud.arm_endpoint,
-                                  allow_http),
+    endpoint = endpoint,
+    arm_endpoint = arm_endpoint,
+    allow_http = allow_http == true,
     query_scope = (options.audience or cloud.audience):gsub("/+$", "") .. "/.default",
     arm_scope = cloud.arm_audience .. "/.default",
     threads = options.threads ~= false,
@@ -428,16 +451,12 @@ local QUERY_OPTIONS = {
 -- The URL and auth scope for a query, from the options and the client.
 local function target(self, opts)
   if opts.resource ~= nil then
-    local resource = opts.resource
-    check_text("resource", resource)
-    if resource:sub(1, 1) ~= "/" then
-      misuse("option 'resource' must be a resource id starting with '/', got '" .. resource .. "'")
-    end
+    local resource = check.resource("resource", opts.resource)
     if opts.workspace ~= nil then misuse("give either 'workspace' or 'resource', not both") end
-    return self.endpoint .. "/v1" .. escape(resource, true) .. "/query", self.query_scope
+    return self.endpoint .. "/v1" .. resource .. "/query", self.query_scope
   end
   local ws = opts.workspace
-  if ws ~= nil then check_text("workspace", ws) else ws = self.workspace end
+  if ws ~= nil then check_workspace("workspace", ws) else ws = self.workspace end
   if ws == nil then
     misuse("no workspace: give 'workspace' to la.new or to query, or a 'resource'")
   end
@@ -477,7 +496,7 @@ local function check_workspaces(list)
       misuse("option 'workspaces' must be an array of workspace ids")
     end
   end
-  for i = 1, n do check_text("workspaces[" .. i .. "]", list[i]) end
+  for i = 1, n do check_workspace("workspaces[" .. i .. "]", list[i]) end
   return n > 0 and list or nil
 end
 
@@ -598,6 +617,7 @@ local function prepare(self, kql, opts, on_row)
       stall_timeout = transport.stall_timeout,
       ca_file = transport.ca_file, ca_path = transport.ca_path, proxy = transport.proxy,
       insecure = transport.insecure,
+      allow_http = self.allow_http,
       threads = self.threads,
       on_row = on_row,
     }
@@ -806,10 +826,13 @@ end
 --   (`"PT1H"`, `"2024-01-01T00:00:00Z/PT1H"`), seconds back from now, or a table with
 --   two of `start`, `finish`, `duration` (see @{loganalytics.timespan.format});
 --   omitted: the query's own time filter
--- @tparam string opts.workspace overrides the client's workspace
--- @tparam {string,...} opts.workspaces additional workspaces (body `"workspaces"`)
+-- @tparam string opts.workspace overrides the client's workspace (a GUID or a name
+--   of letters, digits, `_`, `.` and `-`, not `.` or `..`)
+-- @tparam {string,...} opts.workspaces additional workspaces (body `"workspaces"`),
+--   each like `workspace`
 -- @tparam string opts.resource an Azure resource id, `/subscriptions/...`, for a
---   resource-centric query (not with `workspace`)
+--   resource-centric query (not with `workspace`): `/`-separated non-empty segments,
+--   none `.` or `..`, each percent-encoded when sent
 -- @tparam number opts.server_timeout whole seconds the service may run the query
 --   (`Prefer: wait=N`)
 -- @tparam boolean opts.statistics `true` to get `result.statistics`

@@ -54,6 +54,7 @@ build = {
         "src/json_tokenizer.c",
         "src/response_parser.c",
         "src/request_body.c",
+        "src/url.c",
         "src/http.c",
         "src/credential.c",
         "src/client_assertion.c",

@@ -42,6 +42,7 @@ struct la_credential {
     char *mi_client_id, *mi_object_id, *mi_resource_id;
     char *user_agent;
     int use_v1;
+    int allow_http;
     long connect_timeout_ms, timeout_ms;
     /* its own transport settings, over a client's (la_token_transport) */
     long stall_timeout_ms;
@@ -98,7 +99,7 @@ static int form_encode(la_buf *b, const char *value)
     return 0;
 }
 
-/* name=value, with '&' between pairs */
+/* application/x-www-form-urlencoded name=value, with '&' between pairs */
 static int form_field(la_buf *b, const char *name, const char *value)
 {
     if (b->len && la_buf_putc(b, '&') != 0)
@@ -240,6 +241,73 @@ static const char *json_string(const cJSON *obj, const char *name)
     return cJSON_IsString(item) ? item->valuestring : NULL;
 }
 
+/* ------------------------------------------------------ where requests go */
+
+/* A GUID, a domain name, or a well-known tenant: never a path of its own */
+static int tenant_ok(const char *t)
+{
+    size_t label = 0, n = 0;
+    const char *p;
+    if (!t[0])
+        return 0;
+    for (p = t; *p; p++, n++) {
+        if (*p == '.') {
+            if (label == 0)
+                return 0;  /* leading dot, or ".." */
+            label = 0;
+        } else if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+                   *p == '-' || *p == '_') {
+            if (++label > 63)
+                return 0;
+        } else {
+            return 0;
+        }
+    }
+    return label > 0 && n <= 253;  /* no trailing dot */
+}
+
+/* An http(s) base URL for token requests. */
+static int endpoint_ok(const char *name, const char *text, int http_anywhere, char *why,
+                       size_t whylen)
+{
+    la_url u;
+    char reason[160];
+    const char *bad = NULL;
+    if (la_url_parse(text, &u, reason, sizeof reason) != 0) {
+        snprintf(why, whylen, "%s: %s", name, reason);
+        return 0;
+    }
+    if (strcmp(u.scheme, "https") != 0 && strcmp(u.scheme, "http") != 0)
+        bad = "is not an http(s) URL";
+    else if (u.has_userinfo)
+        bad = "has user information (user:password@)";
+    else if (u.has_query || u.has_fragment)
+        bad = "has a query or a fragment";
+    else if (u.dot_segment)
+        bad = "has a dot segment in its path";
+    else if (strcmp(u.scheme, "http") == 0 && !http_anywhere && !u.loopback)
+        bad = "is plain http to a host that is not loopback (use https, or allow_http)";
+    la_url_free(&u);
+    if (bad)
+        snprintf(why, whylen, "%s %s", name, bad);
+    return bad == NULL;
+}
+
+int la_credential_check_endpoints(const la_credential_options *o, char *why, size_t whylen)
+{
+    if (o->tenant && !tenant_ok(o->tenant)) {
+        snprintf(why, whylen, "tenant must be a GUID or a domain name");
+        return -1;
+    }
+    if (o->authority_host && !endpoint_ok("authority_host", o->authority_host, o->allow_http, why, whylen))
+        return -1;
+    if (o->imds_endpoint && !endpoint_ok("imds_endpoint", o->imds_endpoint, 1, why, whylen))
+        return -1;
+    if (o->identity_endpoint && !endpoint_ok("identity_endpoint", o->identity_endpoint, 1, why, whylen))
+        return -1;
+    return 0;
+}
+
 /* ------------------------------------------------------------ lifecycle */
 
 /* ---- required fields: what each kind cannot do without. The core checks
@@ -280,13 +348,17 @@ const char *la_credential_missing(const la_credential_options *o)
 la_credential *la_credential_new(const la_credential_options *o)
 {
     la_credential *c;
+    char why[200];
     if (la_credential_missing(o))  /* the reason: la_credential_missing */
+        return NULL;
+    if (la_credential_check_endpoints(o, why, sizeof why) != 0)
         return NULL;
     c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
     c->kind = o->kind;
     c->use_v1 = o->use_v1;
+    c->allow_http = o->allow_http;
     c->connect_timeout_ms = o->connect_timeout_ms;
     c->timeout_ms = o->timeout_ms;
     c->stall_timeout_ms = o->stall_timeout_ms;
@@ -402,8 +474,9 @@ static const char *token_url(la_credential *c, la_buf *url)
     while (n && host[n - 1] == '/')
         n--;
     la_buf_clear(url);
+    /* the tenant is one path segment (checked, and encoded all the same) */
     if (la_buf_append(url, host, n) != 0 || la_buf_putc(url, '/') != 0 ||
-        la_buf_append(url, c->tenant, strlen(c->tenant)) != 0)
+        form_encode(url, c->tenant) != 0)
         return NULL;
     if (la_buf_append(url, c->use_v1 ? "/oauth2/token" : "/oauth2/v2.0/token",
                       strlen(c->use_v1 ? "/oauth2/token" : "/oauth2/v2.0/token")) != 0)
@@ -670,6 +743,10 @@ static int fetch(la_credential *c, const char *scope, const la_token_transport *
     la_buf_init(&query);
     memset(&req, 0, sizeof req);
     token_transport(c, transport, &req);
+    req.allow_http = c->allow_http;
+    /* a client secret, an assertion, a code or a refresh token: http.c
+     * keeps it off plain http to other hosts (IMDS and App Service get none) */
+    req.carries_secret = c->kind != LA_CRED_MANAGED_IDENTITY;
     headers[0] = "Accept: application/json";
 
     if (c->kind == LA_CRED_MANAGED_IDENTITY) {

@@ -12,6 +12,7 @@
 #include <curl/curl.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <time.h>
 #include <strings.h>
@@ -64,6 +65,9 @@ typedef struct transfer {
     int got_status_line;       /* a response began (framing errors are then its fault) */
     int in_headers;            /* between its status line and the blank line */
     la_gunzip *gz;             /* made for the first gzip body, kept by la_http */
+    /* a secret over plain http: the peer must be loopback (see guard) */
+    int loopback_peer_only;
+    char refused_peer[64];     /* the peer address on_connected refused */
 } transfer;
 
 /* Transfers run on a multi handle, whether driven to the end at once
@@ -411,6 +415,212 @@ done:
     return rc;
 }
 
+/* ------------------------------------------------ where a secret may go */
+
+/* Does the request carry a secret: the caller says so (a token request's
+ * form), or this file sees one (the core does not trust its callers)? */
+static int carries_secret(const la_http_request *req)
+{
+    static const char *const secret_headers[] = { "Authorization:", "X-Api-Key:", NULL };
+    const char *q;
+    size_t i, k;
+    if (req->carries_secret || req->username || req->password)
+        return 1;
+    for (i = 0; i < req->nheaders; i++)
+        for (k = 0; secret_headers[k]; k++)
+            if (strncasecmp(req->headers[i], secret_headers[k], strlen(secret_headers[k])) == 0)
+                return 1;
+    for (q = strchr(req->url, '?'); q; q = strchr(q, '&'))
+        if (strncasecmp(++q, "api_key=", 8) == 0)
+            return 1;
+    return 0;
+}
+
+/* Is host in a no_proxy list? libcurl's rules (lib/noproxy.c): "*" alone
+ * matches every host; a name matches itself and its subdomains (leading
+ * and trailing dots ignored); an IP address matches itself or a CIDR
+ * range. Entries are separated by commas and blanks. */
+static int in_no_proxy(const char *host, const char *list)
+{
+    char name[256], entry[256];
+    size_t namelen, len;
+    int family = 0;
+    unsigned char addr[16], net[16];
+    const char *p = list;
+    if (!list || !list[0])
+        return 0;
+    if (strcmp(list, "*") == 0)
+        return 1;
+    namelen = strlen(host);
+    if (host[0] == '[' && namelen > 2) {
+        host++;
+        namelen -= 2;
+    }
+    if (namelen >= sizeof name)
+        return 0;
+    memcpy(name, host, namelen);
+    name[namelen] = '\0';
+    if (inet_pton(AF_INET, name, addr) == 1)
+        family = AF_INET;
+    else if (inet_pton(AF_INET6, name, addr) == 1)
+        family = AF_INET6;
+    else if (namelen && name[namelen - 1] == '.')
+        name[--namelen] = '\0';
+    while (*p) {
+        const char *token;
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        token = p;
+        while (*p && *p != ' ' && *p != '\t' && *p != ',')
+            p++;
+        len = (size_t)(p - token);
+        if (!len || len >= sizeof entry)
+            continue;
+        memcpy(entry, token, len);
+        entry[len] = '\0';
+        if (family) {
+            char *slash = strchr(entry, '/');
+            unsigned bits = family == AF_INET ? 32 : 128, full, i;
+            if (slash) {
+                /* "/0" is an exact match to libcurl */
+                unsigned long given = strtoul(slash + 1, NULL, 10);
+                *slash = '\0';
+                if (given > bits)
+                    continue;
+                if (given)
+                    bits = (unsigned)given;
+            }
+            if (inet_pton(family, entry, net) != 1)
+                continue;
+            full = bits / 8;
+            for (i = 0; i < full && addr[i] == net[i]; i++)
+                ;
+            if (i == full && (bits % 8 == 0 ||
+                              ((addr[full] ^ net[full]) & (0xff << (8 - bits % 8)) & 0xff) == 0))
+                return 1;
+        } else {
+            char *e = entry;
+            if (len && e[len - 1] == '.')
+                e[--len] = '\0';
+            if (len && e[0] == '.') {
+                e++;
+                len--;
+            }
+            if (len && len == namelen && strcasecmp(e, name) == 0)
+                return 1;
+            if (len && len < namelen && name[namelen - len - 1] == '.' &&
+                strcasecmp(e, name + namelen - len) == 0)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* The proxy libcurl will use for target, chosen as libcurl chooses it
+ * (lib/url.c): none when no_proxy (else NO_PROXY) names the host; else the
+ * proxy option, where "" means none; else http_proxy for http (never
+ * HTTP_PROXY: libcurl ignores it, a CGI program gets it from a request
+ * header), https_proxy or HTTPS_PROXY for https; else all_proxy or
+ * ALL_PROXY. NULL: a direct connection. */
+static const char *effective_proxy(const la_http_request *req, const la_url *target)
+{
+    const char *proxy = req->proxy, *no_proxy = getenv("no_proxy");
+    if (!no_proxy)
+        no_proxy = getenv("NO_PROXY");
+    if (in_no_proxy(target->host, no_proxy))
+        return NULL;
+    if (!proxy) {
+        if (strcmp(target->scheme, "http") == 0) {
+            proxy = getenv("http_proxy");
+        } else {
+            proxy = getenv("https_proxy");
+            if (!proxy)
+                proxy = getenv("HTTPS_PROXY");
+        }
+        if (!proxy)
+            proxy = getenv("all_proxy");
+        if (!proxy)
+            proxy = getenv("ALL_PROXY");
+    }
+    return proxy && proxy[0] ? proxy : NULL;
+}
+
+/*
+ * Checked before anything is sent. Every request: an http(s) URL libcurl
+ * reads as we do, with no user information and no dot segment in its path
+ * (libcurl would remove "/x/.." and send the request elsewhere). A request
+ * carrying a secret over plain http, unless allow_http: the host must be
+ * loopback, and so must the proxy libcurl would use, whatever its kind (the
+ * request crosses the network to it in clear text, or is decrypted there).
+ * An https request through any proxy is fine: libcurl tunnels it with
+ * CONNECT, so the proxy sees only the host and port and the secret stays
+ * inside TLS end to end. on_connected then checks the address actually
+ * reached (a resolver may say anything about "localhost.").
+ */
+static int guard(const la_http_request *req, transfer *t, char *why, size_t whylen)
+{
+    la_url target, via;
+    char reason[160];
+    const char *proxy;
+    char *prefixed = NULL;
+    int ok;
+    if (!req->url || la_url_parse(req->url, &target, reason, sizeof reason) != 0) {
+        snprintf(why, whylen, "refused: %s", req->url ? reason : "no URL");
+        return -1;
+    }
+    if (strcmp(target.scheme, "http") != 0 && strcmp(target.scheme, "https") != 0)
+        snprintf(why, whylen, "refused: the URL's scheme is not http or https");
+    else if (target.has_userinfo)
+        snprintf(why, whylen, "refused: the URL has user information (user:password@)");
+    else if (target.dot_segment)
+        snprintf(why, whylen, "refused: the URL path has a dot segment ('.' or '..', "
+                              "maybe percent-encoded)");
+    else if (strcmp(target.scheme, "http") != 0 || req->allow_http || !carries_secret(req))
+        why[0] = '\0';
+    else if (!target.loopback)
+        snprintf(why, whylen, "refused: the request carries a secret and would go over plain "
+                              "http to %.80s, which is not loopback (use https, or allow_http)",
+                 target.host);
+    else if ((proxy = effective_proxy(req, &target)) != NULL) {
+        /* libcurl takes a proxy without a scheme for an http one */
+        if (!strstr(proxy, "://") && (prefixed = malloc(strlen(proxy) + 8)) != NULL)
+            sprintf(prefixed, "http://%s", proxy);
+        ok = la_url_parse(prefixed ? prefixed : proxy, &via, reason, sizeof reason) == 0;
+        free(prefixed);
+        if (!ok)
+            snprintf(why, whylen, "refused: the request carries a secret over plain http and "
+                                  "its proxy cannot be read (%s)", reason);
+        else if (!via.loopback)
+            snprintf(why, whylen, "refused: the request carries a secret and would go over plain "
+                                  "http through the proxy at %.80s, which is not loopback (use "
+                                  "https, or allow_http)", via.host);
+        else
+            why[0] = '\0';
+        if (ok)
+            la_url_free(&via);
+        t->loopback_peer_only = 1;
+    } else {
+        why[0] = '\0';
+        t->loopback_peer_only = 1;
+    }
+    la_url_free(&target);
+    return why[0] ? -1 : 0;
+}
+
+#if LIBCURL_VERSION_NUM >= 0x075000
+/* Connected (to the host or its proxy), nothing sent yet: a secret over
+ * plain http goes to a loopback peer only. */
+static int on_connected(void *ud, char *peer_ip, char *local_ip, int peer_port, int local_port)
+{
+    transfer *t = ud;
+    (void)local_ip; (void)peer_port; (void)local_port;
+    if (la_host_is_loopback(peer_ip))
+        return CURL_PREREQFUNC_OK;
+    snprintf(t->refused_peer, sizeof t->refused_peer, "%s", peer_ip);
+    return CURL_PREREQFUNC_ABORT;
+}
+#endif
+
 static struct curl_slist *header_list(const la_http_request *req)
 {
     struct curl_slist *list = NULL, *next;
@@ -446,11 +656,20 @@ static void fail_early(la_http_response *resp, const char *why)
     snprintf(resp->transport_message, sizeof resp->transport_message, "%s", why);
 }
 
+/* The guard said no: nothing was sent. */
+static void refuse(la_http_response *resp, const char *why)
+{
+    resp->transport_code = CURLE_URL_MALFORMAT;
+    resp->transport_kind = "protocol";
+    snprintf(resp->transport_message, sizeof resp->transport_message, "%s", why);
+}
+
 static int start_transfer(la_http *h, const la_http_request *req, la_http_response *resp,
                           int performing)
 {
     CURL *e = h->easy;
     int stored = 1;  /* libcurl copies string options: each copy can fail */
+    char why[sizeof resp->transport_message];
 
     la_http_cancel(h);
     reset_response(resp);
@@ -468,6 +687,11 @@ static int start_transfer(la_http *h, const la_http_request *req, la_http_respon
     h->t.last_progress_ms = now_ms();
     h->t.performing = performing;
     h->t.timeout_ms = performing ? 0 : req->timeout_ms;
+
+    if (guard(req, &h->t, why, sizeof why) != 0) {
+        refuse(resp, why);
+        return -1;
+    }
 
     h->headers = header_list(req);
     if (!h->headers) {
@@ -532,6 +756,12 @@ static int start_transfer(la_http *h, const la_http_request *req, la_http_respon
     curl_easy_setopt(e, CURLOPT_HEADERDATA, &h->t);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &h->t);
+#if LIBCURL_VERSION_NUM >= 0x075000
+    if (h->t.loopback_peer_only) {
+        curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_connected);
+        curl_easy_setopt(e, CURLOPT_PREREQDATA, &h->t);
+    }
+#endif
 
     if (!stored) {
         fail_early(resp, "out of memory setting up the request");
@@ -608,6 +838,14 @@ static int finish(la_http *h, CURLcode rc)
         snprintf(resp->transport_message, sizeof resp->transport_message,
                  "the transfer timed out after %ld.%ld s (not counting the time its reader spent between rows)",
                  timeout_ms / 1000, timeout_ms % 1000 / 100);  /* not %f: the locale's point */
+        return -1;
+    }
+    if (h->t.refused_peer[0]) {
+        resp->transport_code = CURLE_URL_MALFORMAT;
+        resp->transport_kind = "protocol";
+        snprintf(resp->transport_message, sizeof resp->transport_message,
+                 "refused: the request carries a secret over plain http and its connection "
+                 "reached %s, which is not loopback (use https, or allow_http)", h->t.refused_peer);
         return -1;
     }
     if (gzip_cut || gzip_bad) {

@@ -210,6 +210,36 @@ void la_tape_cancel(la_tape *t);
 char *la_query_body(const char *query, const char *timespan,
                     const char *const *workspaces, size_t nworkspaces);
 
+/* ------------------------------------------------------------------ URLs */
+
+/* A URL as libcurl reads it (url.c, on libcurl's URL API): the host is the
+ * one libcurl connects to, IPv4 in any spelling libcurl takes normalized to
+ * a dotted quad, IPv6 in brackets, names in lower case. */
+typedef struct la_url {
+    char scheme[16];              /* lower case */
+    char host[256];
+    long port;                    /* as given, else the scheme's default (0: none known) */
+    int port_given;
+    int has_userinfo;             /* a user name, password or login options */
+    int has_query, has_fragment, has_zoneid;
+    int dot_segment;              /* see la_path_has_dot_segment */
+    int loopback;                 /* la_host_is_loopback(host), and no zone id */
+    char *path;                   /* as given (dot segments kept), no trailing '/' */
+    char *base;                   /* scheme://host[:port]path: no userinfo, query, fragment */
+} la_url;
+
+/* Parses text; 0, or -1 with a one-line reason in why (which never quotes
+ * the URL). Refused: no scheme, no host, whitespace, control characters,
+ * backslashes, what libcurl cannot parse. Free with la_url_free. */
+int la_url_parse(const char *text, la_url *out, char *why, size_t whylen);
+void la_url_free(la_url *u);
+/* 127.0.0.0/8 as a dotted quad, ::1 (with or without brackets),
+ * "localhost" and "localhost." (any case). Not ::ffff:127.x (IPv4-mapped). */
+int la_host_is_loopback(const char *host);
+/* Does a segment of this URL path read as "." or ".." once %2e is taken
+ * for a dot and %2f or %5c for a separator, as a server may decode it? */
+int la_path_has_dot_segment(const char *path);
+
 /* ---------------------------------------------------------- HTTP transport */
 
 /* Receives the body of a 2xx response as it arrives; returns 0 to go on,
@@ -270,6 +300,13 @@ typedef struct la_http_request {
     const char *proxy;            /* proxy URL; NULL: libcurl's environment variables */
     int no_proxy;                 /* never through a proxy, whatever proxy or the
                                      environment say (IMDS, App Service) */
+    /* Where a secret may go (http.c refuses before sending anything): a
+     * request that carries one (carries_secret, or an Authorization or
+     * X-Api-Key header, username/password, an api_key URL parameter) goes
+     * over plain http only to a loopback host, through no proxy or a
+     * loopback one, unless allow_http. */
+    int carries_secret;           /* the body (a token request's form) holds a secret */
+    int allow_http;
     la_body_fn on_body;           /* NULL: keep every body in resp->body */
     /* Set both to let a large 2xx body be gunzipped and given to on_body
      * on a worker thread (on_body must then touch nothing the caller's
@@ -369,6 +406,7 @@ typedef struct la_credential_options {
     const char *ca_path;
     const char *proxy;
     int verify_tls;               /* 0: not set, 1: verify, -1: off */
+    int allow_http;               /* a plain-http authority host that is not loopback */
 } la_credential_options;
 
 /* The transport settings of token requests. A credential's own (from its
@@ -403,7 +441,16 @@ typedef struct la_token_error {
 
 typedef struct la_credential la_credential;
 
+/* NULL when memory ran out or la_credential_check_endpoints refuses. */
 la_credential *la_credential_new(const la_credential_options *options);
+/* Where the token requests would go: 0, or -1 with a one-line reason
+ * naming the option. A tenant is a GUID, a domain name (labels of
+ * [A-Za-z0-9_-] joined by single dots) or common/organizations/consumers;
+ * authority_host an http(s) URL with no user information, query, fragment
+ * or dot segment, plain http only to loopback unless allow_http;
+ * imds_endpoint and identity_endpoint the same, plain http allowed (IMDS
+ * and App Service's endpoint are plain http by design, and get no secret). */
+int la_credential_check_endpoints(const la_credential_options *options, char *why, size_t whylen);
 void la_credential_free(la_credential *c);
 /* The token for scope, from the cache until its refresh time (refresh_in
  * when sent, else a few minutes before expiry). *token stays valid until the

@@ -634,6 +634,9 @@ static void read_request(lua_State *L, la_http_request *req)
     lua_getfield(L, 2, "insecure");
     req->insecure = lua_toboolean(L, -1);
     lua_pop(L, 1);
+    lua_getfield(L, 2, "allow_http");
+    req->allow_http = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     lua_getfield(L, 2, "threads");
     req->no_worker = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
     lua_pop(L, 1);
@@ -979,6 +982,15 @@ static int credential_new(lua_State *L)
     lua_getfield(L, 2, "use_v1");
     o.use_v1 = lua_toboolean(L, -1);
     lua_pop(L, 1);
+    lua_getfield(L, 2, "allow_http");
+    o.allow_http = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    {
+        /* the core refuses these by itself; this says why */
+        char why[200];
+        if (la_credential_check_endpoints(&o, why, sizeof why) != 0)
+            return luaL_argerror(L, 2, why);
+    }
 
     /* the core refuses what it cannot use (la_credential_new returns NULL
      * for it): say which field, as misuse */
@@ -1143,6 +1155,71 @@ static int core_parse_http_date(lua_State *L)
     return 1;
 }
 
+/* ------------------------------------------------------------ URLs */
+
+/* Builds parse_url's table from the la_url at index 1 (run under
+ * lua_pcall: the la_url owns memory that must be freed whatever happens). */
+static int push_url_table(lua_State *L)
+{
+    const la_url *u = lua_touserdata(L, 1);
+    lua_createtable(L, 0, 11);
+    lua_pushstring(L, u->scheme);
+    lua_setfield(L, -2, "scheme");
+    lua_pushstring(L, u->host);
+    lua_setfield(L, -2, "host");
+    if (u->port) {
+        lua_pushinteger(L, (lua_Integer)u->port);
+        lua_setfield(L, -2, "port");
+    }
+    lua_pushstring(L, u->base);
+    lua_setfield(L, -2, "base");
+    lua_pushstring(L, u->path);
+    lua_setfield(L, -2, "path");
+    lua_pushboolean(L, u->has_userinfo);
+    lua_setfield(L, -2, "userinfo");
+    lua_pushboolean(L, u->has_query);
+    lua_setfield(L, -2, "query");
+    lua_pushboolean(L, u->has_fragment);
+    lua_setfield(L, -2, "fragment");
+    lua_pushboolean(L, u->has_zoneid);
+    lua_setfield(L, -2, "zoneid");
+    lua_pushboolean(L, u->dot_segment);
+    lua_setfield(L, -2, "dot_segment");
+    lua_pushboolean(L, u->loopback);
+    lua_setfield(L, -2, "loopback");
+    return 1;
+}
+
+/* core.parse_url(url) -> { scheme=, host=, port=, base=, path=, userinfo=,
+ * query=, fragment=, zoneid=, dot_segment=, loopback= } | nil, reason
+ * (url.c: the URL as libcurl reads it; base is scheme://host[:port]path) */
+static int core_parse_url(lua_State *L)
+{
+    size_t len;
+    const char *text = luaL_checklstring(L, 1, &len);
+    char why[200];
+    la_url u;
+    int rc;
+    if (strlen(text) != len) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "the URL contains a NUL byte");
+        return 2;
+    }
+    luaL_checkstack(L, 4, "loganalytics: stack");
+    if (la_url_parse(text, &u, why, sizeof why) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, why);
+        return 2;
+    }
+    lua_pushcfunction(L, push_url_table);
+    lua_pushlightuserdata(L, &u);
+    rc = lua_pcall(L, 1, 1, 0);
+    la_url_free(&u);
+    if (rc != 0)
+        return lua_error(L);
+    return 1;
+}
+
 /* ------------------------------------------------------------ module */
 
 static const luaL_Reg client_methods[] = {
@@ -1162,6 +1239,7 @@ static const luaL_Reg functions[] = {
     {"sleep", core_sleep},
     {"now", core_now},
     {"parse_http_date", core_parse_http_date},
+    {"parse_url", core_parse_url},
     {NULL, NULL},
 };
 

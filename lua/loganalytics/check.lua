@@ -2,8 +2,11 @@
 -- raises one clear line naming the option.
 -- @module loganalytics.check
 
-local type, pairs, tostring, getmetatable, error = type, pairs, tostring, getmetatable, error
-local format = string.format
+local core = require "loganalytics.core"
+
+local type, pairs, ipairs, tostring, getmetatable, error =
+  type, pairs, ipairs, tostring, getmetatable, error
+local format, concat = string.format, table.concat
 
 local M = {}
 
@@ -40,33 +43,125 @@ function M.is_callable(v)
   return type(mt) == "table" and mt.__call ~= nil
 end
 
--- Hosts a plain http:// endpoint may use without allow_http.
-function M.is_loopback(host)
-  host = host:lower()
-  return host == "localhost" or host == "[::1]" or host:match("^127%.%d+%.%d+%.%d+$") ~= nil
+-- URLs are read by libcurl's own parser (core.parse_url, src/url.c), so
+-- the host decided on is the host libcurl connects to. Messages never quote
+-- the URL: it may hold a password.
+local function parse(name, url)
+  M.text(name, url)
+  local u, why = core.parse_url(url)
+  if not u then M.misuse(format("option '%s' is not a usable URL: %s", name, why)) end
+  return u
 end
 
+-- An http(s) base URL (endpoint, arm_endpoint, authority_host, ...):
+-- no user information, query, fragment, zone id or dot segment; plain http
+-- only to loopback (127.0.0.0/8, ::1, localhost) unless allow_http.
+-- Returns the normalized base URL (scheme and host in lower case, no
+-- trailing slash).
 function M.endpoint(name, url, allow_http)
-  M.text(name, url)
-  local scheme, host = url:match("^(%a[%w+.-]*)://([^/:?#]+)")
-  if host and host:sub(1, 1) == "[" then host = url:match("^%a[%w+.-]*://(%[[^%]]*%])") end
-  if not scheme or not host then
-    M.misuse(format("option '%s' must be an http(s) URL, got '%s'", name, url))
+  local u = parse(name, url)
+  if u.scheme ~= "https" and u.scheme ~= "http" then
+    M.misuse(format("option '%s' must be an http(s) URL, got scheme '%s'", name, u.scheme))
   end
-  scheme = scheme:lower()
-  if scheme ~= "https" and scheme ~= "http" then
-    M.misuse(format("option '%s' must use https, got '%s'", name, scheme))
+  if u.userinfo then
+    M.misuse(format("option '%s' must not hold user information (user:password@)", name))
   end
-  if scheme == "http" and not allow_http and not M.is_loopback(host) then
+  if u.query or u.fragment then
+    M.misuse(format("option '%s' must not have a query (?...) or a fragment (#...)", name))
+  end
+  if u.zoneid then M.misuse(format("option '%s' must not have an IPv6 zone id", name)) end
+  if u.dot_segment then
+    M.misuse(format("option '%s' must not have a '.' or '..' path segment", name))
+  end
+  if u.scheme == "http" and not allow_http and not u.loopback then
     M.misuse(format("option '%s' is plain http to a non-loopback host; use https or allow_http = true", name))
   end
-  return (url:gsub("/+$", ""))
+  return u.base
 end
 
--- Percent-encodes everything but unreserved characters (and "/" when asked).
-function M.escape(s, keep_slash)
-  local pattern = keep_slash and "[^%w%-%._~/]" or "[^%w%-%._~]"
-  return (s:gsub(pattern, function(c) return format("%%%02X", c:byte()) end))
+local PROXY_SCHEMES = { http = true, https = true, socks4 = true, socks4a = true, socks5 = true,
+                        socks5h = true }
+
+-- The proxy option: a proxy URL libcurl takes (no scheme means http).
+-- A plain-http request with a secret crosses the network in clear text to
+-- its proxy (or is decrypted there): each of `urls` that is plain http
+-- (checked already: loopback, or allow_http) may use a loopback proxy
+-- only, unless allow_http. https requests are tunnelled (CONNECT) and keep
+-- their secret inside TLS: any proxy will do.
+function M.proxy(name, proxy, urls, allow_http)
+  local u = parse(name, proxy:find("://", 1, true) and proxy or "http://" .. proxy)
+  if not PROXY_SCHEMES[u.scheme] then
+    M.misuse(format("option '%s' must be an http, https or socks proxy, got scheme '%s'", name, u.scheme))
+  end
+  if allow_http or u.loopback then return end
+  for _, url in ipairs(urls) do
+    if url:find("^http://") then
+      M.misuse(format("option '%s' is a proxy that is not loopback for plain-http requests carrying "
+        .. "a secret; use https or allow_http = true", name))
+    end
+  end
+end
+
+-- ASCII only: %w would follow the process's locale
+local UNRESERVED = "A-Za-z0-9%-%._~"
+
+-- A workspace id: a GUID or a name of letters, digits, '_', '.' and '-',
+-- never "." or "..".
+function M.workspace(name, value)
+  M.text(name, value)
+  if value:find("[^A-Za-z0-9_.%-]") or value == "." or value == ".." then
+    M.misuse(format("option '%s' must be a workspace GUID or a name of letters, digits, '_', '.' "
+      .. "and '-' (not '.' or '..')", name))
+  end
+end
+
+-- One path segment given by the caller (a Resource Manager field): it is
+-- percent-encoded when sent, so only what a server could still take for a
+-- separator or a dot segment is refused.
+function M.segment(name, value)
+  M.text(name, value)
+  if value == "." or value == ".." or value:find("[/\\]") then
+    M.misuse(format("option '%s' must not be '.' or '..' or contain '/' or '\\'", name))
+  end
+end
+
+-- A resource id, `/`-separated non-empty segments none of which is "."
+-- or ".." (nor holds a backslash); returns it with every segment
+-- percent-encoded.
+function M.resource(name, value)
+  M.text(name, value)
+  if value:sub(1, 1) ~= "/" then
+    M.misuse(format("option '%s' must be a resource id starting with '/'", name))
+  end
+  local encoded = {}
+  for segment in (value:sub(2) .. "/"):gmatch("([^/]*)/") do
+    if segment == "" or segment == "." or segment == ".." or segment:find("\\", 1, true) then
+      M.misuse(format("option '%s' must be '/'-separated non-empty segments, none '.' or '..' "
+        .. "and none with '\\'", name))
+    end
+    encoded[#encoded + 1] = M.escape(segment)
+  end
+  return "/" .. concat(encoded, "/")
+end
+
+-- A tenant: a GUID or a domain name (labels of letters, digits, '_' and
+-- '-' joined by single dots), which includes 'common', 'organizations'
+-- and 'consumers'.
+function M.tenant(name, value)
+  M.text(name, value)
+  local ok = #value <= 253
+  for label in (value .. "."):gmatch("([^.]*)%.") do
+    if label == "" or #label > 63 or label:find("[^A-Za-z0-9_%-]") then ok = false end
+  end
+  if not ok then
+    M.misuse(format("option '%s' must be a tenant GUID or domain name (or 'common', "
+      .. "'organizations', 'consumers')", name))
+  end
+end
+
+-- Percent-encodes everything but unreserved characters.
+function M.escape(s)
+  return (s:gsub("[^" .. UNRESERVED .. "]", function(c) return format("%%%02X", c:byte()) end))
 end
 
 function M.seconds(name, v)

@@ -162,6 +162,8 @@ local function check_options(options, what, required, optional)
   for _, k in ipairs(optional) do allowed[k] = true end
   check.known(options, allowed, "la.credentials." .. what)
   for _, k in ipairs(required) do check.text(k, options[k]) end
+  -- it becomes a segment of the token URL's path
+  if options.tenant ~= nil then check.tenant("tenant", options.tenant) end
   for _, k in ipairs(optional) do
     -- a PEM certificate is text over several lines
     if options[k] ~= nil and k ~= "certificate" then check.text(k, options[k]) end
@@ -192,6 +194,7 @@ local function core_fields(options)
   if options.scope ~= nil then check.text("scope", options.scope) end
   return {
     authority_host = check.endpoint("authority_host", authority, options.allow_http),
+    allow_http = options.allow_http,
     user_agent = options.user_agent,
     connect_timeout = options.connect_timeout,
     timeout = options.timeout,
@@ -220,12 +223,15 @@ end
 --- The options every constructor takes (and `la.authorize_url`).
 -- @table common_options
 -- @field authority_host the identity platform's base URL (default:
---   `AZURE_AUTHORITY_HOST`, else the cloud's, `https://login.microsoftonline.com`)
+--   `AZURE_AUTHORITY_HOST`, else the cloud's, `https://login.microsoftonline.com`): an
+--   http(s) URL without user information, query, fragment or `.`/`..` path segment
 -- @field cloud `"public"` (default), `"usgov"` or `"china"`: the authority host and the
 --   default scope together
 -- @field scope the scope tokens are asked for when `get_token` is given none (default:
 --   `https://api.loganalytics.io/.default`)
 -- @field allow_http `true` to allow a plain `http://` authority host that is not loopback
+--   (a token request carrying a secret is otherwise refused over plain http to any host,
+--   or through any proxy, that is not loopback)
 -- @field connect_timeout seconds to connect to the identity platform (default: the
 --   client's `connect_timeout`, else 10)
 -- @field timeout seconds for a whole token request (default: the client's `timeout`,
@@ -245,7 +251,9 @@ end
 --- Client credentials with a secret: the v2.0 token endpoint with `scope`;
 -- with `resource`, the v1 endpoint.
 -- @tparam table options the @{common_options} and:
--- @tparam string options.tenant the directory (tenant) id or domain
+-- @tparam string options.tenant the directory (tenant) id or domain: a GUID or a domain
+--   name (labels of letters, digits, `_` and `-` joined by dots); every constructor
+--   refuses anything else, so a tenant never changes the token URL's path
 -- @tparam string options.client_id the application (client) id
 -- @tparam string options.client_secret the client secret
 -- @tparam[opt] string options.resource a v1 resource (audience) instead of `scope`
