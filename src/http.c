@@ -753,6 +753,9 @@ static int start_transfer(la_http *h, const la_http_request *req, la_http_respon
     if (req->user_agent)
         stored &= curl_easy_setopt(e, CURLOPT_USERAGENT, req->user_agent) == CURLE_OK;
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    /* a proxy's answer to CONNECT is not the response: its status line must not
+     * make a failed tunnel look like the server's malformed framing */
+    curl_easy_setopt(e, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, &h->t);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &h->t);
