@@ -83,7 +83,7 @@ FUZZ_RUN = -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
 fuzz-build:
 	mkdir -p $(BUILD)/fuzz-corpus $(BUILD)/fuzz-corpus-parser $(BUILD)/fuzz-corpus-gunzip \
 	  $(BUILD)/fuzz-artifacts
-	cp spec/fixtures/*.json ../shared/recorded/*.json ../shared/wire/*.json $(BUILD)/fuzz-corpus/
+	cp spec/fixtures/*.json spec/fixtures/recorded/*.json spec/fixtures/wire/*.json $(BUILD)/fuzz-corpus/
 	python3 fuzz/make_corpus.py $(BUILD)/fuzz-corpus
 	python3 fuzz/make_corpus.py $(BUILD)/fuzz-corpus-parser --seed-header
 	python3 fuzz/make_corpus.py $(BUILD)/fuzz-corpus-gunzip --gunzip

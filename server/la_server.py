@@ -997,7 +997,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description="Local Log Analytics query API for tests/demo")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    ap.add_argument("--recorded", default=str(repo.parent / "shared" / "recorded"))
+    ap.add_argument("--recorded", default=str(repo / "spec" / "fixtures" / "recorded"))
     ap.add_argument("--fixtures", default=str(repo / "spec" / "fixtures"))
     ap.add_argument("--token", action="append", default=[],
                     help="extra bearer token to accept (repeatable)")

@@ -236,16 +236,16 @@ function helper.client(options)
   return la.new(o)  -- recorded: see the messages file above
 end
 
---- Every recorded service response under ../shared/recorded, decoded.
+--- The directory of recorded service responses (spec/fixtures/recorded).
 function helper.recorded_dir()
-  return os.getenv("LA_RECORDED_DIR") or "../shared/recorded"
+  return os.getenv("LA_RECORDED_DIR") or "spec/fixtures/recorded"
 end
 
 --- Runs a standalone differential check (build/tokenizer_diff, build/gunzip_diff)
 -- with `-n rounds` over every fixture, recorded response and REST example;
 -- asserts it found no difference in at least `min_inputs` inputs.
 function helper.assert_no_differences(tool, rounds, min_inputs)
-  local pipe = io.popen(("build/%s -n %d spec/fixtures/*.json %s/*.json ../shared/wire/*.json 2>&1")
+  local pipe = io.popen(("build/%s -n %d spec/fixtures/*.json %s/*.json spec/fixtures/wire/*.json 2>&1")
     :format(tool, rounds, helper.recorded_dir()))
   local out = pipe:read("*a")
   local ok, _, code = pipe:close()
