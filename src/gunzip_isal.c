@@ -12,6 +12,8 @@
 
 #define OUT_SIZE 65536
 
+const char la_gunzip_inflater[] = "isal";
+
 struct la_inflater {
     struct inflate_state state;
     unsigned char out[OUT_SIZE];

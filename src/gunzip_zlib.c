@@ -11,6 +11,8 @@
 
 #define OUT_SIZE 65536
 
+const char la_gunzip_inflater[] = "zlib";
+
 struct la_inflater {
     z_stream z;
     int in_trailer;              /* the deflate data ended; reading the trailer */
