@@ -348,6 +348,11 @@ function helper.start_example_nginx(edit, env)
     :gsub("content_by_lua_file handler%.lua;", "content_by_lua_file " .. root .. "/examples/openresty/handler.lua;")
     :gsub("pid nginx%.pid;", "pid " .. pid_file .. ";")
   if edit then conf = edit(conf) end
+  -- started by root, nginx runs its workers as nobody, who cannot read a
+  -- checkout in a private directory (a fresh clone under mktemp -d, /root)
+  local id = assert(io.popen("id -u"))
+  if id:read("*l") == "0" then conf = "user root;\n" .. conf end
+  id:close()
   local f = assert(io.open(prefix .. "/nginx.conf", "w"))
   f:write(conf)
   f:close()
