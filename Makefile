@@ -3,15 +3,17 @@ LUA ?= lua5.4
 BUILD ?= build
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-# Debian 12 packages for building, testing and the demo
-DEB_PACKAGES = build-essential cmake pkg-config curl python3 \
+# Debian 12 packages for building, testing and the demo (the module itself
+# needs only libcurl, cJSON, OpenSSL, zlib or ISA-L, and Lua's headers:
+# README, "Install"; yajl and zlib build the differential checks)
+DEB_PACKAGES = build-essential cmake pkg-config curl python3 git \
   lua5.4 liblua5.4-dev lua5.1 liblua5.1-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
   luajit2 libluajit2-5.1-dev luarocks lua-busted lua-cjson nginx libnginx-mod-http-lua \
   libcurl4-openssl-dev libcjson-dev libyajl-dev libssl-dev libisal-dev zlib1g-dev openssl valgrind strace \
   clang libclang-rt-14-dev llvm lua-ldoc tmux locales-all
 
-.PHONY: all setup build build-jit demo test test-valgrind check-valgrind check-asan check-alloc rock clean fuzz \
-  fuzz-build fuzz-smoke bench docs
+.PHONY: all setup build build-jit demo test test-no-isal test-fresh-clone check-no-shared \
+  test-valgrind check-valgrind check-asan check-alloc rock clean fuzz fuzz-build fuzz-smoke bench docs
 
 all: build
 
@@ -37,6 +39,34 @@ demo: setup build
 
 test: build
 	busted --lua=$(LUA)
+
+# The whole suite with gzip inflated by zlib, as on a machine without ISA-L:
+# built with -DWITH_ISAL=OFF into $(NO_ISAL_BUILD); the specs' subprocesses
+# and tools use that build (LA_BUILD_DIR), the rocks they build skip ISA-L
+# too (LOGANALYTICS_WITH_ISAL), and spec/gunzip_spec.lua checks the module
+# really has the zlib inflater (LA_EXPECT_INFLATER).
+NO_ISAL_BUILD ?= $(BUILD)/no-isal
+test-no-isal: build
+	cmake -S . -B $(NO_ISAL_BUILD) -DLUA_VERSION=$(subst lua,,$(LUA)) -DWITH_ISAL=OFF >/dev/null
+	cmake --build $(NO_ISAL_BUILD) -j2 -- --no-print-directory -s
+	LA_BUILD_DIR=$(NO_ISAL_BUILD) LOGANALYTICS_WITH_ISAL=OFF LA_EXPECT_INFLATER=zlib \
+	  busted --lua=$(LUA) --cpath='$(NO_ISAL_BUILD)/?.so'
+
+# Nothing in the repository reads ../shared (or any path outside it): the
+# recorded responses and REST examples are in spec/fixtures/. Only the
+# provenance notes may name where they came from.
+check-no-shared:
+	@found=$$(git grep --untracked -n -I -e 'shared[/]' -- . ':!*PROVENANCE.md' || true); \
+	if [ -n "$$found" ]; then echo "$$found"; echo "check-no-shared: files read outside the repository" >&2; exit 1; fi; \
+	echo "check-no-shared: nothing reads ../shared"
+
+# A fresh clone of HEAD in an empty temporary directory, with nothing beside
+# it: `make demo` and `make test` there (what a new user runs).
+test-fresh-clone:
+	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
+	git clone -q "$(CURDIR)" "$$dir/loganalytics" && cd "$$dir/loganalytics" && \
+	echo "fresh clone of $$(git rev-parse --short HEAD) in $$dir/loganalytics" && \
+	$(MAKE) --no-print-directory demo LUA=$(LUA) && $(MAKE) --no-print-directory test LUA=$(LUA)
 
 # The whole suite on another runtime: make test-lua-5.1 (5.2, 5.3, jit).
 # Specs that start their own lua5.4 use build/, hence the dependency.
@@ -77,7 +107,8 @@ check-alloc: build
 # libFuzzer (fuzz/README.md), three targets, each run for FUZZ_SECONDS:
 #   fuzz_tokenizer        the JSON tokenizer, checked against yajl
 #   fuzz_response_parser  the streaming response parser, its sink's invariants
-#   fuzz_gunzip           the gzip decoder (ISA-L), checked against zlib
+#   fuzz_gunzip           the gzip decoder (ISA-L's or zlib's inflater, as
+#                         CMake would pick: GUNZIP_INFLATER), checked against zlib
 # Corpora (build/fuzz-corpus*) start from the fixtures, recordings and REST
 # examples (fuzz/make_corpus.py) and keep what the runs add. Crash inputs go
 # to build/fuzz-artifacts/. Any crash, leak, timeout or UB report fails.
@@ -86,12 +117,13 @@ FUZZ_SECONDS ?= 60
 FUZZ_TOKENIZER_MAX_LEN ?= 4096
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined,float-cast-overflow \
   -fno-sanitize-recover=undefined,float-cast-overflow
+GUNZIP_INFLATER ?= $(shell pkg-config --exists libisal && echo isal || echo zlib)
 FUZZ_RUN = -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
   -artifact_prefix=$(BUILD)/fuzz-artifacts/
 fuzz-build:
 	mkdir -p $(BUILD)/fuzz-corpus $(BUILD)/fuzz-corpus-parser $(BUILD)/fuzz-corpus-gunzip \
 	  $(BUILD)/fuzz-artifacts
-	cp spec/fixtures/*.json ../shared/recorded/*.json ../shared/wire/*.json $(BUILD)/fuzz-corpus/
+	cp spec/fixtures/*.json spec/fixtures/recorded/*.json spec/fixtures/wire/*.json $(BUILD)/fuzz-corpus/
 	python3 fuzz/make_corpus.py $(BUILD)/fuzz-corpus
 	python3 fuzz/make_corpus.py $(BUILD)/fuzz-corpus-parser --seed-header
 	python3 fuzz/make_corpus.py $(BUILD)/fuzz-corpus-gunzip --gunzip
@@ -100,8 +132,8 @@ fuzz-build:
 	clang $(FUZZ_CFLAGS) -o $(BUILD)/fuzz_response_parser fuzz/response_parser_fuzz.c \
 	  src/response_parser.c src/json_tokenizer.c src/cell.c src/buffer.c \
 	  src/event_tape.c src/string_cache.c -lm -pthread
-	clang $(FUZZ_CFLAGS) -o $(BUILD)/fuzz_gunzip fuzz/gunzip_diff.c src/gunzip.c src/buffer.c \
-	  -lisal -lz
+	clang $(FUZZ_CFLAGS) -o $(BUILD)/fuzz_gunzip fuzz/gunzip_diff.c src/gunzip.c \
+	  src/gunzip_$(GUNZIP_INFLATER).c src/buffer.c $(if $(filter isal,$(GUNZIP_INFLATER)),-lisal) -lz
 
 fuzz: fuzz-build
 	$(BUILD)/fuzz_tokenizer $(FUZZ_RUN) -max_len=$(FUZZ_TOKENIZER_MAX_LEN) $(BUILD)/fuzz-corpus

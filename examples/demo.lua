@@ -1,17 +1,22 @@
 -- The demo: queries the local server's demo workspace and prints typed rows.
---   LA_ENDPOINT=http://127.0.0.1:PORT lua5.4 examples/demo.lua   (make demo does this)
+--   LOGANALYTICS_ENDPOINT=http://127.0.0.1:PORT lua5.4 examples/demo.lua   (make demo does this)
+-- LOGANALYTICS_WORKSPACE and LOGANALYTICS_API_KEY (as for the command) default
+-- to the local server's demo workspace and key.
 local la = require "loganalytics"
 
-local endpoint = os.getenv("LA_ENDPOINT")
-if not endpoint then
-  io.stderr:write("set LA_ENDPOINT (make demo starts a local server and sets it)\n")
+-- The query API: the local server's address (sh examples/run_demo.sh sets
+-- it), or https://api.loganalytics.azure.com for Azure. Never guessed.
+local endpoint = os.getenv("LOGANALYTICS_ENDPOINT")
+if not endpoint or endpoint == "" then
+  io.stderr:write("set LOGANALYTICS_ENDPOINT: the local server's address (sh examples/run_demo.sh\n"
+    .. "sets it) or https://api.loganalytics.azure.com\n")
   os.exit(2)
 end
 
 local client = la.new {
   endpoint = endpoint,
-  workspace = os.getenv("LA_WORKSPACE") or "DEMO_WORKSPACE",
-  api_key = os.getenv("LA_API_KEY") or "DEMO_KEY",
+  workspace = os.getenv("LOGANALYTICS_WORKSPACE") or "DEMO_WORKSPACE",
+  api_key = os.getenv("LOGANALYTICS_API_KEY") or "DEMO_KEY",
 }
 
 -- A cell as text, with its Lua type where that is the point.

@@ -2,8 +2,10 @@
 -- response is still arriving (the on_row option), so no row is held and
 -- memory stays flat whatever the size of the result.
 --
---   LA_ENDPOINT=<query API> [LA_WORKSPACE=...] [LA_API_KEY=...] \
---   lua5.4 examples/export_csv.lua KQL [FILE]       (no FILE: standard output)
+--   LOGANALYTICS_ENDPOINT=<query API> [LOGANALYTICS_WORKSPACE=...] \
+--   [LOGANALYTICS_API_KEY=...] lua5.4 examples/export_csv.lua KQL [FILE]
+-- (no FILE: standard output; the workspace and key default to the local
+-- server's demo ones).
 --
 -- The CSV is RFC 4180: a header line of column names, CRLF line ends, a
 -- field in double quotes (a quote doubled) when it holds a comma, a quote,
@@ -17,16 +19,17 @@
 -- 1 failed, 2 usage.
 local la = require "loganalytics"
 
-local endpoint, kql, path = os.getenv("LA_ENDPOINT"), arg[1], arg[2]
-if not endpoint or not kql then
-  io.stderr:write("usage: LA_ENDPOINT=URL lua5.4 examples/export_csv.lua KQL [FILE]\n")
+local endpoint, kql, path = os.getenv("LOGANALYTICS_ENDPOINT"), arg[1], arg[2]
+if not endpoint or endpoint == "" or not kql then
+  io.stderr:write("usage: LOGANALYTICS_ENDPOINT=URL lua5.4 examples/export_csv.lua KQL [FILE]\n"
+    .. "(URL: the local server's address, or https://api.loganalytics.azure.com)\n")
   os.exit(2)
 end
 
 local client = la.new {
   endpoint = endpoint,
-  workspace = os.getenv("LA_WORKSPACE") or "DEMO_WORKSPACE",
-  api_key = os.getenv("LA_API_KEY") or "DEMO_KEY",
+  workspace = os.getenv("LOGANALYTICS_WORKSPACE") or "DEMO_WORKSPACE",
+  api_key = os.getenv("LOGANALYTICS_API_KEY") or "DEMO_KEY",
 }
 
 local out = io.stdout

@@ -4,26 +4,29 @@
 -- client:query then returns the result with status "partial" and the reason
 -- in result.error; `if not result` alone would take those rows as complete.
 --
---   LA_ENDPOINT=<query API> [LA_WORKSPACE=...] [LA_API_KEY=...] \
---   lua5.4 examples/partial_result.lua [KQL]
+--   LOGANALYTICS_ENDPOINT=<query API> [LOGANALYTICS_WORKSPACE=...] \
+--   [LOGANALYTICS_API_KEY=...] lua5.4 examples/partial_result.lua [KQL]
 --
 -- Against the local server, the FIXTURES workspace answers the query
 -- "partial" with a recorded-shape partial result (spec/fixtures/partial.json):
---   LA_WORKSPACE=FIXTURES ... examples/partial_result.lua partial
+--   LOGANALYTICS_WORKSPACE=FIXTURES sh examples/run_demo.sh examples/partial_result.lua partial
 -- Exit status: 0 complete, 4 partial (rows printed, reason on stderr),
 -- 1 failed, 2 usage.
 local la = require "loganalytics"
 
-local endpoint = os.getenv("LA_ENDPOINT")
-if not endpoint then
-  io.stderr:write("set LA_ENDPOINT (README, \"Examples\", starts a local server and sets it)\n")
+-- The query API: the local server's address (sh examples/run_demo.sh sets
+-- it), or https://api.loganalytics.azure.com for Azure. Never guessed.
+local endpoint = os.getenv("LOGANALYTICS_ENDPOINT")
+if not endpoint or endpoint == "" then
+  io.stderr:write("set LOGANALYTICS_ENDPOINT: the local server's address (sh examples/run_demo.sh\n"
+    .. "sets it) or https://api.loganalytics.azure.com\n")
   os.exit(2)
 end
 
 local client = la.new {
   endpoint = endpoint,
-  workspace = os.getenv("LA_WORKSPACE") or "DEMO_WORKSPACE",
-  api_key = os.getenv("LA_API_KEY") or "DEMO_KEY",
+  workspace = os.getenv("LOGANALYTICS_WORKSPACE") or "DEMO_WORKSPACE",
+  api_key = os.getenv("LOGANALYTICS_API_KEY") or "DEMO_KEY",
 }
 
 local kql = arg[1] or "AzureActivity | summarize count() by Category"

@@ -3,8 +3,9 @@
 # against it and stops the server. Run from the repository root:
 #   sh examples/run_demo.sh                          examples/demo.lua (make demo)
 #   sh examples/run_demo.sh EXAMPLE.lua [ARGS...]    any other example
-# The example gets LA_ENDPOINT (the query API) and AZURE_AUTHORITY_HOST (the
-# identity provider) set to the local server, and the checkout's module paths.
+# The example gets LOGANALYTICS_ENDPOINT (the query API) and
+# AZURE_AUTHORITY_HOST (the identity provider) set to the local server, and
+# the checkout's module paths; LOGANALYTICS_WORKSPACE and the rest pass through.
 set -eu
 LUA=${LUA:-lua5.4}
 script=${1:-examples/demo.lua}
@@ -21,6 +22,6 @@ port=$(head -n 1 "$port_file")
 [ -n "$port" ] || { echo "the local server did not start" >&2; exit 1; }
 # on standard error: an example's standard output may be data (CSV)
 echo "local Log Analytics server on http://127.0.0.1:$port" >&2
-LA_ENDPOINT="http://127.0.0.1:$port" AZURE_AUTHORITY_HOST="http://127.0.0.1:$port" \
+LOGANALYTICS_ENDPOINT="http://127.0.0.1:$port" AZURE_AUTHORITY_HOST="http://127.0.0.1:$port" \
 LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/?.so;;" \
   "$LUA" "$script" "$@"

@@ -2,9 +2,9 @@
 -- client credentials flow) give the tokens, and one token serves every
 -- query until shortly before it expires.
 --
---   LA_ENDPOINT=<query API> AZURE_AUTHORITY_HOST=<identity platform> \
+--   LOGANALYTICS_ENDPOINT=<query API> AZURE_AUTHORITY_HOST=<identity platform> \
 --   AZURE_TENANT_ID=... AZURE_CLIENT_ID=... AZURE_CLIENT_SECRET=... \
---   [LA_WORKSPACE=<workspace id>] lua5.4 examples/service_principal.lua [KQL]
+--   [LOGANALYTICS_WORKSPACE=<workspace id>] lua5.4 examples/service_principal.lua [KQL]
 --
 -- Both hosts are given, never assumed: against Azure they are
 -- https://api.loganalytics.azure.com and https://login.microsoftonline.com;
@@ -23,7 +23,7 @@ local function need(name)
   return value
 end
 
-local endpoint = need("LA_ENDPOINT")
+local endpoint = need("LOGANALYTICS_ENDPOINT")
 local credential = la.credentials.client_secret {
   authority_host = need("AZURE_AUTHORITY_HOST"),
   tenant = need("AZURE_TENANT_ID"),
@@ -43,7 +43,7 @@ print(("token for %s, valid until %s"):format(credential.scope, os.date("!%Y-%m-
 
 local client = la.new {
   endpoint = endpoint,
-  workspace = os.getenv("LA_WORKSPACE") or "DEMO_WORKSPACE",
+  workspace = os.getenv("LOGANALYTICS_WORKSPACE") or "DEMO_WORKSPACE",
   credential = credential,   -- the client asks it for each query; it answers from its cache
 }
 

@@ -1,5 +1,6 @@
 /*
- * The gzip decoder (src/gunzip.c, ISA-L) checked against zlib.
+ * The gzip decoder (src/gunzip.c, with the inflater of the build: ISA-L's
+ * igzip or zlib) checked against zlib.
  *
  *   - libFuzzer target (build/fuzz_gunzip). The first input byte picks the
  *     mode and seeds the chunking:

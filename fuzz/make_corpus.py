@@ -2,12 +2,12 @@
 """Seed corpus for the fuzz targets (fuzz/README.md).
 
 Writes one file per response body found in
-  - ../shared/recorded/*.json   test-proxy recordings: Entries[].ResponseBody,
-                                and each $batch inner body (responses[].body)
-  - spec/fixtures/*.json        local server fixtures, less their leading
-                                "#status" / "#header" lines
-  - ../shared/wire/*.json       REST spec examples: responses.<status>.body,
-                                and $batch inner bodies
+  - spec/fixtures/recorded/*.json  test-proxy recordings: Entries[].ResponseBody,
+                                   and each $batch inner body (responses[].body)
+  - spec/fixtures/*.json           local server fixtures, less their leading
+                                   "#status" / "#header" lines
+  - spec/fixtures/wire/*.json      REST spec examples: responses.<status>.body,
+                                   and $batch inner bodies
 into OUT (created). Bodies taken out of a JSON document are written back
 compact, and once more indented, with every number spelled exactly as in the
 source (longs above 2^53 stay exact).
@@ -134,13 +134,13 @@ def main(argv):
         write(name, dump(value).encode("utf-8"))
         write(name + "-indented", dump(value, indent=2).encode("utf-8"))
 
-    for path in sorted(glob.glob("../shared/recorded/*.json")):
+    for path in sorted(glob.glob("spec/fixtures/recorded/*.json")):
         base = "rec-" + os.path.basename(path)[:-5]
         for tag, body in from_recording(path):
             write_value("%s-%s" % (base, tag), body)
     for path in sorted(glob.glob("spec/fixtures/*.json")):
         write("fixture-" + os.path.basename(path)[:-5], fixture_body(path))
-    for path in sorted(glob.glob("../shared/wire/*.json")):
+    for path in sorted(glob.glob("spec/fixtures/wire/*.json")):
         base = "wire-" + os.path.basename(path)[:-5]
         for tag, body in from_wire(path):
             write_value("%s-%s" % (base, tag), body)

@@ -10,7 +10,8 @@ description = {
   detailed = [[
     client:query(kql) against the Log Analytics v1 query API: results as Lua
     tables of typed rows (64-bit exact longs), parsed as they arrive by a C
-    core over libcurl, ISA-L (igzip), cJSON and OpenSSL.
+    core over libcurl, cJSON, OpenSSL and zlib or, when installed, ISA-L
+    (igzip, the faster gzip).
   ]],
   homepage = "https://github.com/loganalytics-lua/loganalytics",
   license = "MIT",
@@ -18,52 +19,30 @@ description = {
 dependencies = {
   "lua >= 5.1",
 }
--- Debian keeps curl's headers under /usr/include/<multiarch>, where LuaRocks
--- does not look; the compiler does, so CURL is found by its library instead.
-external_dependencies = {
-  CURL = { library = "curl" },
-  CJSON = { header = "cjson/cJSON.h" },
-  OPENSSL = { header = "openssl/evp.h" },
-  ISAL = { header = "isa-l/igzip_lib.h" },
-}
+-- Unix-like systems (Linux, macOS, the BSDs); Windows is not supported.
+supported_platforms = { "unix" }
+-- Built by CMakeLists.txt, which holds the one list of C sources, finds the
+-- libraries with pkg-config (libcurl >= 7.66, libcjson >= 1.7.13, libcrypto
+-- of OpenSSL 1.1.1 or 3.x; ISA-L's libisal when there, else zlib) and says
+-- at configure time what is missing. LOGANALYTICS_WITH_ISAL=OFF in the
+-- environment builds without ISA-L even where it is installed.
 build = {
-  type = "builtin",
-  modules = {
-    ["loganalytics"] = "lua/loganalytics.lua",
-    ["loganalytics.errors"] = "lua/loganalytics/errors.lua",
-    ["loganalytics.check"] = "lua/loganalytics/check.lua",
-    ["loganalytics.clouds"] = "lua/loganalytics/clouds.lua",
-    ["loganalytics.credentials"] = "lua/loganalytics/credentials.lua",
-    ["loganalytics.retry"] = "lua/loganalytics/retry.lua",
-    ["loganalytics.token_cache"] = "lua/loganalytics/token_cache.lua",
-    ["loganalytics.redact"] = "lua/loganalytics/redact.lua",
-    ["loganalytics.nginx"] = "lua/loganalytics/nginx.lua",
-    ["loganalytics.timespan"] = "lua/loganalytics/timespan.lua",
-    ["loganalytics.numbers"] = "lua/loganalytics/numbers.lua",
-    ["loganalytics.cli.values"] = "lua/loganalytics/cli/values.lua",
-    ["loganalytics.cli.formats"] = "lua/loganalytics/cli/formats.lua",
-    ["loganalytics.cli.table_format"] = "lua/loganalytics/cli/table_format.lua",
-    ["loganalytics.cli.terminal"] = "lua/loganalytics/cli/terminal.lua",
-    ["loganalytics.core"] = {
-      sources = {
-        "src/buffer.c",
-        "src/cell.c",
-        "src/string_cache.c",
-        "src/event_tape.c",
-        "src/body_worker.c",
-        "src/gunzip.c",
-        "src/json_tokenizer.c",
-        "src/response_parser.c",
-        "src/request_body.c",
-        "src/url.c",
-        "src/http.c",
-        "src/credential.c",
-        "src/client_assertion.c",
-        "src/lua_binding.c",
+  type = "cmake",
+  variables = {
+    CMAKE_BUILD_TYPE = "Release",
+    CMAKE_C_FLAGS = "$(CFLAGS)",
+    LUA_INCDIR = "$(LUA_INCDIR)",
+    LUA_LUADIR = "$(LUADIR)",
+    LUA_LIBDIR = "$(LIBDIR)",
+    BUILD_TEST_TOOLS = "OFF",
+  },
+  platforms = {
+    macosx = {
+      -- CMakeLists.txt links with -undefined dynamic_lookup on APPLE; LuaRocks'
+      -- own flag for modules says the same to a toolchain that reads it
+      variables = {
+        CMAKE_MODULE_LINKER_FLAGS = "-undefined dynamic_lookup",
       },
-      libraries = { "curl", "cjson", "crypto", "isal", "pthread", "m" },
-      incdirs = { "$(CJSON_INCDIR)", "$(OPENSSL_INCDIR)", "$(ISAL_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)", "$(CJSON_LIBDIR)", "$(OPENSSL_LIBDIR)", "$(ISAL_LIBDIR)" },
     },
   },
   -- the `loganalytics` command (LuaRocks writes a wrapper into the tree's bin/)

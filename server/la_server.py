@@ -28,7 +28,9 @@ or a bearer token identity.py issued for the query API audience.
 The identity provider (token endpoints, IMDS, App Service) and the Resource Manager query path
 (/subscriptions/.../workspaces/demo-workspace/api/query) are in identity.py; its requests are
 logged at /_test/identity, not /_test/requests.
-The `timespan` is checked for a plausible ISO 8601 shape but never filters the demo data.
+The `timespan` is checked for a plausible ISO 8601 shape, and filters the demo data by
+TimeGenerated as the service does. The demo data's clock stands still: "now" is ANCHOR
+(2026-01-01T00:00:00Z), so P1D is the day before it, whatever the date.
 
 With --tls it generates (openssl, into a temporary directory removed at exit) a test CA and
 three server certificates, and serves the same application over HTTPS on three more loopback
@@ -533,6 +535,64 @@ def timespan_ok(ts):
     return len(parts) == 1 or not all(DURATION_RE.match(p) for p in parts)
 
 
+DURATION_PARTS_RE = re.compile(r"^(-?)P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?"
+                               r"(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
+
+
+def duration(text):
+    """An ISO 8601 duration as a timedelta (a year is 365 days, a month 30: the demo's needs)."""
+    sign, y, mo, w, d, h, mi, sec = DURATION_PARTS_RE.match(text).groups()
+    span = dt.timedelta(days=365 * int(y or 0) + 30 * int(mo or 0) + 7 * int(w or 0) + int(d or 0),
+                        hours=int(h or 0), minutes=int(mi or 0), seconds=float(sec or 0))
+    return -span if sign else span
+
+
+def instant(text):
+    """An ISO 8601 date or date-time (UTC unless it has an offset) as an aware datetime."""
+    s = text.replace(" ", "T").replace("z", "Z")
+    if s.endswith("Z"):
+        s = s[:-1] + "+00:00"
+    m = re.match(r"^(.*[T\d])([+-]\d{2}):?(\d{2})$", s)
+    if m and "T" in s:
+        s = "%s%s:%s" % m.groups()
+    base, dot, rest = s.partition(".")
+    if dot:  # Python reads at most 6 fractional digits
+        digits = re.match(r"\d*", rest).group(0)
+        s = base + "." + digits[:6].ljust(6, "0") + rest[len(digits):]
+    t = dt.datetime.fromisoformat(s)
+    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+
+
+def timespan_bounds(ts):
+    """[start, end) of a timespan (a duration back from ANCHOR, or an interval)."""
+    parts = ts.split("/")
+    if len(parts) == 1:
+        span = abs(duration(parts[0]))
+        return ANCHOR - span, ANCHOR
+    first, second = parts
+    if DURATION_RE.match(first):
+        end = instant(second)
+        return end - abs(duration(first)), end
+    start = instant(first)
+    if DURATION_RE.match(second):
+        return start, start + abs(duration(second))
+    return start, instant(second)
+
+
+def within_timespan(tables, ts):
+    """The tables with only the rows whose TimeGenerated falls in the timespan."""
+    if ts is None:
+        return tables
+    start, end = timespan_bounds(ts)
+    low, high = (dt_key(t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f"))
+                 for t in (start, end))
+    kept = {}
+    for name, (cols, rows) in tables.items():
+        at = [n for n, _ in cols].index("TimeGenerated")
+        kept[name] = (cols, [r for r in rows if low <= dt_key(r[at]) < high])
+    return kept
+
+
 def parse_prefer(value):
     prefs = {}
     for item in (value or "").split(","):
@@ -802,7 +862,7 @@ class Handler(BaseHTTPRequestHandler):
     # -- the three workspaces ----------------------------------------------
 
     def demo(self, req, prefs, applied):
-        cols, rows, ctx = run_kql(req["query"], TABLES)
+        cols, rows, ctx = run_kql(req["query"], within_timespan(TABLES, req.get("timespan")))
         table = {"name": "PrimaryResult",
                  "columns": [{"name": n, "type": t} for n, t in cols], "rows": rows}
         result = {"tables": [table]}
@@ -1002,7 +1062,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description="Local Log Analytics query API for tests/demo")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    ap.add_argument("--recorded", default=str(repo.parent / "shared" / "recorded"))
+    ap.add_argument("--recorded", default=str(repo / "spec" / "fixtures" / "recorded"))
     ap.add_argument("--fixtures", default=str(repo / "spec" / "fixtures"))
     ap.add_argument("--token", action="append", default=[],
                     help="extra bearer token to accept (repeatable)")

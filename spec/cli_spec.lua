@@ -51,7 +51,7 @@ local function lf(lines) return table.concat(lines, "\n") .. "\n" end
 setup(function()
   -- build from a copy, so the rock's object files stay out of the checkout
   os.remove(work)
-  assert(helper.run(("mkdir -p %s && cp -r src lua rockspec bin %s/"):format(work, work)))
+  assert(helper.run(("mkdir -p %s && cp -r CMakeLists.txt src lua rockspec bin %s/"):format(work, work)))
   local ok, output = helper.run(("cd %s && luarocks --lua-version=5.4 make rockspec/loganalytics-scm-1.rockspec --tree=%s/tree")
     :format(work, work))
   assert(ok, output)
@@ -240,7 +240,7 @@ describe("the loganalytics command's input", function()
     local code, out, err = on("DEMO_WORKSPACE",
       "-o csv -t PT1H --workspaces 'ws-2, ws-3' --server-timeout 30 --statistics --render 'Heartbeat | count'")
     assert.equals(0, code)
-    assert.equals(expected, out)
+    assert.equals("Count\r\n1200\r\n", out)   -- the last hour's heartbeats: 20 machines, one a minute
     local last = helper.last_request()
     assert.equals("PT1H", last.json.timespan)
     assert.same({ "ws-2", "ws-3" }, last.json.workspaces)

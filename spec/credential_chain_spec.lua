@@ -153,23 +153,3 @@ describe("default()", function()
     assert.matches("^TOKEN at%-", out)
   end)
 end)
-
-describe("examples/last_24h.lua", function()
-  it("prints the total and the top 100 rows of the last 24 hours, with a service principal", function()
-    local pipe = io.popen(("env LUA_PATH='lua/?.lua;;' LUA_CPATH='build/?.so;;' AZURE_TENANT_ID=TEST_TENANT "
-      .. "AZURE_CLIENT_ID=TEST_CLIENT AZURE_CLIENT_SECRET=TEST_SECRET AZURE_AUTHORITY_HOST=%s "
-      .. "LA_WORKSPACE_ID=DEMO_WORKSPACE LA_ENDPOINT=%s lua5.4 examples/last_24h.lua AzureActivity 2>&1")
-      :format(helper.endpoint(), helper.endpoint()))
-    local out = pipe:read("*a")
-    local ok, _, code = pipe:close()
-    assert.is_true(ok == true or code == 0, out)
-    local lines = {}
-    for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
-    assert.equals("Total records: 100", lines[1])
-    assert.matches("^TimeGenerated\t", lines[2])
-    assert.equals(102, #lines)
-    -- newest first, as top ... by TimeGenerated desc says
-    assert.is_true(lines[3]:match("^(%S+)") >= lines[102]:match("^(%S+)"))
-    assert.equals(1, helper.identity().token_requests)
-  end)
-end)

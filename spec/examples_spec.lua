@@ -1,6 +1,8 @@
 -- Every example of examples/ (README, "Examples"), run as its user would:
--- a separate lua5.4 process with the local server's address in LA_ENDPOINT
--- (and AZURE_AUTHORITY_HOST), checked on what it really prints: rows, the
+-- a separate lua5.4 process with the local server's address in
+-- LOGANALYTICS_ENDPOINT (the command's variables: LOGANALYTICS_WORKSPACE and
+-- LOGANALYTICS_API_KEY too; AZURE_AUTHORITY_HOST for the identity
+-- provider), checked on what it really prints: rows, the
 -- partial-result message, the exact CSV bytes, its exit status. The
 -- OpenResty example runs in the real nginx with the endpoint given through
 -- the environment. Nothing here leaves 127.0.0.1.
@@ -13,7 +15,7 @@ local shell_quote = helper.shell_quote
 local COVERED = {
   ["demo.lua"] = "here", ["service_principal.lua"] = "here", ["partial_result.lua"] = "here",
   ["export_csv.lua"] = "here", ["openresty"] = "here (and spec/nginx_spec.lua)",
-  ["last_24h.lua"] = "spec/credential_chain_spec.lua", ["run_demo.sh"] = "here",
+  ["last_24h.lua"] = "here", ["run_demo.sh"] = "here",
 }
 
 local function temp_name()
@@ -29,7 +31,7 @@ local function run_example(name, args, env, prelude)
   local vars = {
     "PATH=" .. shell_quote(os.getenv("PATH")),
     "LUA_PATH=" .. shell_quote("lua/?.lua;lua/?/init.lua;;"),
-    "LUA_CPATH=" .. shell_quote("build/?.so;;"),
+    "LUA_CPATH=" .. shell_quote(helper.build_dir .. "/?.so;;"),
   }
   for k, v in pairs(env or {}) do vars[#vars + 1] = k .. "=" .. shell_quote(v) end
   local quoted = {}
@@ -48,7 +50,7 @@ local function run_example(name, args, env, prelude)
 end
 
 local function local_server(extra)
-  local env = { LA_ENDPOINT = helper.endpoint() }
+  local env = { LOGANALYTICS_ENDPOINT = helper.endpoint() }
   for k, v in pairs(extra or {}) do env[k] = v end
   return env
 end
@@ -86,18 +88,18 @@ describe("examples/demo.lua", function()
       .. "(HTTP 400 BadArgumentError): ", 1, true), out)
   end)
 
-  it("asks for LA_ENDPOINT rather than guess one", function()
+  it("asks for LOGANALYTICS_ENDPOINT rather than guess one", function()
     local status, out, err = run_example("demo.lua", {}, {})
     assert.equals(2, status)
     assert.equals("", out)
-    assert.matches("set LA_ENDPOINT", err)
+    assert.matches("set LOGANALYTICS_ENDPOINT", err)
   end)
 end)
 
 describe("examples/run_demo.sh", function()
   it("starts a server of its own and runs the example given, endpoint and module paths set", function()
     -- (the exit status read from the shell: Lua 5.1's pipe:close does not give it)
-    local _, out = helper.run("(LA_WORKSPACE=FIXTURES sh examples/run_demo.sh examples/partial_result.lua partial; echo \"exit $?\")")
+    local _, out = helper.run("(LOGANALYTICS_WORKSPACE=FIXTURES sh examples/run_demo.sh examples/partial_result.lua partial; echo \"exit $?\")")
     assert.matches("\nexit 4\n$", out)  -- a partial result
     assert.matches("^local Log Analytics server on http://127%.0%.0%.1:%d+\n", out)
     assert.is_truthy(out:find("web-01\t120\n", 1, true), out)
@@ -132,7 +134,8 @@ describe("examples/service_principal.lua", function()
       "",
       "> Usage | where IsBillable == true | summarize count() by DataType | top 3 by count_",
       "DataType\tcount_",
-      "Perf\t150", "Syslog\t150", "Event\t150",
+      -- (the query asks for the last day: one Usage row an hour of each type)
+      "Perf\t24", "Syslog\t24", "Event\t24",
       "(3 rows)",
     }, { select(2, (table.unpack or unpack)(l)) })
     assert.equals(1, helper.identity().token_requests)
@@ -164,7 +167,7 @@ end)
 
 describe("examples/partial_result.lua", function()
   it("keeps the rows of a partial result, says why on stderr and exits 4", function()
-    local status, out, err = run_example("partial_result.lua", { "partial" }, local_server { LA_WORKSPACE = "FIXTURES" })
+    local status, out, err = run_example("partial_result.lua", { "partial" }, local_server { LOGANALYTICS_WORKSPACE = "FIXTURES" })
     assert.equals(4, status, err)
     assert.equals("Computer\tcount_\nweb-01\t120\nweb-02\t98\n", out)
     assert.equals(
@@ -180,7 +183,8 @@ describe("examples/partial_result.lua", function()
   it("says a complete result is complete (exit 0)", function()
     local status, out, err = run_example("partial_result.lua", {}, local_server())
     assert.equals(0, status, err)
-    assert.equals("Category\tcount_\nAdministrative\t1811\nPolicy\t300\nAlert\t310\nResourceHealth\t286\nSecurity\t293\n", out)
+    -- the day's rows (timespan P1D) of the 7 days of AzureActivity
+    assert.equals("Category\tcount_\nAdministrative\t274\nPolicy\t35\nAlert\t37\nResourceHealth\t44\nSecurity\t42\n", out)
     assert.equals("partial_result: complete, 5 rows\n", err)
   end)
 
@@ -194,7 +198,7 @@ end)
 
 describe("examples/export_csv.lua", function()
   local function export(kql, workspace)
-    return run_example("export_csv.lua", { kql }, local_server { LA_WORKSPACE = workspace })
+    return run_example("export_csv.lua", { kql }, local_server { LOGANALYTICS_WORKSPACE = workspace })
   end
 
   it("writes RFC 4180 CSV of every column type: quoting, null apart from the empty string", function()
@@ -327,7 +331,7 @@ describe("examples/export_csv.lua", function()
       _G.__hwm = setmetatable({}, { __gc = record })
     ]]):format(hwm_file)
     local status, out, err = run_example("export_csv.lua", { "big:20", "/dev/null" },
-                                         local_server { LA_WORKSPACE = "FAULTS" }, prelude)
+                                         local_server { LOGANALYTICS_WORKSPACE = "FAULTS" }, prelude)
     assert.equals(0, status, err)
     assert.equals("", out)
     local rows = tonumber(err:match("^export_csv: (%d+) rows written to /dev/null\n$"))
@@ -383,21 +387,22 @@ describe("examples/openresty", function()
 
   setup(function()
     -- the example's nginx.conf as it is (helper: this checkout's paths, a
-    -- free port, its own pid file); the endpoint comes from LA_ENDPOINT
+    -- free port, its own pid file); the endpoint comes from
+    -- LOGANALYTICS_ENDPOINT, nginx.conf names no host
     port, _, stop = helper.start_example_nginx(function(conf)
-      assert.is_truthy(conf:find('set $la_endpoint "https://api.loganalytics.azure.com";', 1, true))
-      -- were LA_ENDPOINT not read, the queries would go to a closed local
-      -- port, never to Azure
+      assert.is_truthy(conf:find('set $la_endpoint "";', 1, true))
+      -- were LOGANALYTICS_ENDPOINT not read, the queries would go to a
+      -- closed local port
       return (conf:gsub('set %$la_endpoint "[^"]*";',
                         'set $la_endpoint "http://127.0.0.1:' .. helper.closed_port() .. '";'))
-    end, "env LA_ENDPOINT=" .. shell_quote(helper.endpoint()))
+    end, "env LOGANALYTICS_ENDPOINT=" .. shell_quote(helper.endpoint()))
   end)
 
   teardown(function()
     stop()
   end)
 
-  it("serves query rows as JSON from the endpoint in LA_ENDPOINT", function()
+  it("serves query rows as JSON from the endpoint in LOGANALYTICS_ENDPOINT", function()
     local body, status = get("/query?kql=Heartbeat%20%7C%20summarize%20count()%20by%20Computer%20%7C%20top%202%20by%20count_")
     assert.equals(200, status, body)
     local doc = require("loganalytics.core").decode_json(body)
@@ -412,5 +417,130 @@ describe("examples/openresty", function()
     local doc = require("loganalytics.core").decode_json(body)
     assert.equals("service", doc.kind)
     assert.equals("BadArgumentError", doc.code)
+  end)
+end)
+
+describe("examples/openresty without an endpoint", function()
+  local port, stop
+
+  setup(function()
+    -- nginx.conf as it is, and no LOGANALYTICS_ENDPOINT in nginx's environment
+    port, _, stop = helper.start_example_nginx(nil, "env -u LOGANALYTICS_ENDPOINT")
+  end)
+
+  teardown(function()
+    stop()
+  end)
+
+  it("answers 500 naming LOGANALYTICS_ENDPOINT instead of querying a host it was not given", function()
+    local pipe = assert(io.popen(("curl -s -w '\\n%%{http_code}' 'http://127.0.0.1:%d/query?kql=Heartbeat'"):format(port)))
+    local text = pipe:read("*a")
+    pipe:close()
+    local body, status = text:match("^(.*)\n(%d+)$")
+    assert.equals("500", status, text)
+    assert.matches("set LOGANALYTICS_ENDPOINT", body)
+  end)
+end)
+
+describe("examples/last_24h.lua", function()
+  local function env(overrides)
+    local e = local_server {
+      LOGANALYTICS_WORKSPACE = "DEMO_WORKSPACE", AZURE_AUTHORITY_HOST = helper.endpoint(),
+      AZURE_TENANT_ID = "TEST_TENANT", AZURE_CLIENT_ID = "TEST_CLIENT", AZURE_CLIENT_SECRET = "TEST_SECRET",
+    }
+    for k, v in pairs(overrides or {}) do e[k] = v ~= false and v or nil end
+    return e
+  end
+
+  before_each(function() helper.configure_identity('{"reset": true}') end)
+
+  it("prints the total the service counted for the last 24 hours, then the newest 100 rows", function()
+    local status, out, err = run_example("last_24h.lua", { "AzureActivity" }, env())
+    assert.equals(0, status, err)
+    assert.equals("", err)
+    local l = lines(out)
+    -- the local server keeps 3000 AzureActivity rows over 7 days; 432 in the
+    -- day before its clock (2026-01-01T00:00:00Z): a count, not #rows
+    assert.equals("Total records: 432", l[1])
+    assert.equals("Newest 100:", l[2])
+    assert.matches("^TimeGenerated\tOperationName\t", l[3])
+    assert.equals(103, #l)
+    -- newest first, and all within the day
+    assert.is_true(l[4]:match("^(%S+)") >= l[103]:match("^(%S+)"))
+    assert.is_true(l[103]:match("^(%S+)") >= "2025-12-31T00:00:00")
+    assert.equals(1, helper.identity().token_requests)
+  end)
+
+  it("counts what the table holds when it holds fewer than 100 rows a day", function()
+    local status, out, err = run_example("last_24h.lua", {}, env())   -- Heartbeat: 2000 rows in 100 minutes
+    assert.equals(0, status, err)
+    assert.equals("Total records: 2000\nNewest 100:\n", out:match("^[^\n]*\n[^\n]*\n"))
+  end)
+
+  it("never assumes the Azure hosts or a workspace (exit 2, nothing sent)", function()
+    for _, missing in ipairs { "LOGANALYTICS_ENDPOINT", "LOGANALYTICS_WORKSPACE", "AZURE_AUTHORITY_HOST" } do
+      local status, out, err = run_example("last_24h.lua", {}, env { [missing] = false })
+      assert.equals(2, status, err)
+      assert.equals("", out)
+      assert.equals("last_24h: set " .. missing .. "\n", err)
+    end
+    assert.equals(0, helper.identity().token_requests)
+  end)
+end)
+
+describe("every example", function()
+  local QUERYING = { "demo.lua", "export_csv.lua", "partial_result.lua", "service_principal.lua", "last_24h.lua" }
+
+  it("reads the command's variables, not others of its own", function()
+    for _, name in ipairs(QUERYING) do
+      local text = helper.read_file("examples/" .. name)
+      assert.is_truthy(text:find('os.getenv("LOGANALYTICS_ENDPOINT")', 1, true)
+        or text:find('need("LOGANALYTICS_ENDPOINT")', 1, true), name)
+      for var in text:gmatch('getenv%("([%w_]+)"%)') do
+        assert.is_truthy(var:find("^LOGANALYTICS_") or var:find("^AZURE_"), name .. " reads " .. var)
+      end
+    end
+  end)
+
+  it("stops with exit 2 naming LOGANALYTICS_ENDPOINT when it is not set, whatever else is", function()
+    for _, name in ipairs(QUERYING) do
+      local args = name ~= "last_24h.lua" and { "Heartbeat | count" } or {}
+      local status, out, err = run_example(name, args, {
+        LOGANALYTICS_WORKSPACE = "DEMO_WORKSPACE", LOGANALYTICS_API_KEY = "DEMO_KEY",
+        AZURE_AUTHORITY_HOST = helper.endpoint(), AZURE_TENANT_ID = "TEST_TENANT",
+        AZURE_CLIENT_ID = "TEST_CLIENT", AZURE_CLIENT_SECRET = "TEST_SECRET",
+      })
+      assert.equals(2, status, name .. ": " .. err)
+      assert.equals("", out, name)
+      assert.matches("LOGANALYTICS_ENDPOINT", err, nil, nil, name)
+    end
+  end)
+
+  it("sends LOGANALYTICS_API_KEY as the key", function()
+    local status, out, err = run_example("export_csv.lua", { "Heartbeat | count" },
+      local_server { LOGANALYTICS_API_KEY = "NOT_THE_KEY" })
+    assert.equals(1, status, err)
+    assert.equals("", out)
+    assert.matches("^export_csv: loganalytics: auth error", err)
+  end)
+end)
+
+describe("the local server's demo workspace", function()
+  -- its clock stands at 2026-01-01T00:00:00Z (server/la_server.py, ANCHOR)
+  local function count(kql, timespan)
+    local result = assert(helper.client():query(kql, { timespan = timespan }))
+    return result.tables[1].rows[1].Count
+  end
+
+  it("keeps only the rows of the timespan, as the service does", function()
+    assert.equals(3000, count("AzureActivity | count"))
+    assert.equals(432, count("AzureActivity | count", "P1D"))
+    assert.equals(22, count("AzureActivity | count", "PT1H"))
+    assert.equals(3000, count("AzureActivity | count", "P7D"))
+    assert.equals(240, count("Usage | count", 86400))
+    assert.equals(432, count("AzureActivity | count", "2025-12-31T00:00:00Z/2026-01-01T00:00:00Z"))
+    assert.equals(432, count("AzureActivity | count", "2025-12-31T00:00:00Z/P1D"))
+    assert.equals(600, count("Heartbeat | count", "PT30M/2026-01-01T00:00:00+01:00"))
+    assert.equals(0, count("Heartbeat | count", "2026-01-02T00:00:00Z/2026-01-03T00:00:00Z"))
   end)
 end)

@@ -1,4 +1,4 @@
--- Every real service response recorded under ../shared/recorded, replayed by
+-- Every real service response recorded under spec/fixtures/recorded, replayed by
 -- the local server and checked cell by cell against an independent reading of
 -- the recording that follows API.md's type table.
 local helper = require "helper"

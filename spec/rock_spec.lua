@@ -11,7 +11,7 @@ describe("the rockspec", function()
   setup(function()
     -- build from a copy, so the rock's object files stay out of the checkout
     os.remove(work)
-    assert(run(("mkdir -p %s && cp -r src lua rockspec bin %s/"):format(work, work)))
+    assert(run(("mkdir -p %s && cp -r CMakeLists.txt src lua rockspec bin %s/"):format(work, work)))
   end)
 
   teardown(function()

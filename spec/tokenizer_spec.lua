@@ -4,7 +4,8 @@
 local helper = require "helper"
 
 describe("the JSON tokenizer", function()
-  it("gives yajl's events and verdicts on real and mutated responses", function()
+  local it_with_tool = helper.has_tool("tokenizer_diff") and it or pending
+  it_with_tool("gives yajl's events and verdicts on real and mutated responses", function()
     helper.assert_no_differences("tokenizer_diff", 300, 5000)
   end)
 end)

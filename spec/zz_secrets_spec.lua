@@ -105,9 +105,9 @@ describe("secrets", function()
     end
 
     -- the example, failing with a wrong secret
-    run(("env LUA_PATH='lua/?.lua;;' LUA_CPATH='build/?.so;;' AZURE_TENANT_ID=TEST_TENANT AZURE_CLIENT_ID=TEST_CLIENT "
-      .. "AZURE_CLIENT_SECRET=WRONG_SECRET_9731 AZURE_AUTHORITY_HOST=%s LA_WORKSPACE_ID=DEMO_WORKSPACE "
-      .. "LA_ENDPOINT=%s lua5.4 examples/last_24h.lua"):format(endpoint, endpoint))
+    run(("env LUA_PATH='lua/?.lua;;' LUA_CPATH='%s/?.so;;' AZURE_TENANT_ID=TEST_TENANT AZURE_CLIENT_ID=TEST_CLIENT "
+      .. "AZURE_CLIENT_SECRET=WRONG_SECRET_9731 AZURE_AUTHORITY_HOST=%s LOGANALYTICS_WORKSPACE=DEMO_WORKSPACE "
+      .. "LOGANALYTICS_ENDPOINT=%s lua5.4 examples/last_24h.lua"):format(helper.build_dir, endpoint, endpoint))
   end)
 
   teardown(function()

@@ -146,7 +146,7 @@ char *la_client_assertion(const char *pem, size_t pem_len, const char *password,
             fail = "cannot read the private key (wrong password?)";
         goto done;
     }
-    if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA) {
+    if (EVP_PKEY_base_id(pkey) != EVP_PKEY_RSA) {
         fail = "the private key is not an RSA key (RS256 needs one)";
         goto done;
     }

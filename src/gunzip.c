@@ -1,23 +1,18 @@
 /*
- * One gzip member decoded as its bytes arrive, with ISA-L's igzip: on the
- * 100k-row benchmark body it inflates in 27 ms where zlib takes 60-70 ms,
- * and inflating is the largest part of the decoding thread's work. The
- * member's CRC-32 and length are checked (ISA-L's CRC costs little). Bytes
- * after the member are ignored, as libcurl does.
- *
- * The gzip header (RFC 1952) is read here, byte by byte as it comes, and
- * igzip gets the deflate data and the trailer: igzip 2.30 refuses a header
- * with a header CRC when the header arrives in pieces (found by
- * fuzz/gunzip_diff.c).
+ * One gzip member decoded as its bytes arrive. The gzip header (RFC 1952) is
+ * read here, byte by byte as it comes, for both inflaters; the deflate data
+ * and the trailer go to the inflater the build chose (gunzip_backend.h):
+ * ISA-L's igzip when found (gunzip_isal.c), else zlib (gunzip_zlib.c). The
+ * header is read here because igzip 2.30 refuses a header with a header CRC
+ * when the header arrives in pieces (found by fuzz/gunzip_diff.c), and one
+ * reader keeps both builds accepting the same headers. The member's CRC-32
+ * and length are checked. Bytes after the member are ignored, as libcurl
+ * does.
  */
-#include "la_core.h"
+#include "gunzip_backend.h"
 
-#include <isa-l/crc.h>
-#include <isa-l/igzip_lib.h>
 #include <stdint.h>
 #include <stdlib.h>
-
-#define OUT_SIZE 65536
 
 /* header flags */
 #define FHCRC 0x02
@@ -33,11 +28,11 @@ enum stage {
     HEADER_NAME,           /* up to a zero byte */
     HEADER_COMMENT,        /* up to a zero byte */
     HEADER_CRC,            /* CRC16 of the header so far, 2 bytes */
-    BODY                   /* deflate data and trailer, for igzip */
+    BODY                   /* deflate data and trailer, for the inflater */
 };
 
 struct la_gunzip {
-    struct inflate_state state;
+    la_inflater *inflater;
     enum stage stage;
     unsigned char fixed[10];
     size_t have;           /* bytes of the current header field so far */
@@ -46,7 +41,6 @@ struct la_gunzip {
     uint32_t header_crc;   /* CRC-32 of the header bytes before HEADER_CRC */
     int done;              /* the member and its trailer were read */
     int failed;            /* the data is not gzip, or is corrupt */
-    unsigned char out[OUT_SIZE];
 };
 
 /* Moves past the current header field to the next one the flags announce. */
@@ -93,7 +87,7 @@ static long read_header(la_gunzip *g, const unsigned char *p, size_t len)
     while (i < len && g->stage != BODY) {
         unsigned char c = p[i++];
         if (g->stage != HEADER_CRC)
-            g->header_crc = crc32_gzip_refl(g->header_crc, &c, 1);
+            g->header_crc = la_inflater_crc32(g->header_crc, &c, 1);
         switch (g->stage) {
         case HEADER_FIXED:
             g->fixed[g->have++] = c;
@@ -138,21 +132,27 @@ static long read_header(la_gunzip *g, const unsigned char *p, size_t len)
 la_gunzip *la_gunzip_new(void)
 {
     la_gunzip *g = malloc(sizeof *g);
-    if (g)
-        la_gunzip_reset(g);
+    if (!g)
+        return NULL;
+    if (!(g->inflater = la_inflater_new())) {
+        free(g);
+        return NULL;
+    }
+    la_gunzip_reset(g);
     return g;
 }
 
 void la_gunzip_free(la_gunzip *g)
 {
+    if (!g)
+        return;
+    la_inflater_free(g->inflater);
     free(g);
 }
 
 void la_gunzip_reset(la_gunzip *g)
 {
-    isal_inflate_init(&g->state);
-    /* igzip reads the deflate data and checks the trailer */
-    g->state.crc_flag = ISAL_GZIP_NO_HDR_VER;
+    la_inflater_reset(g->inflater);
     g->stage = HEADER_FIXED;
     g->have = 0;
     g->extra_left = 0;
@@ -164,7 +164,6 @@ void la_gunzip_reset(la_gunzip *g)
 
 int la_gunzip_feed(la_gunzip *g, const char *data, size_t len, la_body_fn out, void *ud)
 {
-    struct inflate_state *s = &g->state;
     if (g->failed)
         return -1;
     if (g->stage != BODY) {
@@ -176,36 +175,20 @@ int la_gunzip_feed(la_gunzip *g, const char *data, size_t len, la_body_fn out, v
         data += taken;
         len -= (size_t)taken;
     }
-    /* igzip takes 32-bit lengths */
-    while (len > 0 && !g->done) {
-        uint32_t part = len > 0x40000000u ? 0x40000000u : (uint32_t)len;
-        s->next_in = (uint8_t *)(uintptr_t)data;
-        s->avail_in = part;
-        data += part;
-        len -= part;
-        do {
-            uint32_t in_before = s->avail_in;
-            s->next_out = g->out;
-            s->avail_out = OUT_SIZE;
-            int rc = isal_inflate(s);
-            size_t produced = OUT_SIZE - s->avail_out;
-            /* negative: a broken stream; NEED_DICT: not something gzip has;
-             * input left but none taken and nothing made: it would never end */
-            if (rc < 0 || rc == ISAL_NEED_DICT ||
-                (in_before > 0 && s->avail_in == in_before && produced == 0 &&
-                 s->block_state != ISAL_BLOCK_FINISH)) {
-                g->failed = 1;
-                return -1;
-            }
-            if (produced && out(ud, (const char *)g->out, produced) != 0)
-                return -1;
-            if (s->block_state == ISAL_BLOCK_FINISH) {
-                g->done = 1;
-                break;
-            }
-        } while (s->avail_in > 0 || s->avail_out == 0);
+    if (len == 0 || g->done)
+        return 0;
+    switch (la_inflater_feed(g->inflater, (const unsigned char *)data, len, out, ud)) {
+    case LA_INFLATE_DONE:
+        g->done = 1;
+        return 0;
+    case LA_INFLATE_BROKEN:
+        g->failed = 1;
+        return -1;
+    case LA_INFLATE_REFUSED:
+        return -1;
+    default:
+        return 0;
     }
-    return 0;
 }
 
 int la_gunzip_done(const la_gunzip *g)

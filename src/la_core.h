@@ -246,7 +246,8 @@ int la_path_has_dot_segment(const char *path);
  * non-zero to abort the transfer. */
 typedef int (*la_body_fn)(void *ud, const char *data, size_t len);
 
-/* One gzip member decoded as it arrives (gunzip.c, ISA-L): feed hands the
+/* One gzip member decoded as it arrives (gunzip.c, over ISA-L's igzip or
+ * zlib, as the build found: la_gunzip_inflater is "isal" or "zlib"): feed hands the
  * decoded bytes to out and returns 0, or -1 when out refused or the data is
  * broken (then failed is set). done: the member and its trailer (CRC-32 and
  * length checked) were read; later bytes are ignored. reset readies it for
@@ -258,6 +259,7 @@ void la_gunzip_reset(la_gunzip *g);
 int la_gunzip_feed(la_gunzip *g, const char *data, size_t len, la_body_fn out, void *ud);
 int la_gunzip_done(const la_gunzip *g);
 int la_gunzip_failed(const la_gunzip *g);
+extern const char la_gunzip_inflater[];
 
 /* Called on the caller's thread to let it take what on_body made (or a
  * body worker produced); returns 0 to go on, -1 to abort, or

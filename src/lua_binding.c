@@ -1293,5 +1293,7 @@ int luaopen_loganalytics_core(lua_State *L)
     lua_setfield(L, -2, "null");
     lua_pushstring(L, la_http_library_version());
     lua_setfield(L, -2, "curl_version");
+    lua_pushstring(L, la_gunzip_inflater);
+    lua_setfield(L, -2, "gzip_inflater");
     return 1;
 }

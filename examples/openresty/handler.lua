@@ -13,9 +13,18 @@ end
 
 -- the environment (nginx.conf's env lines) first, then nginx.conf's variables
 local function setting(name)
-  local value = os.getenv("LA_" .. name:upper())
+  local value = os.getenv("LOGANALYTICS_" .. name:upper())
   if value and value ~= "" then return value end
-  return ngx.var["la_" .. name]
+  value = ngx.var["la_" .. name]
+  if value and value ~= "" then return value end
+  return nil
+end
+
+if not setting("endpoint") then
+  ngx.status = ngx.HTTP_INTERNAL_SERVER_ERROR
+  ngx.header["Content-Type"] = "application/json"
+  ngx.say(cjson.encode { error = "no query API: set LOGANALYTICS_ENDPOINT (nginx.conf's env) or $la_endpoint" })
+  return
 end
 
 local result, err = lan.query({
