@@ -13,7 +13,8 @@ DEB_PACKAGES = build-essential cmake pkg-config curl python3 git \
   clang libclang-rt-14-dev llvm lua-ldoc tmux locales-all
 
 .PHONY: all setup build build-jit demo test test-no-isal test-fresh-clone check-no-shared \
-  test-valgrind check-valgrind check-asan check-alloc rock clean fuzz fuzz-build fuzz-smoke bench docs
+  test-valgrind check-valgrind check-asan check-alloc build-tsan check-tsan rock clean fuzz \
+  fuzz-build fuzz-smoke bench docs
 
 all: build
 
@@ -103,6 +104,18 @@ check-asan: build
 # (fuzz/failmalloc.so, LD_PRELOAD). make test runs every 7th; this, every one.
 check-alloc: build
 	ALLOC_STRIDE=1 busted --lua=$(LUA) spec/alloc_spec.lua
+
+# ThreadSanitizer: the module and fuzz/threads_host built with clang
+# -fsanitize=thread into $(TSAN_BUILD); spec/races_spec.lua (part of make
+# test, which builds it itself) runs 8 threads that load the module and query
+# the local server at once, each in its own lua_State, as nginx's thread pool
+# does. Any TSan report fails (fuzz/tsan.supp: none of ours suppressed).
+TSAN_BUILD ?= $(BUILD)/tsan
+build-tsan:
+	cmake -S . -B $(TSAN_BUILD) -DCMAKE_C_COMPILER=clang -DLUA_VERSION=5.4 -DTSAN=ON >/dev/null
+	cmake --build $(TSAN_BUILD) --target loganalytics_core threads_host -j2 -- --no-print-directory -s
+check-tsan: build build-tsan
+	busted --lua=$(LUA) spec/races_spec.lua
 
 # libFuzzer (fuzz/README.md), three targets, each run for FUZZ_SECONDS:
 #   fuzz_tokenizer        the JSON tokenizer, checked against yajl
