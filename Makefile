@@ -13,7 +13,7 @@ DEB_PACKAGES = build-essential cmake pkg-config curl python3 git \
   clang libclang-rt-14-dev llvm lua-ldoc tmux locales-all
 
 .PHONY: all setup build build-jit demo test test-no-isal test-fresh-clone check-no-shared \
-  test-valgrind check-valgrind check-asan check-alloc build-tsan check-tsan rock clean fuzz \
+  check-readme test-valgrind check-valgrind check-asan check-alloc build-tsan check-tsan rock clean fuzz \
   fuzz-build fuzz-smoke bench docs
 
 all: build
@@ -69,22 +69,43 @@ test-fresh-clone:
 	echo "fresh clone of $$(git rev-parse --short HEAD) in $$dir/loganalytics" && \
 	$(MAKE) --no-print-directory demo LUA=$(LUA) && $(MAKE) --no-print-directory test LUA=$(LUA)
 
-# The whole suite on another runtime: make test-lua-5.1 (5.2, 5.3, jit).
+# Specs whose work runs in processes of their own (lua5.4 scripts, luarocks,
+# nginx, the allocation and TSan hosts, ldoc), not in busted's: they give the
+# same answer whatever runtime or tool runs busted, so the repeat runs below
+# (other runtimes, valgrind, ASan) leave them out. make test runs them.
+OWN_PROCESS_SPECS = alloc races runtimes rock cli examples docs package url_guard nginx
+REPEAT_RUN = $(foreach s,$(OWN_PROCESS_SPECS),--exclude-pattern=$(s)_spec)
+
+# Every command block of README.md run as written (.ci/readme_blocks.py), in
+# order, in a fresh clone of HEAD in an empty temporary directory: the two
+# commands (make demo, make test: the whole suite), the rock into a tree,
+# the first query, the examples, nginx, the command. README_TIMEOUT bounds it
+# (a server that never starts must not hang CI). The directory is readable by
+# all: nginx started by root runs its workers as nobody.
+README_TIMEOUT ?= 2400
+check-readme:
+	@dir=$$(mktemp -d) && chmod 755 "$$dir" && trap 'rm -rf "$$dir"' EXIT && \
+	git clone -q "$(CURDIR)" "$$dir/loganalytics" && \
+	echo "fresh clone of $$(git -C "$$dir/loganalytics" rev-parse --short HEAD) in $$dir/loganalytics" && \
+	timeout --kill-after=10 $(README_TIMEOUT) \
+	  python3 "$$dir/loganalytics/.ci/readme_blocks.py" "$$dir/loganalytics/README.md" "$$dir/loganalytics"
+
+# The suite on another runtime: make test-lua-5.1 (5.2, 5.3, jit).
 # Specs that start their own lua5.4 use build/, hence the dependency.
 test-lua-%: build
 	cmake -S . -B $(BUILD)/lua-$* -DLUA_VERSION=$* >/dev/null
 	cmake --build $(BUILD)/lua-$* --target loganalytics_core -j2 -- --no-print-directory -s
-	busted --lua=$(if $(filter jit,$*),luajit,lua$*) --cpath='$(BUILD)/lua-$*/?.so'
+	busted --lua=$(if $(filter jit,$*),luajit,lua$*) --cpath='$(BUILD)/lua-$*/?.so' $(REPEAT_RUN)
 
-# The whole suite under valgrind memcheck: busted runs in-process (no --lua,
+# The suite (less OWN_PROCESS_SPECS) under valgrind memcheck: busted runs in-process (no --lua,
 # which would re-exec the interpreter outside valgrind).
 check-valgrind: build
 	valgrind --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \
 	  --errors-for-leak-kinds=definite --track-origins=yes \
-	  $(LUA) /usr/bin/busted
+	  $(LUA) /usr/bin/busted $(REPEAT_RUN)
 test-valgrind: check-valgrind
 
-# The whole suite with the module built with ASan + UBSan (-DSANITIZE=ON, into
+# The suite (less OWN_PROCESS_SPECS) with the module built with ASan + UBSan (-DSANITIZE=ON, into
 # build/asan/), run by build/asan/asan_lua: a Lua 5.4 host that carries the
 # sanitizer runtime itself (fuzz/asan_lua.c), so no LD_PRELOAD reaches the
 # processes the specs spawn. Any ASan or UBSan report, or a leak not in
@@ -96,7 +117,7 @@ ASAN_ENV = ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:detect_stack_use_after_re
 check-asan: build
 	cmake -S . -B $(ASAN_BUILD) -DLUA_VERSION=5.4 -DSANITIZE=ON >/dev/null
 	cmake --build $(ASAN_BUILD) -j2 -- --no-print-directory -s
-	$(ASAN_ENV) $(ASAN_BUILD)/asan_lua /usr/bin/busted --cpath='$(ASAN_BUILD)/?.so'
+	$(ASAN_ENV) $(ASAN_BUILD)/asan_lua /usr/bin/busted --cpath='$(ASAN_BUILD)/?.so' $(REPEAT_RUN)
 
 # Allocation-failure sweep (spec/alloc_spec.lua): a query of ~2,100 rows
 # (gzip and identity, body worker and threads = false, on_row) run once per

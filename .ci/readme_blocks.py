@@ -22,28 +22,30 @@ import re
 import subprocess
 import sys
 
-FENCE = re.compile(r"^```(.*)$")
+FENCE = re.compile(r"^( *)```(.*)$")
 
 
 def blocks(text):
-    """(info string, body, line number) of every fenced block."""
-    out, info, body, start = [], None, [], 0
+    """(info string, body, line number) of every fenced block; a block in a
+    list item is indented, and its lines lose the fence's indentation."""
+    out, info, body, start, indent = [], None, [], 0, ""
     for number, line in enumerate(text.splitlines(), 1):
         fence = FENCE.match(line)
         if info is None and fence:
-            info, body, start = fence.group(1).strip(), [], number
-        elif info is not None and line.startswith("```"):
+            indent, info, body, start = fence.group(1), fence.group(2).strip(), [], number
+        elif info is not None and fence and fence.group(2).strip() == "":
             out.append((info, "\n".join(body) + "\n", start))
             info = None
         elif info is not None:
-            body.append(line)
+            body.append(line[len(indent):] if line.startswith(indent) else line)
     if info is not None:
         raise SystemExit(f"README: the block opened on line {start} is never closed")
     return out
 
 
 def script_of(readme):
-    parts = ["set -euo pipefail"]
+    # what the blocks left running (a server, nginx) ends with the session
+    parts = ["set -euo pipefail", "trap 'kill $(jobs -p) 2>/dev/null || true' EXIT"]
     ran, skipped = [], []
     for info, body, line in blocks(readme):
         words = info.split()
