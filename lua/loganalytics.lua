@@ -38,8 +38,8 @@ local type, pairs, ipairs, tostring, select, pcall, error, setmetatable =
 local format, concat = string.format, table.concat
 
 local la = {
-  --- The module's version, `"0.1.0"`.
-  _VERSION = "0.1.0",
+  --- The module's version, `"0.2.0"`.
+  _VERSION = "0.2.0",
   --- JSON null: a light userdata NULL, equal to cjson.null and ngx.null.
   -- Null cells of every column type are `la.null`, never `nil`, so rows
   -- have no holes.

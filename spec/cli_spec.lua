@@ -245,7 +245,7 @@ describe("the loganalytics command's input", function()
     assert.equals("PT1H", last.json.timespan)
     assert.same({ "ws-2", "ws-3" }, last.json.workspaces)
     assert.equals("wait=30,include-statistics=true,include-render=true", last.headers.prefer)
-    assert.equals("loganalytics-cli/0.1.0 ", last.headers["user-agent"]:sub(1, 23))
+    assert.equals("loganalytics-cli/" .. require("loganalytics")._VERSION .. " ", last.headers["user-agent"]:sub(1, 23))
     -- statistics and render go to standard error, one JSON line each
     assert.equals(lf {
       'statistics: {"query":{"datasetStatistics":[{"tableRowCount":1,"tableSize":8}],"executionTime":0.0123,'

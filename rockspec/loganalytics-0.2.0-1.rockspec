@@ -1,9 +1,9 @@
 rockspec_format = "3.0"
 package = "loganalytics"
-version = "0.1.0-1"
+version = "0.2.0-1"
 source = {
   url = "git+https://github.com/loganalytics-lua/loganalytics.git",
-  tag = "v0.1.0",
+  tag = "v0.2.0",
 }
 description = {
   summary = "Azure Monitor Log Analytics queries from Lua, with a streaming C core",
