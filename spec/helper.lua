@@ -62,6 +62,25 @@ local function make_certificate()
     .. "cat %s/cert.pem %s/key-enc.pem > %s/both-enc.pem"):format(d, d, d, d, d, d, d, d, d, d, d)))
 end
 
+-- Runs `command` in the background with its standard output to a file and
+-- waits for the port it prints on its first line (servers given --port 0);
+-- nil when none came within 5 s. Never waits on the process itself.
+local function background_port(command)
+  local port_file = os.tmpname()
+  os.execute(("%s > %s &"):format(command, port_file))
+  local got
+  for _ = 1, 100 do
+    local f = io.open(port_file, "r")
+    got = f and tonumber(f:read("*l") or "")
+    if f then f:close() end
+    if got then break end
+    os.execute("sleep 0.05")
+  end
+  os.remove(port_file)
+  return got
+end
+helper.background_port = background_port
+
 local function start()
   if port then return end
   local state = io.open(state_base .. ".port", "r")
@@ -71,20 +90,10 @@ local function start()
     certificate_dir = state_base .. ".certs"
     if port then return end
   end
-  local port_file = state_base .. ".port.new"
   make_certificate()
-  -- in the background, watching this process: it exits when we do, and
-  -- nothing here ever waits on it
-  os.execute(("python3 server/la_server.py --port 0 --tls --watch-pid %d --client-cert TEST_CERT_CLIENT=%s/cert.pem > %s &")
-    :format((own_pid()), certificate_dir, port_file))
-  for _ = 1, 100 do
-    local f = io.open(port_file, "r")
-    port = f and tonumber(f:read("*l") or "")
-    if f then f:close() end
-    if port then break end
-    os.execute("sleep 0.05")
-  end
-  os.remove(port_file)
+  -- in the background, watching this process: it exits when we do
+  port = background_port(("python3 server/la_server.py --port 0 --tls --watch-pid %d --client-cert TEST_CERT_CLIENT=%s/cert.pem")
+    :format((own_pid()), certificate_dir))
   assert(port, "the local server did not start (run the specs from the repository root)")
   local f = assert(io.open(state_base .. ".port", "w"))
   f:write(port, "\n")

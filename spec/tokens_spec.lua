@@ -18,17 +18,7 @@ end
 -- giving the request lines it received so far.
 local function listener(mode)
   local log = os.tmpname()
-  local port_file = os.tmpname()
-  os.execute(("python3 spec/scripts/listener.py %s %s %d > %s &"):format(mode, log, own_pid(), port_file))
-  local port
-  for _ = 1, 100 do
-    local f = io.open(port_file, "r")
-    port = f and tonumber(f:read("*l") or "")
-    if f then f:close() end
-    if port then break end
-    os.execute("sleep 0.05")
-  end
-  os.remove(port_file)
+  local port = helper.background_port(("python3 spec/scripts/listener.py %s %s %d"):format(mode, log, own_pid()))
   assert(port, "the listener did not start")
   return port, function()
     local f = io.open(log, "r")
