@@ -40,14 +40,11 @@ struct la_credential {
     char *code, *redirect_uri, *refresh_token, *token_file;
     char *identity_endpoint, *identity_header, *imds_endpoint;
     char *mi_client_id, *mi_object_id, *mi_resource_id;
-    char *user_agent;
     int use_v1;
     int allow_http;
-    long connect_timeout_ms, timeout_ms;
-    /* its own transport settings, over a client's (la_token_transport) */
-    long stall_timeout_ms;
-    char *ca_file, *ca_path, *proxy;
-    int verify_tls;
+    /* its own transport settings, over a client's; the strings are copies
+     * owned here */
+    la_token_transport own;
 
     la_http *http;
     la_http_response response;
@@ -359,10 +356,8 @@ la_credential *la_credential_new(const la_credential_options *o)
     c->kind = o->kind;
     c->use_v1 = o->use_v1;
     c->allow_http = o->allow_http;
-    c->connect_timeout_ms = o->connect_timeout_ms;
-    c->timeout_ms = o->timeout_ms;
-    c->stall_timeout_ms = o->stall_timeout_ms;
-    c->verify_tls = o->verify_tls;
+    c->own = o->transport;
+    c->own.user_agent = c->own.ca_file = c->own.ca_path = c->own.proxy = NULL;
     la_http_response_init(&c->response);
 #define COPY(field)                                      \
     do {                                                 \
@@ -373,9 +368,16 @@ la_credential *la_credential_new(const la_credential_options *o)
     COPY(authority_host); COPY(tenant); COPY(client_id); COPY(client_secret);
     COPY(certificate_password); COPY(code); COPY(redirect_uri); COPY(refresh_token);
     COPY(token_file); COPY(identity_endpoint); COPY(identity_header); COPY(imds_endpoint);
-    COPY(mi_client_id); COPY(mi_object_id); COPY(mi_resource_id); COPY(user_agent);
-    COPY(ca_file); COPY(ca_path); COPY(proxy);
+    COPY(mi_client_id); COPY(mi_object_id); COPY(mi_resource_id);
 #undef COPY
+#define COPY_OWN(field)                                                   \
+    do {                                                                  \
+        c->own.field = dup_or_null(o->transport.field);                   \
+        if (o->transport.field && !c->own.field)                          \
+            goto fail;                                                    \
+    } while (0)
+    COPY_OWN(user_agent); COPY_OWN(ca_file); COPY_OWN(ca_path); COPY_OWN(proxy);
+#undef COPY_OWN
     if (o->certificate) {
         c->certificate = malloc(o->certificate_len + 1);
         if (!c->certificate)
@@ -407,8 +409,9 @@ void la_credential_free(la_credential *c)
     la_secure_free(c->certificate_password); la_secure_free(c->code); free(c->redirect_uri);
     la_secure_free(c->refresh_token); free(c->token_file); free(c->identity_endpoint);
     la_secure_free(c->identity_header); free(c->imds_endpoint); free(c->mi_client_id);
-    free(c->mi_object_id); free(c->mi_resource_id); free(c->user_agent);
-    free(c->ca_file); free(c->ca_path); free(c->proxy);
+    free(c->mi_object_id); free(c->mi_resource_id);
+    free((char *)c->own.user_agent); free((char *)c->own.ca_file);
+    free((char *)c->own.ca_path); free((char *)c->own.proxy);
     la_http_free(c->http);
     la_http_response_free(&c->response);
     free(c);
@@ -709,15 +712,15 @@ static void token_transport(const la_credential *c, const la_token_transport *cl
     if (!client)
         client = &none;
 #define PICK(own, theirs, dflt) ((own) ? (own) : (theirs) ? (theirs) : (dflt))
-    req->user_agent = PICK(c->user_agent, client->user_agent, NULL);
-    req->connect_timeout_ms = PICK(c->connect_timeout_ms, client->connect_timeout_ms, 0);
-    req->timeout_ms = PICK(c->timeout_ms, client->timeout_ms, DEFAULT_TOKEN_TIMEOUT_MS);
-    req->stall_timeout_ms = PICK(c->stall_timeout_ms, client->stall_timeout_ms,
+    req->user_agent = PICK(c->own.user_agent, client->user_agent, NULL);
+    req->connect_timeout_ms = PICK(c->own.connect_timeout_ms, client->connect_timeout_ms, 0);
+    req->timeout_ms = PICK(c->own.timeout_ms, client->timeout_ms, DEFAULT_TOKEN_TIMEOUT_MS);
+    req->stall_timeout_ms = PICK(c->own.stall_timeout_ms, client->stall_timeout_ms,
                                  DEFAULT_TOKEN_STALL_MS);
-    req->ca_file = PICK(c->ca_file, client->ca_file, NULL);
-    req->ca_path = PICK(c->ca_path, client->ca_path, NULL);
-    req->proxy = PICK(c->proxy, client->proxy, NULL);
-    verify = PICK(c->verify_tls, client->verify_tls, 1);
+    req->ca_file = PICK(c->own.ca_file, client->ca_file, NULL);
+    req->ca_path = PICK(c->own.ca_path, client->ca_path, NULL);
+    req->proxy = PICK(c->own.proxy, client->proxy, NULL);
+    verify = PICK(c->own.verify_tls, client->verify_tls, 1);
 #undef PICK
     req->insecure = verify < 0;
     /* IMDS and App Service answer on the machine's own network, never

@@ -378,6 +378,23 @@ typedef enum la_credential_kind {
     LA_CRED_MANAGED_IDENTITY      /* IMDS, or App Service's identity endpoint */
 } la_credential_kind;
 
+/* The transport settings of token requests. A credential's own (from its
+ * options) come first; a client passes its own to fill what the credential
+ * left unset; what neither sets takes the defaults: connect 10 s, whole
+ * request 30 s, stall 60 s, TLS verified with the system's CAs, libcurl's
+ * proxy variables. Strings NULL, numbers 0, verify_tls 0: not set.
+ * Managed identity requests never use a proxy. */
+typedef struct la_token_transport {
+    const char *user_agent;
+    long connect_timeout_ms;
+    long timeout_ms;
+    long stall_timeout_ms;
+    const char *ca_file;
+    const char *ca_path;
+    const char *proxy;
+    int verify_tls;               /* 0: not set, 1: verify, -1: off */
+} la_token_transport;
+
 /* Strings are copied; NULL means absent. */
 typedef struct la_credential_options {
     la_credential_kind kind;
@@ -399,34 +416,10 @@ typedef struct la_credential_options {
     const char *mi_client_id;
     const char *mi_object_id;
     const char *mi_resource_id;
-    const char *user_agent;
-    long connect_timeout_ms;
-    long timeout_ms;
-    /* the credential's own transport settings (see la_token_transport) */
-    long stall_timeout_ms;
-    const char *ca_file;
-    const char *ca_path;
-    const char *proxy;
-    int verify_tls;               /* 0: not set, 1: verify, -1: off */
+    la_token_transport transport; /* the credential's own, over a client's */
     int allow_http;               /* a plain-http authority host that is not loopback */
 } la_credential_options;
 
-/* The transport settings of token requests. A credential's own (from its
- * options) come first; a client passes its own to fill what the credential
- * left unset; what neither sets takes the defaults: connect 10 s, whole
- * request 30 s, stall 60 s, TLS verified with the system's CAs, libcurl's
- * proxy variables. Strings NULL, numbers 0, verify_tls 0: not set.
- * Managed identity requests never use a proxy. */
-typedef struct la_token_transport {
-    const char *user_agent;
-    long connect_timeout_ms;
-    long timeout_ms;
-    long stall_timeout_ms;
-    const char *ca_file;
-    const char *ca_path;
-    const char *proxy;
-    int verify_tls;               /* 0: not set, 1: verify, -1: off */
-} la_token_transport;
 /* NULL when o has what its kind needs, else why not (a field is missing):
  * la_credential_new returns NULL for such options too. */
 const char *la_credential_missing(const la_credential_options *o);

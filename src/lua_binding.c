@@ -931,19 +931,34 @@ static int credential_tostring(lua_State *L)
     return 1;
 }
 
-/* verify_tls = true | false | nil as la_token_transport's 1 | -1 | 0 */
-static int opt_verify_tls(lua_State *L, int t)
+/* Transport settings at index t into tr: a credential's options or a
+ * client's transport table (la.new builds it): user_agent, connect_timeout,
+ * timeout, stall_timeout, ca_file, ca_path, proxy, and verify_tls (a
+ * credential's option) or insecure (the client's); its strings stay on the
+ * stack while they are used. */
+static void read_transport(lua_State *L, int t, la_token_transport *tr)
 {
-    int v;
+    memset(tr, 0, sizeof *tr);
+    luaL_checktype(L, t, LUA_TTABLE);
+    tr->user_agent = opt_string_field(L, t, "user_agent", NULL);
+    tr->connect_timeout_ms = opt_ms_field(L, t, "connect_timeout");
+    tr->timeout_ms = opt_ms_field(L, t, "timeout");
+    tr->stall_timeout_ms = opt_ms_field(L, t, "stall_timeout");
+    tr->ca_file = opt_string_field(L, t, "ca_file", NULL);
+    tr->ca_path = opt_string_field(L, t, "ca_path", NULL);
+    tr->proxy = opt_string_field(L, t, "proxy", NULL);
+    /* la_token_transport's 0: not set, 1: verify, -1: off */
     lua_getfield(L, t, "verify_tls");
-    if (lua_isnil(L, -1))
-        v = 0;
-    else if (lua_isboolean(L, -1))
-        v = lua_toboolean(L, -1) ? 1 : -1;
-    else
-        return luaL_error(L, "field 'verify_tls' must be a boolean");
+    if (!lua_isnil(L, -1)) {
+        if (!lua_isboolean(L, -1))
+            luaL_error(L, "field 'verify_tls' must be a boolean");
+        tr->verify_tls = lua_toboolean(L, -1) ? 1 : -1;
+    }
     lua_pop(L, 1);
-    return v;
+    lua_getfield(L, t, "insecure");
+    if (!lua_isnil(L, -1))
+        tr->verify_tls = lua_toboolean(L, -1) ? -1 : 1;
+    lua_pop(L, 1);
 }
 
 /* core.credential(kind, options) -> credential (options checked by the Lua layer) */
@@ -971,14 +986,7 @@ static int credential_new(lua_State *L)
     o.mi_client_id = opt_string_field(L, 2, "mi_client_id", NULL);
     o.mi_object_id = opt_string_field(L, 2, "mi_object_id", NULL);
     o.mi_resource_id = opt_string_field(L, 2, "mi_resource_id", NULL);
-    o.user_agent = opt_string_field(L, 2, "user_agent", NULL);
-    o.connect_timeout_ms = opt_ms_field(L, 2, "connect_timeout");
-    o.timeout_ms = opt_ms_field(L, 2, "timeout");
-    o.stall_timeout_ms = opt_ms_field(L, 2, "stall_timeout");
-    o.ca_file = opt_string_field(L, 2, "ca_file", NULL);
-    o.ca_path = opt_string_field(L, 2, "ca_path", NULL);
-    o.proxy = opt_string_field(L, 2, "proxy", NULL);
-    o.verify_tls = opt_verify_tls(L, 2);
+    read_transport(L, 2, &o.transport);
     lua_getfield(L, 2, "use_v1");
     o.use_v1 = lua_toboolean(L, -1);
     lua_pop(L, 1);
@@ -1034,26 +1042,6 @@ static void push_token_error(lua_State *L, const la_token_error *e)
     }
 }
 
-/* A client's transport table at index t (la.new builds it: user_agent,
- * connect_timeout, timeout, stall_timeout, ca_file, ca_path, proxy,
- * insecure); its strings stay on the stack while the request runs. */
-static void read_token_transport(lua_State *L, int t, la_token_transport *tr)
-{
-    memset(tr, 0, sizeof *tr);
-    luaL_checktype(L, t, LUA_TTABLE);
-    tr->user_agent = opt_string_field(L, t, "user_agent", NULL);
-    tr->connect_timeout_ms = opt_ms_field(L, t, "connect_timeout");
-    tr->timeout_ms = opt_ms_field(L, t, "timeout");
-    tr->stall_timeout_ms = opt_ms_field(L, t, "stall_timeout");
-    tr->ca_file = opt_string_field(L, t, "ca_file", NULL);
-    tr->ca_path = opt_string_field(L, t, "ca_path", NULL);
-    tr->proxy = opt_string_field(L, t, "proxy", NULL);
-    lua_getfield(L, t, "insecure");
-    if (!lua_isnil(L, -1))
-        tr->verify_tls = lua_toboolean(L, -1) ? -1 : 1;
-    lua_pop(L, 1);
-}
-
 /* credential:get_token(scope, now[, transport]) -> token, expires_on, refresh_on | nil, err */
 static int credential_get_token(lua_State *L)
 {
@@ -1069,7 +1057,7 @@ static int credential_get_token(lua_State *L)
     luaL_argcheck(L, now_seconds >= 0 && now_seconds < 1e15, 3, "must be epoch seconds");
     now = (long long)now_seconds;
     if (has_transport)
-        read_token_transport(L, 4, &transport);
+        read_transport(L, 4, &transport);
     if (!b->cred)
         return luaL_error(L, "credential is closed");
     if (la_credential_get_token_with(b->cred, scope, has_transport ? &transport : NULL, now,
