@@ -19,7 +19,10 @@ local function with_comma_locale(f)
     pending("the " .. LOCALE .. " locale is not installed (make setup installs locales-all)")
     return
   end
-  assert.equals("0,5", string.format("%.1f", 0.5))  -- the locale does bite
+  -- the locale does bite: PUC Lua's own formatting follows it; LuaJIT's
+  -- never does (its number formatting is its own), but the C library the
+  -- core uses does, there too
+  if not jit then assert.equals("0,5", string.format("%.1f", 0.5)) end
   local ok, err = pcall(f)
   os.setlocale(previous, "numeric")
   if not ok then error(err, 0) end
