@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # needs only libcurl, cJSON, OpenSSL, zlib or ISA-L, and Lua's headers:
 # README, "Install"; yajl and zlib build the differential checks)
 DEB_PACKAGES = build-essential cmake pkg-config curl python3 git \
-  lua5.4 liblua5.4-dev lua5.1 liblua5.1-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
+  lua5.4 liblua5.4-dev lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
   luajit2 libluajit2-5.1-dev luarocks lua-busted lua-cjson nginx libnginx-mod-http-lua \
   libcurl4-openssl-dev libcjson-dev libyajl-dev libssl-dev libisal-dev zlib1g-dev openssl valgrind strace \
   clang libclang-rt-14-dev llvm lua-ldoc tmux locales-all
