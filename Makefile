@@ -42,14 +42,25 @@ test: build
 	busted --lua=$(LUA)
 
 # The whole suite with gzip inflated by zlib, as on a machine without ISA-L:
-# built with -DWITH_ISAL=OFF into $(NO_ISAL_BUILD); the specs' subprocesses
+# built into $(NO_ISAL_BUILD) with ISA-L's headers, pkg-config file and
+# libraries hidden (.ci/without-isal: a mount namespace, as root), so CMake
+# must find zlib by itself; where no mount namespace can be made, with
+# -DWITH_ISAL=OFF instead. The specs' subprocesses
 # and tools use that build (LA_BUILD_DIR), the rocks they build skip ISA-L
 # too (LOGANALYTICS_WITH_ISAL), and spec/gunzip_spec.lua checks the module
 # really has the zlib inflater (LA_EXPECT_INFLATER).
 NO_ISAL_BUILD ?= $(BUILD)/no-isal
 test-no-isal: build
-	cmake -S . -B $(NO_ISAL_BUILD) -DLUA_VERSION=$(subst lua,,$(LUA)) -DWITH_ISAL=OFF >/dev/null
-	cmake --build $(NO_ISAL_BUILD) -j2 -- --no-print-directory -s
+	@if unshare -m --propagation private true 2>/dev/null; then \
+	  echo "test-no-isal: building with ISA-L hidden (.ci/without-isal)"; \
+	  rm -rf $(NO_ISAL_BUILD); \
+	  .ci/without-isal sh -c 'cmake -S . -B $(NO_ISAL_BUILD) -DLUA_VERSION=$(subst lua,,$(LUA)) >/dev/null && \
+	    cmake --build $(NO_ISAL_BUILD) -j2 -- --no-print-directory -s'; \
+	else \
+	  echo "test-no-isal: no mount namespace here: building with -DWITH_ISAL=OFF"; \
+	  cmake -S . -B $(NO_ISAL_BUILD) -DLUA_VERSION=$(subst lua,,$(LUA)) -DWITH_ISAL=OFF >/dev/null && \
+	  cmake --build $(NO_ISAL_BUILD) -j2 -- --no-print-directory -s; \
+	fi
 	LA_BUILD_DIR=$(NO_ISAL_BUILD) LOGANALYTICS_WITH_ISAL=OFF LA_EXPECT_INFLATER=zlib \
 	  busted --lua=$(LUA) --cpath='$(NO_ISAL_BUILD)/?.so'
 

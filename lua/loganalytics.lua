@@ -409,8 +409,8 @@ end
 --   service's 504), `"protocol"` (a malformed or truncated response, or one that is
 --   not a query result) or `"memory"` (memory ran out while the response was read:
 --   never retried, and never a result missing rows); and
---   `"busy"`, raised (not returned) by a call that would start a second transfer
---   on a client while one is under way (see @{client:query})
+--   `"busy"`, raised (not returned) by a call made from inside one of the
+--   client's own queries (see @{client:query})
 -- @field status the HTTP status, when there was a response
 -- @field code the service's or identity platform's error code (`"BadArgumentError"`,
 --   `"PartialError"`, `"invalid_client"`, ...)
@@ -435,11 +435,10 @@ end
 -- The client cannot query after it.
 -- @function client:close
 function Client:close()
-  local current = self.transfer
-  if current then
-    if current.query and not abandoned(current) then busy(self) end
-    current.cancel()
-  end
+  local active = self.active
+  if active and not abandoned(active) then busy(self) end
+  if active then active.cancel() end
+  if self.transfer then self.transfer.cancel() end
   self.http:close()
 end
 
@@ -687,14 +686,22 @@ end
 -- One transfer per client.
 
 -- A client has one libcurl handle and one parser: one transfer at a time.
--- self.transfer is the one under way: { query = true } or a rows() loop's
--- { iterator = weak ref }, with `owner` (a weak ref to the coroutine that
--- runs it, if not the main one) and `cancel`.
+-- A client's transfers. self.http is the client's handle, held by
+-- self.transfer (a query, or a rows() loop) while one uses it. self.active
+-- is the query under way: a call then comes from inside it (its on_row or
+-- on_progress, or a coroutine suspended there) and is refused ("busy"). A
+-- rows() loop is never active: no code of the caller's runs inside its
+-- steps, and between two rows the loop's body (or on_progress) may call
+-- anything. A call while a rows() loop holds the handle runs on a handle of
+-- its own: the loop is not touched, and goes on when asked for its next row.
+-- `owner` is a weak ref to the coroutine that runs a query (if not the main
+-- one), `iterator` one to a rows() loop's iterator; `cancel` ends it.
 local weak_values = { __mode = "v" }
 
 function busy(self)
   error(errors.new { kind = "busy", message = tostring(self)
-    .. " is busy with another transfer (a query or a rows() loop under way): one at a time per client" }, 0)
+    .. " is busy: a query or rows() was called from inside its own transfer (on_row, on_progress,"
+    .. " or a coroutine suspended there); one transfer at a time runs its code per client" }, 0)
 end
 
 -- A transfer nobody can move on any more: a rows() loop whose iterator is
@@ -712,22 +719,44 @@ function abandoned(transfer)
   return gone()
 end
 
--- Takes the client for `transfer`, or raises a "busy" error.
+-- Gives `transfer` a handle (transfer.http), or raises a "busy" error.
 local function claim(self, transfer)
-  local current = self.transfer
-  if current then
-    if not abandoned(current) then busy(self) end
-    current.cancel()
+  local active = self.active
+  if active then
+    if not abandoned(active) then busy(self) end
+    active.cancel()
+  end
+  local holder = self.transfer
+  if holder and abandoned(holder) then holder.cancel() end
+  if self.transfer then
+    -- a rows() loop between two rows holds the client's handle
+    transfer.http, transfer.own_handle = core.new(), true
+  else
+    transfer.http = self.http
+    self.transfer = transfer
   end
   if transfer.query then
     local co, main = coroutine.running()
     if co and not main then transfer.owner = setmetatable({ co }, weak_values) end
   end
-  self.transfer = transfer
+end
+
+-- `transfer` runs its code (true) or has stopped (false), see self.active.
+local function set_active(self, transfer, on)
+  if on then
+    self.active = transfer
+  elseif self.active == transfer then
+    self.active = nil
+  end
 end
 
 local function release(self, transfer)
+  set_active(self, transfer, false)
   if self.transfer == transfer then self.transfer = nil end
+  if transfer.own_handle and transfer.http then
+    transfer.http:close()
+    transfer.http = nil
+  end
 end
 
 -- Tries and retries.
@@ -784,7 +813,7 @@ local function send_with_retries(self, request, tries)
     remember_sent(self.secrets, req)
     log("debug", "POST " .. redact(req.url))
     local started = core.now()
-    local response = perform(self.http, req, tries.on_progress)
+    local response = perform(tries.http, req, tries.on_progress)
     log("info", ("POST %s: %s in %s s"):format(redact(req.url), describe(response),
       numbers.format("%.3f", core.now() - started)))
     if not next_try(self, tries, response) then return response, tries.attempt end
@@ -811,11 +840,11 @@ end
 -- `stopped = true`); an error raised in it aborts the transfer and is
 -- re-raised from `query` with its original value.
 --
--- A client runs one transfer at a time: calling `query` or `rows` on a
--- client from inside its own transfer (from `on_row` or `on_progress`, from
--- a coroutine that yielded there, or inside a `rows()` loop of the same
--- client) raises an @{error} of kind `"busy"` naming the client; the
--- transfer under way goes on. Use a second client for a second transfer.
+-- Calling `query` or `rows` on a client from inside one of its queries
+-- (from `on_row` or `on_progress`, or from a coroutine that yielded there)
+-- raises an @{error} of kind `"busy"` naming the client; the query under
+-- way goes on. A call while a `rows()` loop of the client waits between two
+-- rows runs on a connection of its own and leaves the loop untouched.
 --
 -- The client's `timeout` bounds the whole query, retries and their waits
 -- included: each try gets what is left of it.
@@ -862,12 +891,14 @@ function Client:query(kql, opts)
   local request, scope, timeout = prepare(self, kql, opts, counted)
   local transfer = { query = true }
   transfer.cancel = function()
+    if transfer.http then transfer.http:cancel() end
     release(self, transfer)
-    self.http:cancel()
   end
   claim(self, transfer)
+  set_active(self, transfer, true)
   local tries = new_tries(scope, timeout, type(opts) == "table" and opts.on_progress or nil,
                           function() return delivered end)
+  tries.http = transfer.http
   local ok, response, attempts = pcall(send_with_retries, self, request, tries)
   release(self, transfer)
   if not ok then error(response, 0) end
@@ -913,9 +944,9 @@ function Loop.__close(loop) loop.close() end
 --
 -- Leaving the loop early is fine: on Lua 5.4 the loop's to-be-closed value
 -- cancels the transfer at once; on older Lua, `loop:close()` does, or the
--- client's next call once the iterator is garbage. While the loop runs,
--- the client is busy: any other query or rows() on it raises a `"busy"`
--- @{error}.
+-- client's next call once the iterator is garbage. Between two rows the
+-- loop's body may use the client: another query or rows() then runs on a
+-- connection of its own, and the loop goes on where it was.
 -- @function client:rows
 -- @tparam string kql the query
 -- @tparam[opt] table opts @{client:query}'s options but `on_row`, and:
@@ -949,7 +980,8 @@ function Client:rows(kql, opts)
     queue[#queue + 1] = row
     queue[#queue + 1] = tbl
   end)
-  local http, log = self.http, self.log
+  local log = self.log
+  local http  -- the loop's handle (claim gives it)
   local on_progress = type(opts) == "table" and opts.on_progress or nil
   local loop = setmetatable({ status = "running" }, Loop)
   local tries = new_tries(scope, timeout, on_progress, function() return delivered end)
@@ -962,8 +994,8 @@ function Client:rows(kql, opts)
   end
   transfer.cancel = function()
     if loop.status == "running" then
+      if http then http:cancel() end
       ended("closed")
-      http:cancel()
     end
   end
   loop.close = transfer.cancel
@@ -996,6 +1028,8 @@ function Client:rows(kql, opts)
         return nil
       end
       queue, head = {}, 1
+      -- (no code of the caller's runs inside a step: a rows() loop is
+      -- never the client's active transfer, see claim)
       local response = http:step(STEP_MS)
       if not response then
         if on_progress then on_progress() end
@@ -1015,6 +1049,7 @@ function Client:rows(kql, opts)
   end
   transfer.iterator = setmetatable({ iterate }, weak_values)
   claim(self, transfer)
+  http = transfer.http
   local ok, err = pcall(start)
   if not ok then
     if loop.status == "running" then ended("failed", nil, err) end
