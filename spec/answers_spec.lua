@@ -181,3 +181,24 @@ describe("timespans", function()
     assert.has_error(function() timespan.format { start = 253402300799.9999999, duration = 1 } end)
   end)
 end)
+
+describe("JSON the module decodes on its own (error bodies, the Azure CLI's answer)", function()
+  local core = require "loganalytics.core"
+
+  it("is one value and nothing after it but blanks", function()
+    assert.same({ a = 1 }, core.decode_json('{"a":1}'))
+    assert.same({ a = 1 }, core.decode_json('{"a":1} \r\n\t'))
+    for _, text in ipairs { '{"a":1} trailing', '{"a":1}{}', '[1,2]]', '{"error":{}}<html>' } do
+      local value, err = core.decode_json(text)
+      assert.is_nil(value, text)
+      assert.equals("invalid JSON", err)
+    end
+  end)
+
+  it("so an error body with a JSON prefix is shown as text, not read as the service's error", function()
+    local errors = require "loganalytics.errors"
+    local e = errors.from_http(502, {}, '{"error":{"code":"Fake","message":"m"}} <p>gateway</p>')
+    assert.is_nil(e.code)
+    assert.truthy(e.message:find("HTTP 502", 1, true), e.message)
+  end)
+end)

@@ -91,7 +91,17 @@ static void push_cjson(lua_State *L, const cJSON *item)
 static int push_json_text(lua_State *L, const char *text, size_t len)
 {
     json_box *box = new_json_box(L);
-    box->tree = cJSON_ParseWithLength(text, len);
+    const char *end = NULL;
+    box->tree = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    /* one value and nothing after it but blanks: `{...} trailing` is no JSON
+     * document (cJSON stops at the value's end and says nothing) */
+    while (box->tree && end && end < text + len &&
+           (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
+        end++;
+    if (box->tree && (!end || end != text + len)) {
+        cJSON_Delete(box->tree);
+        box->tree = NULL;
+    }
     if (!box->tree) {
         lua_pop(L, 1);
         return 0;
