@@ -164,10 +164,10 @@ describe("path injection", function()
       assert.are.same({}, token_paths())
     end)
 
-    it("the C core refuses an authority host with userinfo, a query, a fragment or a dot segment", function()
+    it("the C core refuses an authority host with userinfo, a query, a fragment, a zone id or a dot segment", function()
       for _, host in ipairs { "http://127.0.0.1:80@192.0.2.2:18080", "https://login.microsoftonline.com?x=1",
                               "https://login.microsoftonline.com#x", "https://h/a/../b", "ftp://h", "h",
-                              "http://192.0.2.2" } do
+                              "http://192.0.2.2", "https://[fe80::1%25eth0]" } do
         local message = raised(function()
           return core.credential("client_secret", { tenant = "TEST_TENANT", client_id = "TEST_CLIENT",
             client_secret = "TEST_SECRET", authority_host = host })

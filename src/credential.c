@@ -263,31 +263,22 @@ static int tenant_ok(const char *t)
     return label > 0 && n <= 253;  /* no trailing dot */
 }
 
-/* An http(s) base URL for token requests. */
+/* An http(s) base URL for token requests (la_url_base_problem's rule). */
 static int endpoint_ok(const char *name, const char *text, int http_anywhere, char *why,
                        size_t whylen)
 {
     la_url u;
     char reason[160];
-    const char *bad = NULL;
+    int bad;
     if (la_url_parse(text, &u, reason, sizeof reason) != 0) {
         snprintf(why, whylen, "%s: %s", name, reason);
         return 0;
     }
-    if (strcmp(u.scheme, "https") != 0 && strcmp(u.scheme, "http") != 0)
-        bad = "is not an http(s) URL";
-    else if (u.has_userinfo)
-        bad = "has user information (user:password@)";
-    else if (u.has_query || u.has_fragment)
-        bad = "has a query or a fragment";
-    else if (u.dot_segment)
-        bad = "has a dot segment in its path";
-    else if (strcmp(u.scheme, "http") == 0 && !http_anywhere && !u.loopback)
-        bad = "is plain http to a host that is not loopback (use https, or allow_http)";
+    bad = la_url_base_problem(&u, http_anywhere, reason, sizeof reason) != 0;
     la_url_free(&u);
     if (bad)
-        snprintf(why, whylen, "%s %s", name, bad);
-    return bad == NULL;
+        snprintf(why, whylen, "%s %s", name, reason);
+    return !bad;
 }
 
 int la_credential_check_endpoints(const la_credential_options *o, char *why, size_t whylen)

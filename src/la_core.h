@@ -233,6 +233,13 @@ typedef struct la_url {
  * backslashes, what libcurl cannot parse. Free with la_url_free. */
 int la_url_parse(const char *text, la_url *out, char *why, size_t whylen);
 void la_url_free(la_url *u);
+/* The rule for a base URL requests are built on (an endpoint, an authority
+ * host): http(s), no user information, query, fragment, IPv6 zone id or dot
+ * segment, and plain http only to loopback unless allow_http. 0, or -1 with
+ * why (a phrase to follow the option's name, e.g. "must not have a query
+ * (?...) or a fragment (#...)"). The Lua layer's check and the C core's own
+ * (la_credential_check_endpoints) are both this one. */
+int la_url_base_problem(const la_url *u, int allow_http, char *why, size_t whylen);
 /* 127.0.0.0/8 as a dotted quad, ::1 (with or without brackets),
  * "localhost" and "localhost." (any case). Not ::ffff:127.x (IPv4-mapped). */
 int la_host_is_loopback(const char *host);

@@ -1188,6 +1188,50 @@ static int push_url_table(lua_State *L)
     return 1;
 }
 
+/* core.base_url(url, allow_http) -> the normalized base URL | nil, why (a
+ * phrase to follow the option's name: la_url_base_problem, or why the URL
+ * cannot be read) */
+static int push_url_base(lua_State *L)
+{
+    const la_url *u = lua_touserdata(L, 1);
+    lua_pushstring(L, u->base);
+    return 1;
+}
+
+static int core_base_url(lua_State *L)
+{
+    int rc;
+    size_t len;
+    const char *text = luaL_checklstring(L, 1, &len);
+    int allow_http = lua_toboolean(L, 2);
+    char why[200], reason[160];
+    la_url u;
+    if (strlen(text) != len) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "is not a usable URL: the URL contains a NUL byte");
+        return 2;
+    }
+    if (la_url_parse(text, &u, reason, sizeof reason) != 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "is not a usable URL: %s", reason);
+        return 2;
+    }
+    if (la_url_base_problem(&u, allow_http, why, sizeof why) != 0) {
+        la_url_free(&u);
+        lua_pushnil(L);
+        lua_pushstring(L, why);
+        return 2;
+    }
+    /* no lua_error while u holds memory: the string is made under pcall */
+    lua_pushcfunction(L, push_url_base);
+    lua_pushlightuserdata(L, &u);
+    rc = lua_pcall(L, 1, 1, 0);
+    la_url_free(&u);
+    if (rc != 0)
+        return lua_error(L);
+    return 1;
+}
+
 /* core.parse_url(url) -> { scheme=, host=, port=, base=, path=, userinfo=,
  * query=, fragment=, zoneid=, dot_segment=, loopback= } | nil, reason
  * (url.c: the URL as libcurl reads it; base is scheme://host[:port]path) */
@@ -1238,6 +1282,7 @@ static const luaL_Reg functions[] = {
     {"now", core_now},
     {"parse_http_date", core_parse_http_date},
     {"parse_url", core_parse_url},
+    {"base_url", core_base_url},
     {NULL, NULL},
 };
 

@@ -239,3 +239,22 @@ too_long:
     say(why, whylen, "the URL's scheme, host or port is too long");
     return -1;
 }
+
+int la_url_base_problem(const la_url *u, int allow_http, char *why, size_t whylen)
+{
+    if (strcmp(u->scheme, "https") != 0 && strcmp(u->scheme, "http") != 0)
+        snprintf(why, whylen, "must be an http(s) URL, got scheme '%s'", u->scheme);
+    else if (u->has_userinfo)
+        snprintf(why, whylen, "must not hold user information (user:password@)");
+    else if (u->has_query || u->has_fragment)
+        snprintf(why, whylen, "must not have a query (?...) or a fragment (#...)");
+    else if (u->has_zoneid)
+        snprintf(why, whylen, "must not have an IPv6 zone id");
+    else if (u->dot_segment)
+        snprintf(why, whylen, "must not have a '.' or '..' path segment");
+    else if (strcmp(u->scheme, "http") == 0 && !allow_http && !u->loopback)
+        snprintf(why, whylen, "is plain http to a non-loopback host; use https or allow_http = true");
+    else
+        return 0;
+    return -1;
+}

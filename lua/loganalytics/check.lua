@@ -55,28 +55,15 @@ end
 
 -- An http(s) base URL (endpoint, arm_endpoint, authority_host, ...):
 -- no user information, query, fragment, zone id or dot segment; plain http
--- only to loopback (127.0.0.0/8, ::1, localhost) unless allow_http.
+-- only to loopback (127.0.0.0/8, ::1, localhost) unless allow_http: the C
+-- core's rule (la_url_base_problem), which it also applies by itself.
 -- Returns the normalized base URL (scheme and host in lower case, no
 -- trailing slash).
 function M.endpoint(name, url, allow_http)
-  local u = parse(name, url)
-  if u.scheme ~= "https" and u.scheme ~= "http" then
-    M.misuse(format("option '%s' must be an http(s) URL, got scheme '%s'", name, u.scheme))
-  end
-  if u.userinfo then
-    M.misuse(format("option '%s' must not hold user information (user:password@)", name))
-  end
-  if u.query or u.fragment then
-    M.misuse(format("option '%s' must not have a query (?...) or a fragment (#...)", name))
-  end
-  if u.zoneid then M.misuse(format("option '%s' must not have an IPv6 zone id", name)) end
-  if u.dot_segment then
-    M.misuse(format("option '%s' must not have a '.' or '..' path segment", name))
-  end
-  if u.scheme == "http" and not allow_http and not u.loopback then
-    M.misuse(format("option '%s' is plain http to a non-loopback host; use https or allow_http = true", name))
-  end
-  return u.base
+  M.text(name, url)
+  local base, why = core.base_url(url, allow_http)
+  if not base then M.misuse(format("option '%s' %s", name, why)) end
+  return base
 end
 
 local PROXY_SCHEMES = { http = true, https = true, socks4 = true, socks4a = true, socks5 = true,
