@@ -64,13 +64,13 @@ test-no-isal: build
 	LA_BUILD_DIR=$(NO_ISAL_BUILD) LOGANALYTICS_WITH_ISAL=OFF LA_EXPECT_INFLATER=zlib \
 	  busted --lua=$(LUA) --cpath='$(NO_ISAL_BUILD)/?.so'
 
-# Nothing in the repository reads ../shared (or any path outside it): the
+# Nothing in the repository reads the folder beside the checkout (or any path outside it): the
 # recorded responses and REST examples are in spec/fixtures/. Only the
 # provenance notes may name where they came from.
 check-no-shared:
 	@found=$$(git grep --untracked -n -I -e 'shared[/]' -- . ':!*PROVENANCE.md' || true); \
 	if [ -n "$$found" ]; then echo "$$found"; echo "check-no-shared: files read outside the repository" >&2; exit 1; fi; \
-	echo "check-no-shared: nothing reads ../shared"
+	echo "check-no-shared: nothing reads outside the repository"
 
 # A fresh clone of HEAD in an empty temporary directory, with nothing beside
 # it: `make demo` and `make test` there (what a new user runs).
