@@ -76,7 +76,7 @@ local check_workspace, check_segment = check.workspace, check.segment
 local Client = {}
 Client.__index = Client
 -- the one-transfer-per-client rule, defined with the transfers below
-local busy, abandoned
+local busy, abandoned, get_active
 Client.__name = "loganalytics.client"
 
 local CLIENT_OPTIONS = {
@@ -192,9 +192,16 @@ end
 --   workspace = "DEMO_WORKSPACE",
 --   api_key = "DEMO_KEY",
 -- }
-function la.new(options)
+-- How a client does its I/O: libcurl handles (core.new) and blocking
+-- sleeps by default. loganalytics.resty gives nginx cosockets instead
+-- (`new_http` makes an object with core's perform/start/step/cancel/close,
+-- `per_call`: a fresh one for every transfer, as many clients' requests run
+-- at once on one event loop).
+local DEFAULT_IO = { new_http = core.new, sleep = core.sleep, per_call = false }
+
+local function new_client(options, io)
   if type(options) ~= "table" then
-    error("loganalytics: la.new expects an options table, got " .. type(options), 2)
+    error("loganalytics: la.new expects an options table, got " .. type(options), 3)
   end
   check_known(options, CLIENT_OPTIONS, "la.new")
   local allow_http = options.allow_http
@@ -300,8 +307,23 @@ function la.new(options)
       ca_file = options.ca_file, ca_path = options.ca_path, proxy = options.proxy,
       insecure = options.verify_tls == false,
     },
-    http = core.new(),
+    io = io,
+    -- (per_call: transfers get their own; actives: the query under way, per coroutine)
+    http = not io.per_call and io.new_http() or nil,
+    actives = io.per_call and setmetatable({}, { __mode = "k" }) or nil,
   }, Client)
+  if io.per_call then
+    -- token requests go over the same transport as the queries
+    local new_http, transport = io.new_http, self.transport
+    transport.sleep = io.sleep
+    transport.perform = function(req)
+      local http = new_http()
+      req.raw = true
+      local response = http:perform(req)
+      http:close()
+      return response
+    end
+  end
   -- every secret this client knows or sends: redacted from its errors and log lines
   local secrets = redaction.new()
   self.secrets = secrets
@@ -364,6 +386,15 @@ function la.new(options)
     return true
   end
   return self
+end
+
+function la.new(options)
+  return new_client(options, DEFAULT_IO)
+end
+
+-- For loganalytics.resty: a client doing its I/O through `io` (see DEFAULT_IO).
+function la._new_with_io(options, io)
+  return new_client(options, io)
 end
 
 function Client:__tostring()
@@ -435,11 +466,11 @@ end
 -- The client cannot query after it.
 -- @function client:close
 function Client:close()
-  local active = self.active
+  local active = get_active(self)
   if active and not abandoned(active) then busy(self) end
   if active then active.cancel() end
   if self.transfer then self.transfer.cancel() end
-  self.http:close()
+  if self.http then self.http:close() end
 end
 
 local QUERY_OPTIONS = {
@@ -652,13 +683,13 @@ local STEP_MS = 100
 
 -- Waits `seconds` before a retry; with on_progress, in steps of STEP_MS
 -- calling it between them, so a spinner keeps turning.
-local function pause(seconds, on_progress)
-  if not on_progress then return core.sleep(seconds) end
+local function pause(sleep, seconds, on_progress)
+  if not on_progress then return sleep(seconds) end
   local deadline = core.now() + seconds
   while true do
     local left = deadline - core.now()
     if left <= 0 then return end
-    core.sleep(math.min(left, STEP_MS / 1000))
+    sleep(math.min(left, STEP_MS / 1000))
     on_progress()
   end
 end
@@ -698,6 +729,12 @@ end
 -- one), `iterator` one to a rows() loop's iterator; `cancel` ends it.
 local weak_values = { __mode = "v" }
 
+function get_active(self)
+  local actives = self.actives
+  if actives then return actives[coroutine.running() or actives] end
+  return self.active
+end
+
 function busy(self)
   error(errors.new { kind = "busy", message = tostring(self)
     .. " is busy: a query or rows() was called from inside its own transfer (on_row, on_progress,"
@@ -721,16 +758,18 @@ end
 
 -- Gives `transfer` a handle (transfer.http), or raises a "busy" error.
 local function claim(self, transfer)
-  local active = self.active
+  local active = get_active(self)
   if active then
     if not abandoned(active) then busy(self) end
     active.cancel()
   end
   local holder = self.transfer
   if holder and abandoned(holder) then holder.cancel() end
-  if self.transfer then
+  if self.io.per_call then
+    transfer.http, transfer.own_handle = self.io.new_http(), true
+  elseif self.transfer then
     -- a rows() loop between two rows holds the client's handle
-    transfer.http, transfer.own_handle = core.new(), true
+    transfer.http, transfer.own_handle = self.io.new_http(), true
   else
     transfer.http = self.http
     self.transfer = transfer
@@ -742,8 +781,18 @@ local function claim(self, transfer)
 end
 
 -- `transfer` runs its code (true) or has stopped (false), see self.active.
+-- A client doing per-call I/O (cosockets) runs queries of many requests at
+-- once: each coroutine has its own active query.
 local function set_active(self, transfer, on)
-  if on then
+  local actives = self.actives
+  if actives then
+    local key = coroutine.running() or actives
+    if on then
+      actives[key] = transfer
+    elseif actives[key] == transfer then
+      actives[key] = nil
+    end
+  elseif on then
     self.active = transfer
   elseif self.active == transfer then
     self.active = nil
@@ -797,7 +846,7 @@ local function next_try(self, tries, response)
   end
   log("warn", ("retry %d of %d in %s s after %s"):format(tries.attempt, policy.max_retries,
     numbers.format("%.2f", wait), describe(response)))
-  pause(wait, tries.on_progress)
+  pause(self.io.sleep, wait, tries.on_progress)
   tries.attempt = tries.attempt + 1
   return true
 end

@@ -354,7 +354,7 @@ function helper.start_example_nginx(edit, env)
   local conf = helper.read_file("examples/openresty/nginx.conf")
     :gsub("%$prefix/%.%./%.%./", root .. "/")
     :gsub("listen 127%.0%.0%.1:%d+;", "listen 127.0.0.1:" .. port .. ";")
-    :gsub("content_by_lua_file handler%.lua;", "content_by_lua_file " .. root .. "/examples/openresty/handler.lua;")
+    :gsub("content_by_lua_file ([%w_]+)%.lua;", "content_by_lua_file " .. root .. "/examples/openresty/%1.lua;")
     :gsub("pid nginx%.pid;", "pid " .. pid_file .. ";")
   if edit then conf = edit(conf) end
   -- started by root, nginx runs its workers as nobody, who cannot read a

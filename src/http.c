@@ -581,7 +581,7 @@ static int guard(const la_http_request *req, transfer *t, char *why, size_t whyl
         snprintf(why, whylen, "refused: the request carries a secret and would go over plain "
                               "http to %.80s, which is not loopback (use https, or allow_http)",
                  target.host);
-    else if ((proxy = effective_proxy(req, &target)) != NULL) {
+    else if (!req->no_proxy && (proxy = effective_proxy(req, &target)) != NULL) {
         /* libcurl takes a proxy without a scheme for an http one */
         if (!strstr(proxy, "://") && (prefixed = malloc(strlen(proxy) + 8)) != NULL)
             sprintf(prefixed, "http://%s", proxy);
@@ -605,6 +605,13 @@ static int guard(const la_http_request *req, transfer *t, char *why, size_t whyl
     }
     la_url_free(&target);
     return why[0] ? -1 : 0;
+}
+
+int la_http_refusal(const la_http_request *req, char *why, size_t whylen)
+{
+    transfer t;
+    memset(&t, 0, sizeof t);
+    return guard(req, &t, why, whylen);
 }
 
 #if LIBCURL_VERSION_NUM >= 0x075000

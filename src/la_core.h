@@ -372,6 +372,11 @@ int la_http_start(la_http *h, const la_http_request *req, la_http_response *resp
 int la_http_perform_checked(la_http *h, const la_http_request *req, la_http_response *resp,
                             int (*between)(void *ud), void *ud);
 int la_http_step(la_http *h, int wait_ms, int *done);
+/* The rule la_http_perform applies before sending anything (URL shape, and
+ * where a secret may go: see la_http_request.carries_secret), for other
+ * transports to apply too: 0, or -1 with why ("refused: ..."). No proxy is
+ * considered when req->no_proxy. */
+int la_http_refusal(const la_http_request *req, char *why, size_t whylen);
 void la_http_cancel(la_http *h);
 
 /* ------------------------------------------------------------ credentials */

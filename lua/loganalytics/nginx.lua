@@ -44,68 +44,8 @@ local function options_key(options)
   return "{" .. table.concat(parts, ",") .. "}"
 end
 
--- The longest one thread may hold a scope's fetch lock; its expiry frees the
--- lock should that thread never get to release it.
-local FETCH_LOCK_SECONDS = 30
-local FETCH_WAIT_STEP = 0.02
-
--- A credential whose cache is kept in an nginx shared dict (the backing
--- store of its token_cache), shared by every thread VM and worker: one token
--- request for all of them, even when many queries start at once (one thread
--- fetches, holding a lock key in the dict; the others use the token still
--- valid, or wait for the new one). Entries keep the refresh time the
--- credential's own cache gave, so both renew together. Waiting blocks only
--- the pool's thread, never the event loop.
-local function shared_tokens(credential, dict_name)
-  local dict = ngx.shared[dict_name]
-  if not dict then error("loganalytics.nginx: no lua_shared_dict named '" .. dict_name .. "'", 0) end
-  local core = require "loganalytics.core"
-  local credentials = require "loganalytics.credentials"
-
-  -- entries as "refresh_on expires_on token", kept until the token expires
-  local store = {
-    get = function(_, scope)
-      local value = dict:get(scope)
-      local refresh_on, expires_on, token = (value or ""):match("^(%d+) (%d+) (.+)$")
-      if not token then return nil end
-      return { token = token, expires_on = tonumber(expires_on), refresh_on = tonumber(refresh_on) }
-    end,
-    set = function(_, scope, entry)
-      local ttl = entry.expires_on - os.time()
-      if ttl > 0 then
-        dict:set(scope, ("%d %d %s"):format(entry.refresh_on, entry.expires_on, entry.token), ttl)
-      end
-    end,
-    delete = function(_, scope) dict:delete(scope) end,
-  }
-
-  local function fetch(scope, transport)
-    local lock = "fetching " .. scope
-    local deadline = core.now() + FETCH_LOCK_SECONDS
-    repeat
-      -- another thread may have stored a new token meanwhile
-      local entry = store:get(scope)
-      if entry and os.time() < entry.refresh_on then
-        return entry.token, entry.expires_on, entry.refresh_on
-      end
-      if dict:add(lock, true, FETCH_LOCK_SECONDS) then
-        local ok, token, expires_on, refresh_on = pcall(credential.get_token, credential, scope, transport)
-        dict:delete(lock)
-        if not ok then error(token, 0) end
-        return token, expires_on, refresh_on
-      end
-      -- another thread is renewing: the old token serves until it expires
-      if entry and os.time() < entry.expires_on then
-        return entry.token, entry.expires_on, entry.refresh_on
-      end
-      core.sleep(FETCH_WAIT_STEP)
-    until core.now() > deadline
-    -- the lock outlived its holder's fetch: ask on our own
-    return credential:get_token(scope, transport)
-  end
-
-  return credentials._shared(credential, store, fetch)
-end
+-- Waiting for another's token request blocks only the pool's thread.
+local function core_sleep(seconds) require("loganalytics.core").sleep(seconds) end
 
 local function client_for(options)
   local key = options_key(options)
@@ -124,7 +64,8 @@ local function client_for(options)
     local args = {}
     for k, v in pairs(spec) do if k ~= "type" then args[k] = v end end
     local credential = make(args)
-    o.credential = dict and shared_tokens(credential, dict) or credential
+    o.credential = dict and require("loganalytics.shared_tokens").wrap(credential, dict, core_sleep)
+      or credential
   end
   client = la.new(o)
   clients[key] = client

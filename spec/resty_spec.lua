@@ -1,0 +1,346 @@
+-- loganalytics.resty in the real nginx (Debian's nginx and its Lua module,
+-- one worker), running examples/openresty/ against the local server: all
+-- I/O on cosockets, and the event loop keeps answering /ping within a few
+-- milliseconds while 100,000 rows are decoded on it, while rows stream out,
+-- and while 200 slow queries wait at once.
+local helper = require "helper"
+local core = require "loganalytics.core"
+
+local function sh(command)
+  local pipe = assert(io.popen(command))
+  local out = pipe:read("*a")
+  pipe:close()
+  return out
+end
+
+local function get(url, max_time)
+  local out = sh(("curl -s --max-time %d -w '\\n%%{http_code}' '%s'"):format(max_time or 120, url))
+  local body, status = out:match("^(.*)\n(%d+)$")
+  return body, tonumber(status)
+end
+
+-- Locations for the spec, beside the example's /stream: each a resty
+-- client made once per worker (kept in a module table), as users do.
+local LOCATIONS = [[
+        location = /count {
+            content_by_lua_block {
+                local t = require "resty_spec_clients"
+                local n = 0
+                local result, err = t.client(ngx.var.arg_endpoint):query(ngx.var.arg_kql, {
+                    workspace = ngx.var.arg_workspace,
+                    on_row = function() n = n + 1 end })
+                if not result then ngx.status = 502 ngx.say(tostring(err)) return end
+                ngx.say(n)
+            }
+        }
+        location = /full {
+            content_by_lua_block {
+                local t = require "resty_spec_clients"
+                local result, err = t.client():query(ngx.var.arg_kql, { workspace = ngx.var.arg_workspace })
+                if not result then ngx.status = 502 ngx.say(tostring(err)) return end
+                -- every cell with its type, written in slices (the loop stays free)
+                for _, tbl in ipairs(result.tables) do
+                    local out = {}
+                    for r, row in ipairs(tbl.rows) do
+                        out[#out + 1] = t.line(row)
+                        if r % 2000 == 0 then ngx.print(out) out = {} ngx.sleep(0.001) end
+                    end
+                    ngx.print(out)
+                end
+            }
+        }
+        location = /rows {
+            content_by_lua_block {
+                local t = require "resty_spec_clients"
+                local n = 0
+                for row in t.client():rows(ngx.var.arg_kql, { workspace = ngx.var.arg_workspace }) do
+                    n = n + 1
+                end
+                ngx.say(n)
+            }
+        }
+        location = /slow {
+            content_by_lua_block {
+                local t = require "resty_spec_clients"
+                local result, err = t.credential_client():query(ngx.var.arg_kql, { workspace = "FAULTS" })
+                if not result then ngx.status = 502 ngx.say(tostring(err)) return end
+                ngx.say(#result.tables[1].rows)
+            }
+        }
+        location = /flush_tokens {
+            content_by_lua_block { ngx.shared.la_tokens:flush_all() ngx.say("flushed") }
+        }
+        location = /in_init {
+            content_by_lua_block {
+                ngx.say(require("resty_spec_clients").init_error or "none")
+            }
+        }
+        location = /ping]]
+
+-- The spec's module: clients, and the one-line form of a row.
+local CLIENTS_MODULE = [[
+local resty = require "loganalytics.resty"
+local la = require "loganalytics"
+local M = {}
+local clients = {}
+function M.client(endpoint)
+  endpoint = endpoint or ngx.var.la_endpoint
+  local c = clients[endpoint]
+  if not c then
+    c = resty.new { endpoint = endpoint, workspace = "DEMO_WORKSPACE", api_key = "DEMO_KEY",
+                    max_retries = 0, allow_http = true }
+    clients[endpoint] = c
+  end
+  return c
+end
+local shared
+function M.credential_client()
+  if not shared then
+    shared = resty.new {
+      endpoint = ngx.var.la_endpoint, workspace = "FAULTS", token_cache = "la_tokens",
+      credential = la.credentials.client_secret { tenant = "TEST_TENANT", client_id = "TEST_CLIENT",
+        client_secret = "TEST_SECRET", authority_host = ngx.var.la_endpoint },
+    }
+  end
+  return shared
+end
+local ESCAPES = { ["\\"] = "\\\\", ["\n"] = "\\n", ["\t"] = "\\t", ["\r"] = "\\r" }
+function M.line(row)
+  local cells = {}
+  for j = 1, #row do
+    local v = row[j]
+    if v == la.null then cells[j] = "null"
+    elseif type(v) == "number" then cells[j] = "number:" .. (v ~= v and "nan" or ("%.17g"):format(v))
+    else cells[j] = type(v) .. ":" .. tostring(v):gsub("[\\\n\t\r]", ESCAPES) end
+  end
+  return table.concat(cells, "\t") .. "\n"
+end
+-- a query where cosockets are not available (init_worker)
+local ok, err = pcall(function()
+  return resty.new { endpoint = "http://127.0.0.1:9", workspace = "W", api_key = "K" }:query("T")
+end)
+M.init_error = ok and "no error" or tostring(err)
+return M
+]]
+
+-- The nginx module's M.line on Lua 5.4: LuaJIT has doubles only, and a
+-- long beyond 2^53 as its exact decimal string.
+local ESCAPES = { ["\\"] = "\\\\", ["\n"] = "\\n", ["\t"] = "\\t", ["\r"] = "\\r" }
+local function line_of(row)
+  local la = require "loganalytics"
+  local cells = {}
+  for j = 1, #row do
+    local v = row[j]
+    if v == la.null then cells[j] = "null"
+    elseif math.type(v) == "integer" and (v > 2 ^ 53 or v < -2 ^ 53) then cells[j] = ("string:%d"):format(v)
+    elseif type(v) == "number" then cells[j] = "number:" .. (v ~= v and "nan" or ("%.17g"):format(v))
+    else cells[j] = type(v) .. ":" .. tostring(v):gsub("[\\\n\t\r]", ESCAPES) end
+  end
+  return table.concat(cells, "\t") .. "\n"
+end
+
+-- Latency of /ping while `action` runs: {count, p50_ms, p99_ms, max_ms, errors}.
+local function pings_during(port, action)
+  local out = os.tmpname()
+  sh(("python3 spec/scripts/ping_probe.py http://127.0.0.1:%d/ping --interval-ms 2 --out %s"
+      .. " > /dev/null 2>&1 & echo $! > %s.pid"):format(port, out, out))
+  local pid = helper.read_file(out .. ".pid"):match("%d+")
+  os.execute("sleep 0.3")  -- the probe is connected and pinging
+  local ok, err = pcall(action)
+  os.execute("kill " .. pid)
+  local stats
+  for _ = 1, 100 do
+    local text = helper.read_file(out)
+    if text and text ~= "" then stats = core.decode_json(text) break end
+    os.execute("sleep 0.05")
+  end
+  os.remove(out)
+  os.remove(out .. ".pid")
+  assert(ok, err)
+  assert(stats, "the ping probe wrote nothing")
+  return stats
+end
+
+local function describe_pings(stats)
+  return ("%d pings, p50 %.1f ms, p99 %.1f ms, max %.1f ms, %d errors"):format(
+    stats.count, stats.p50_ms, stats.p99_ms, stats.max_ms, stats.errors)
+end
+
+describe("loganalytics.resty in nginx", function()
+  local prefix, port, stop, base, worker_pid
+
+  setup(function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir))
+    local f = assert(io.open(dir .. "/resty_spec_clients.lua", "w"))
+    f:write(CLIENTS_MODULE)
+    f:close()
+    local tls = core.decode_json(helper.get("/_test/tls"))
+    port, prefix, stop = helper.start_example_nginx(function(conf)
+      return (conf
+        :gsub('set %$la_endpoint "[^"]*";', 'set $la_endpoint "' .. helper.endpoint() .. '";')
+        :gsub('lua_package_path "', 'lua_package_path "' .. dir .. '/?.lua;')
+        :gsub("    access_log off;", ("    access_log off;\n    lua_shared_dict la_tokens 1m;\n"
+          .. "    lua_ssl_trusted_certificate %s;\n    init_worker_by_lua_block { require 'resty_spec_clients' }")
+          :format(tls.ca_file))
+        :gsub("        location = /ping", LOCATIONS))
+    end)
+    base = "http://127.0.0.1:" .. port
+    local master = helper.read_file(prefix .. "/nginx.pid"):match("%d+")
+    worker_pid = sh("pgrep -P " .. master):match("%d+")
+    assert(worker_pid, "no nginx worker")
+    -- the first query of the worker loads the module (and compiles traces)
+    get(base .. "/count?kql=rows:1000&workspace=FAULTS")
+  end)
+
+  teardown(function()
+    if stop then stop() end
+  end)
+
+  it("streams 100,000 rows to on_row with /ping p99 under 10 ms and max under 25 ms", function()
+    local body
+    local stats = pings_during(port, function()
+      for _ = 1, 3 do
+        body = get(base .. "/count?kql=rows:100000&workspace=FAULTS")
+        assert.equals("100000\n", body)
+      end
+    end)
+    assert.is_true(stats.count >= 200, describe_pings(stats))
+    assert.equals(0, stats.errors, describe_pings(stats))
+    assert.is_true(stats.p99_ms < 10, describe_pings(stats))
+    assert.is_true(stats.max_ms < 25, describe_pings(stats))
+  end)
+
+  it("keeps a full 100,000-row result equal to client:query's, /ping p99 under 10 ms and max under 100 ms", function()
+    local file = os.tmpname()
+    local stats = pings_during(port, function()
+      for _ = 1, 2 do
+        sh(("curl -s -o %s '%s/full?kql=rows:100000&workspace=FAULTS'"):format(file, base))
+      end
+    end)
+    assert.is_true(stats.count >= 200, describe_pings(stats))
+    assert.equals(0, stats.errors, describe_pings(stats))
+    assert.is_true(stats.p99_ms < 10, describe_pings(stats))
+    assert.is_true(stats.max_ms < 100, describe_pings(stats))
+    -- cell for cell against the libcurl client
+    local direct = assert(helper.client():query("rows:100000", { workspace = "FAULTS" }))
+    local want = {}
+    for r, row in ipairs(direct.tables[1].rows) do want[r] = line_of(row) end
+    local got = helper.read_file(file)
+    os.remove(file)
+    local r = 0
+    for line in got:gmatch("[^\n]*\n") do
+      r = r + 1
+      if line ~= want[r] then
+        error(("row %d differs:\n nginx  %s libcurl %s"):format(r, line, tostring(want[r])))
+      end
+    end
+    assert.equals(100000, r)
+  end)
+
+  it("iterates with rows() on cosockets", function()
+    assert.equals("20000\n", (get(base .. "/rows?kql=rows:20000&workspace=FAULTS")))
+  end)
+
+  it("streams 500,000 rows as NDJSON with the worker's RSS growing less than 32 MB", function()
+    local out = os.tmpname()
+    sh(("python3 spec/scripts/rss_probe.py %s --out %s > /dev/null 2>&1 & echo $! > %s.pid")
+      :format(worker_pid, out, out))
+    local pid = helper.read_file(out .. ".pid"):match("%d+")
+    os.execute("sleep 0.2")
+    local lines = sh(("curl -s '%s/stream?kql=rows:500000&workspace=FAULTS' | wc -l"):format(base))
+    os.execute("kill " .. pid)
+    local rss
+    for _ = 1, 100 do
+      local text = helper.read_file(out)
+      if text and text ~= "" then rss = core.decode_json(text) break end
+      os.execute("sleep 0.05")
+    end
+    os.remove(out)
+    os.remove(out .. ".pid")
+    assert.equals(500000, tonumber(lines))
+    local growth_mb = (rss.max_kb - rss.start_kb) / 1024
+    assert.is_true(growth_mb < 32, ("RSS grew %.1f MB (from %d kB)"):format(growth_mb, rss.start_kb))
+  end)
+
+  it("streams CSV with a header line", function()
+    local body = get(base .. "/stream?format=csv&kql=Heartbeat%20%7C%20take%203")
+    local header, first = body:match("^([^\n]*)\n([^\n]*)\n")
+    assert.matches("TimeGenerated", header)
+    assert.matches("WIN%-SRV%-01", body)
+    assert.is_truthy(first)
+    assert.equals(4, select(2, body:gsub("\n", "")))
+  end)
+
+  it("closes the upstream connection within 1 s of the downstream client going away", function()
+    helper.reset()
+    -- head takes 200 kB and exits: curl gets SIGPIPE and closes its connection
+    sh(("curl -s -N '%s/stream?kql=rows:5000000&workspace=FAULTS' | head -c 200000 > /dev/null"):format(base))
+    local gone_at = core.now()
+    local in_flight
+    repeat
+      in_flight = core.decode_json(helper.get("/_test/stats")).in_flight
+      if in_flight == 0 then break end
+      os.execute("sleep 0.05")
+    until core.now() - gone_at > 3
+    local waited = core.now() - gone_at
+    assert.equals(0, in_flight)
+    assert.is_true(waited < 1, ("the upstream query went on %.2f s"):format(waited))
+  end)
+
+  it("runs 200 slow queries at once in under 4 s with one token request, /ping under 25 ms", function()
+    helper.configure_identity('{"reset": true}')
+    get(base .. "/flush_tokens")
+    local script = ([[
+import concurrent.futures, sys, time, urllib.request
+url = sys.argv[1]
+def one(_):
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return r.status, r.read()
+start = time.monotonic()
+with concurrent.futures.ThreadPoolExecutor(200) as pool:
+    answers = list(pool.map(one, range(200)))
+print(sum(1 for s, b in answers if s == 200 and b == b"3\n"), "%.3f" % (time.monotonic() - start))
+]])
+    local file = os.tmpname()
+    local f = assert(io.open(file, "w"))
+    f:write(script)
+    f:close()
+    local out
+    local stats = pings_during(port, function()
+      out = sh(("python3 %s '%s/slow?kql=sleep:2000'"):format(file, base))
+    end)
+    os.remove(file)
+    local ok_count, seconds = out:match("^(%d+) ([%d.]+)")
+    assert.equals("200", ok_count, out)
+    assert.is_true(tonumber(seconds) < 4, ("200 slow queries took %s s"):format(seconds))
+    assert.equals(1, helper.identity().token_requests)
+    assert.equals(0, stats.errors, describe_pings(stats))
+    assert.is_true(stats.max_ms < 25, describe_pings(stats))
+  end)
+
+  it("queries over TLS, verified with lua_ssl_trusted_certificate", function()
+    local tls = core.decode_json(helper.get("/_test/tls"))
+    local endpoint = "https://localhost:" .. tls.good
+    local body, status = get(base .. "/count?kql=rows:30000&workspace=FAULTS&endpoint=" .. endpoint)
+    assert.equals(200, status, body)
+    assert.equals("30000\n", body)
+  end)
+
+  it("refuses a certificate it cannot verify, saying so", function()
+    local tls = core.decode_json(helper.get("/_test/tls"))
+    for _, which in ipairs { "untrusted", "wrong_host" } do
+      local endpoint = "https://localhost:" .. tls[which]
+      local body, status = get(base .. "/count?kql=rows:10&workspace=FAULTS&endpoint=" .. endpoint)
+      assert.equals(502, status, which .. ": " .. body)
+      assert.matches("network error", body)
+      assert.matches("TLS handshake with localhost failed", body)
+    end
+  end)
+
+  it("says where cosockets are not available", function()
+    local body = get(base .. "/in_init")
+    assert.matches("cosockets are not available here", body)
+  end)
+end)
