@@ -11,8 +11,7 @@
  * replays as "registers": stack slots of query_perform, passed to and
  * returned from every protected call.
  */
-#include "la_core.h"
-#include "compat.h"
+#include "lua_binding.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -21,8 +20,6 @@
 #include <string.h>
 #include <time.h>
 
-#define CLIENT_MT "loganalytics.client"
-#define JSON_BOX_MT "loganalytics.json_box"
 
 /* ------------------------------------------------------------ JSON (cJSON) */
 
@@ -111,6 +108,11 @@ static int push_json_text(lua_State *L, const char *text, size_t len)
     box->tree = NULL;
     lua_remove(L, -2);
     return 1;
+}
+
+int la_push_json_text(lua_State *L, const char *text, size_t len)
+{
+    return push_json_text(L, text, len);
 }
 
 /* core.decode_json(text) -> value | nil, err */
@@ -909,7 +911,6 @@ static int query_cancel(lua_State *L)
 
 /* ------------------------------------------------------------ credentials */
 
-#define CREDENTIAL_MT "loganalytics.credential"
 
 static const char *const credential_kinds[] = {
     "client_secret", "client_certificate", "authorization_code",
@@ -1278,6 +1279,7 @@ static const luaL_Reg functions[] = {
     {"query_body", query_body},
     {"decode_json", decode_json},
     {"credential", credential_new},
+    {"decoder", la_decoder_new},
     {"sleep", core_sleep},
     {"now", core_now},
     {"parse_http_date", core_parse_http_date},
@@ -1307,6 +1309,12 @@ static void register_class(lua_State *L, const char *name, const luaL_Reg *metho
     lua_pop(L, 1);
 }
 
+void la_register_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                       lua_CFunction close, lua_CFunction tostring)
+{
+    register_class(L, name, methods, close, tostring);
+}
+
 #if defined(__GNUC__)
 __attribute__((visibility("default")))
 #endif
@@ -1330,6 +1338,7 @@ int luaopen_loganalytics_core(lua_State *L)
 
     register_class(L, CLIENT_MT, client_methods, client_close, client_tostring);
     register_class(L, CREDENTIAL_MT, credential_methods, credential_close, credential_tostring);
+    la_decoder_register(L);
 
     luaL_newlib(L, functions);
     lua_pushlightuserdata(L, NULL);
