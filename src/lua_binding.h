@@ -37,6 +37,9 @@
 /* Pushes the decoded JSON value and returns 1, or pushes nothing and
  * returns 0 (not one JSON value, too deep for cJSON, or no memory). */
 int la_push_json_text(lua_State *L, const char *text, size_t len);
+/* The same for text known to be one JSON value (the parser's): kept as
+ * text when deeper than cJSON reads; 0 only when memory ran out. */
+int la_push_json_value(lua_State *L, const char *json, size_t len);
 
 /* ------------------------------------------------------- lua_decoder.c */
 
@@ -89,28 +92,29 @@ int la_decoder_out_of_memory(const la_decoder *d);
 void la_decoder_push_result(lua_State *L, int idx);
 /* Frees the C memory now (the userdata stays, closed). */
 void la_decoder_release(la_decoder *d);
-void la_decoder_register(lua_State *L);
-int la_decoder_new(lua_State *L);
 
 /* ------------------------------------------------------- lua_client.c */
 
-int la_client_new(lua_State *L);
-void la_client_register(lua_State *L);
-/* Runs the host's hooks (lua.c's Ctrl-C): a pcall of a no-op function;
- * LUA_OK, or an error value on the stack. */
-int la_let_hooks_run(lua_State *L);
+/* ---------------------------------------- opening (each file's own) */
 
-/* Shared readers of option tables (lua_client.c): a string field (left on
- * the stack, which keeps it alive; NULL when nil) and seconds as ms. */
-const char *la_opt_string_field(lua_State *L, int t, const char *name, size_t *len);
-long la_opt_ms_field(lua_State *L, int t, const char *name);
-
-/* ------------------------------------------------------- lua_credential.c */
-
-int la_credential_new_lua(lua_State *L);
-void la_credential_register(lua_State *L);
+/* Each registers its classes and sets its functions in the module table
+ * on top of the stack. */
+void la_json_open(lua_State *L);
+void la_decoder_open(lua_State *L);
+void la_client_open(lua_State *L);
+void la_credential_open(lua_State *L);
 
 /* ------------------------------------------------------- lua_core.c */
+
+/* Runs the host's hooks (lua.c's Ctrl-C): a pcall of a no-op function;
+ * LUA_OK, or the error value on the stack. */
+int la_let_hooks_run(lua_State *L);
+
+/* Readers of option tables: a string field (left on the stack, which
+ * keeps it alive; NULL when nil; raises when not a string), and a field of
+ * seconds as milliseconds (0: none). */
+const char *opt_string_field(lua_State *L, int t, const char *name, size_t *len);
+long opt_ms_field(lua_State *L, int t, const char *name);
 
 /* A userdata class: methods as __index, one idempotent close for __gc
  * and __close, and __tostring. */

@@ -15,8 +15,6 @@
  */
 #include "lua_binding.h"
 
-#include <cjson/cJSON.h>
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,30 +265,6 @@ static int sink_table_end(void *ud)
     return 0;
 }
 
-/* The deepest nesting of brackets in JSON text (strings skipped). */
-static size_t json_depth(const char *json, size_t len)
-{
-    size_t i, depth = 0, deepest = 0;
-    int in_string = 0;
-    for (i = 0; i < len; i++) {
-        char c = json[i];
-        if (in_string) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_string = 0;
-        } else if (c == '"') {
-            in_string = 1;
-        } else if (c == '[' || c == '{') {
-            if (++depth > deepest)
-                deepest = depth;
-        } else if (c == ']' || c == '}') {
-            depth--;
-        }
-    }
-    return deepest;
-}
-
 static int member_is(const char *key, size_t len, const char *want)
 {
     return strlen(want) == len && memcmp(key, want, len) == 0;
@@ -307,14 +281,9 @@ static int sink_member(void *ud, const char *key, size_t key_len, const char *js
         !(member_is(key, key_len, "error") && !(len == 4 && memcmp(json, "null", 4) == 0)))
         return 0;
     lua_pushlstring(L, key, key_len);
-    if (!la_push_json_text(L, json, len)) {
-        /* the text is the parser's own valid JSON: cJSON refused it for
-         * its depth, or for want of memory */
-        if (json_depth(json, len) <= CJSON_NESTING_LIMIT) {
-            lua_pushliteral(L, "not enough memory");
-            return lua_error(L);
-        }
-        lua_pushlstring(L, json, len);  /* deeper than cJSON reads: keep the text */
+    if (!la_push_json_value(L, json, len)) {
+        lua_pushliteral(L, "not enough memory");
+        return lua_error(L);
     }
     lua_rawset(L, R_RESULT);
     return 0;
@@ -709,7 +678,9 @@ static int decoder_finish(lua_State *L)
     return 1;
 }
 
-/* dec:close(): frees the C memory now; later calls raise. */
+/* dec:close() (and __gc): frees the C memory now; later calls raise. A
+ * client's decoder is left to the client, which frees it once its
+ * transfer (and any worker thread) has ended. */
 static int decoder_close(lua_State *L)
 {
     la_decoder *d = luaL_checkudata(L, 1, DECODER_MT);
@@ -742,9 +713,8 @@ static int opt_boolean(lua_State *L, const char *name)
     return v;
 }
 
-/* core.decoder{ gzip =, on_row =, take =, batch = } -> decoder (the LDoc
- * block is at the top of this file's Lua face: see below) */
-int la_decoder_new(lua_State *L)
+/* core.decoder{ gzip =, on_row =, take =, batch = } -> decoder (LDoc above) */
+static int decoder_new(lua_State *L)
 {
     enum la_decoder_mode mode = LA_DECODE_KEEP;
     long batch = 0;
@@ -775,16 +745,6 @@ int la_decoder_new(lua_State *L)
     return 1;
 }
 
-/* The client's decoders: their C parts are freed by the client, after its
- * transfer (and any worker thread) has ended. */
-static int decoder_gc(lua_State *L)
-{
-    la_decoder *d = luaL_checkudata(L, 1, DECODER_MT);
-    if (!d->owned)
-        la_decoder_release(d);
-    return 0;
-}
-
 static const luaL_Reg decoder_methods[] = {
     {"feed", decoder_feed},
     {"take", decoder_take},
@@ -793,11 +753,9 @@ static const luaL_Reg decoder_methods[] = {
     {NULL, NULL},
 };
 
-void la_decoder_register(lua_State *L)
+void la_decoder_open(lua_State *L)
 {
     la_register_class(L, DECODER_MT, decoder_methods, decoder_close, decoder_tostring);
-    luaL_getmetatable(L, DECODER_MT);
-    lua_pushcfunction(L, decoder_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    lua_pushcfunction(L, decoder_new);
+    lua_setfield(L, -2, "decoder");
 }
