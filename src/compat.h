@@ -13,12 +13,14 @@
 #if LUA_VERSION_NUM < 502
 
 #define lua_rawlen(L, i) lua_objlen(L, (i))
+#define lua_absindex(L, i) \
+    ((i) > 0 || (i) <= LUA_REGISTRYINDEX ? (i) : lua_gettop(L) + (i) + 1)
 
 /* LuaJIT 2.1 already has these (LUA_OK comes with them) */
 #ifndef LUA_OK
 #define LUA_OK 0
 
-static void luaL_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
+static inline void luaL_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
 {
     int i;
     luaL_checkstack(L, nup + 1, "too many upvalues");
@@ -31,7 +33,7 @@ static void luaL_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
     lua_pop(L, nup);
 }
 
-static void luaL_setmetatable(lua_State *L, const char *name)
+static inline void luaL_setmetatable(lua_State *L, const char *name)
 {
     luaL_getmetatable(L, name);
     lua_setmetatable(L, -2);
@@ -56,7 +58,7 @@ static void luaL_setmetatable(lua_State *L, const char *name)
 /* Pushes a 64-bit integer (a status, an expiry, a count): as an integer
  * where lua_Integer holds it, else as a number (exact up to 2^53), never
  * truncated. */
-static void la_pushint64(lua_State *L, long long v)
+static inline void la_pushint64(lua_State *L, long long v)
 {
 #if LA_INTEGER_MAX >= LLONG_MAX && LA_INTEGER_MIN <= LLONG_MIN
     lua_pushinteger(L, (lua_Integer)v);

@@ -428,11 +428,17 @@ int la_tape_replay(la_tape *t, const la_result_sink *sink, void *ud)
         }
         b = t->taken;
         {
-            /* a sink that raises ends the transfer: nothing replays again,
-             * so the position is kept locally and stored at the end */
+            /* the position is kept locally and stored at the end: a sink
+             * that raises ends the replays (its owner fails for good), a
+             * sink's answer (stop, pause) leaves the next replay where
+             * this one ended */
             const char *p = b->data + t->taken_pos, *end = b->data + b->len;
-            while (rc == 0 && p < end)
+            while (rc == 0 && p < end) {
+                const char *at = p;
                 rc = replay_one(p, &p, sink, ud);
+                if (rc == LA_SINK_PAUSE)
+                    p = at;  /* given again at the next replay */
+            }
             t->taken_pos = (size_t)(p - b->data);
         }
         if (t->taken_pos < b->len)

@@ -148,6 +148,9 @@ const char *la_json_error(const la_json *j);
  * Strings are not NUL-terminated. */
 #define LA_SINK_STOP 1
 #define LA_SINK_NO_MEMORY 2
+/* Only for a sink replaying a tape: stop before this event, which the next
+ * replay gives again (a reader taking rows in batches). */
+#define LA_SINK_PAUSE 3
 
 typedef struct la_result_sink {
     int (*table_begin)(void *ud);
@@ -191,7 +194,9 @@ int la_parser_out_of_memory(const la_parser *p);
  * as ud) and replayed on the thread that made the tape (event_tape.c).
  * flush hands recorded events over (a writer on another thread waits there
  * while too much is pending; -1 once cancelled); replay gives every event
- * handed over to sink and returns 0 or the sink's first non-zero answer;
+ * handed over to sink and returns 0 or the sink's first non-zero answer,
+ * after which the next replay resumes: with the event after the one
+ * answered, or that same event when the answer was LA_SINK_PAUSE;
  * cancel makes the writer's callbacks answer LA_SINK_STOP and wakes it.
  * A recorder that cannot get memory answers LA_SINK_NO_MEMORY. */
 typedef struct la_tape la_tape;

@@ -1,0 +1,400 @@
+/*
+ * loganalytics.core's client: the libcurl transport (http.c). Each
+ * transfer has a decoder (lua_decoder.c), kept in the client's user value
+ * while the transfer is under way: libcurl's on_body feeds its parser
+ * (on a worker thread for a large body, body_worker.c), on_progress makes
+ * its Lua values on the caller's thread. Lua errors (memory, an on_row
+ * handler's, the host's interrupt) never unwind through libcurl: the
+ * decoder replays under lua_pcall and keeps the error, re-raised here once
+ * the transfer has ended.
+ */
+#include "lua_binding.h"
+
+#include <string.h>
+
+typedef struct client {
+    la_http *http;
+    la_http_response response;
+    la_decoder *transfer;    /* the transfer under way (its decoder), or NULL */
+    int raw;                 /* that transfer keeps its body whole (raw = true) */
+    int full;                /* ... builds a full result (no on_row) */
+    int busy;                /* inside perform or step */
+} client;
+
+/* The client's user value: { [TRANSFER] = the transfer's decoder } */
+#define TRANSFER 1
+
+static client *check_client(lua_State *L)
+{
+    return luaL_checkudata(L, 1, CLIENT_MT);
+}
+
+/* Drops a transfer under way, if any (the client at index 1). */
+static void drop_transfer(lua_State *L, client *c)
+{
+    if (c->http)
+        la_http_cancel(c->http);  /* ends the worker thread, if any */
+    if (c->transfer)
+        la_decoder_release(c->transfer);
+    c->transfer = NULL;
+    la_getuservalue(L, 1);
+    lua_pushnil(L);
+    lua_rawseti(L, -2, TRANSFER);  /* the array part: no allocation */
+    lua_pop(L, 1);
+}
+
+static int client_close(lua_State *L)
+{
+    client *c = check_client(L);
+    if (c->busy)
+        return luaL_error(L, "cannot close a client while it runs a query");
+    drop_transfer(L, c);
+    la_http_free(c->http);
+    c->http = NULL;
+    la_http_response_free(&c->response);
+    return 0;
+}
+
+static int client_tostring(lua_State *L)
+{
+    client *c = check_client(L);
+    lua_pushfstring(L, "loganalytics.client (%p)%s", (void *)c, c->http ? "" : " closed");
+    return 1;
+}
+
+/* core.new() -> client */
+static int client_new(lua_State *L)
+{
+    client *c = la_newuserdata_uv(L, sizeof *c);
+    memset(c, 0, sizeof *c);
+    la_http_response_init(&c->response);
+    /* metatable first, so __gc frees whatever the next steps acquire */
+    luaL_setmetatable(L, CLIENT_MT);
+    lua_createtable(L, TRANSFER, 0);
+    la_setuservalue(L, -2);
+    c->http = la_http_new();
+    if (!c->http)
+        return luaL_error(L, "cannot create a libcurl handle");
+    return 1;
+}
+
+/* Response headers as { ["lower-case-name"] = value }, repeats joined by ", ". */
+static void push_headers(lua_State *L, const la_buf *raw)
+{
+    const char *p = raw->data ? raw->data : "", *end = p + raw->len;
+    lua_newtable(L);
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *line_end = eol ? eol : end, *colon, *v;
+        const char *next = eol ? eol + 1 : end;
+        if (line_end > p && line_end[-1] == '\r')
+            line_end--;
+        colon = memchr(p, ':', (size_t)(line_end - p));
+        if (colon && memcmp(p, "HTTP/", 5) != 0) {
+            luaL_Buffer name;
+            const char *k;
+            luaL_buffinit(L, &name);
+            for (k = p; k < colon; k++)
+                luaL_addchar(&name, (char)((*k >= 'A' && *k <= 'Z') ? *k + 32 : *k));
+            luaL_pushresult(&name);
+            for (v = colon + 1; v < line_end && (*v == ' ' || *v == '\t'); v++)
+                ;
+            lua_pushvalue(L, -1);
+            lua_rawget(L, -3);
+            if (lua_isstring(L, -1)) {
+                lua_pushliteral(L, ", ");
+                lua_pushlstring(L, v, (size_t)(line_end - v));
+                lua_concat(L, 3);
+            } else {
+                lua_pop(L, 1);
+                lua_pushlstring(L, v, (size_t)(line_end - v));
+            }
+            lua_rawset(L, -3);
+        }
+        p = next;
+    }
+}
+
+/* Reads the request table at index 2 into req; its strings stay on the
+ * stack (libcurl copies what it keeps when the transfer starts). */
+static void read_request(lua_State *L, la_http_request *req)
+{
+    const char **headers = NULL;
+    size_t i, nheaders = 0;
+    memset(req, 0, sizeof *req);
+    req->url = opt_string_field(L, 2, "url", NULL);
+    if (!req->url)
+        luaL_error(L, "request field 'url' is required");
+    req->body = opt_string_field(L, 2, "body", &req->body_len);
+    if (!req->body)
+        req->body = "";
+    req->username = opt_string_field(L, 2, "username", NULL);
+    req->password = opt_string_field(L, 2, "password", NULL);
+    req->user_agent = opt_string_field(L, 2, "user_agent", NULL);
+    req->connect_timeout_ms = opt_ms_field(L, 2, "connect_timeout");
+    req->timeout_ms = opt_ms_field(L, 2, "timeout");
+    req->stall_timeout_ms = opt_ms_field(L, 2, "stall_timeout");
+    req->ca_file = opt_string_field(L, 2, "ca_file", NULL);
+    req->ca_path = opt_string_field(L, 2, "ca_path", NULL);
+    req->proxy = opt_string_field(L, 2, "proxy", NULL);
+    lua_getfield(L, 2, "insecure");
+    req->insecure = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    lua_getfield(L, 2, "allow_http");
+    req->allow_http = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    lua_getfield(L, 2, "threads");
+    req->no_worker = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    lua_getfield(L, 2, "headers");
+    if (!lua_isnil(L, -1)) {
+        if (!lua_istable(L, -1))
+            luaL_argerror(L, 2, "field 'headers' must be a table of strings");
+        nheaders = lua_rawlen(L, -1);
+        headers = lua_newuserdata(L, (nheaders ? nheaders : 1) * sizeof *headers);
+        for (i = 0; i < nheaders; i++) {
+            lua_rawgeti(L, -2, (int)i + 1);
+            if (lua_type(L, -1) != LUA_TSTRING)
+                luaL_argerror(L, 2, "field 'headers' must be a table of strings");
+            headers[i] = lua_tostring(L, -1);  /* kept alive by the table */
+            lua_pop(L, 1);
+        }
+    }
+    req->headers = headers;
+    req->nheaders = nheaders;
+}
+
+/* Checks the client, reads the request and pushes the transfer's decoder;
+ * returns its slot. */
+static int begin_transfer(lua_State *L, client *c, la_http_request *req)
+{
+    int on_row = 0, raw, slot;
+    la_decoder *d;
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (!c->http)
+        luaL_error(L, "client is closed");
+    /* one transfer per client: a call from inside a transfer's callback, or
+     * while a stepped transfer is parked (a rows() loop, a query yielding
+     * from on_progress), must not take the handle from under it */
+    if (c->busy || c->transfer)
+        luaL_error(L, "loganalytics.client (%p) is busy with another transfer", (void *)c);
+    read_request(L, req);
+    lua_getfield(L, 2, "on_row");
+    if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
+        luaL_argerror(L, 2, "field 'on_row' must be a function");
+    if (!lua_isnil(L, -1))
+        on_row = lua_gettop(L);
+    lua_getfield(L, 2, "raw");
+    raw = lua_toboolean(L, -1);
+    lua_getfield(L, 2, "pull");
+
+    d = la_decoder_push(L, 0, on_row ? LA_DECODE_CALL : LA_DECODE_KEEP, on_row, 0);
+    slot = lua_gettop(L);
+    la_decoder_set_owned(d);
+    la_decoder_set_pull(d, lua_toboolean(L, -2));
+    la_getuservalue(L, 1);
+    lua_pushvalue(L, slot);
+    lua_rawseti(L, -2, TRANSFER);
+    lua_pop(L, 1);
+    c->transfer = d;
+    c->raw = raw;
+    c->full = !on_row && !raw;
+    la_decoder_begin_call(d, L, slot);
+    if (!raw) {
+        /* raw: no on_body, libcurl keeps the body of any status */
+        req->on_body = la_decoder_on_body;
+        req->on_progress = la_decoder_progress;
+        req->on_cancel = la_decoder_cancel;
+        req->ud = d;
+    }
+    return slot;
+}
+
+/* After the last byte: finishes the parse, ends the transfer and pushes
+ * the response table (or re-raises a handler's error). */
+static int end_transfer(lua_State *L, client *c, int slot, int transfer_ok)
+{
+    la_decoder *d = c->transfer;
+    int success = c->response.status >= 200 && c->response.status < 300, parse_no_memory;
+    la_parse_status status;
+    if (!c->raw && transfer_ok && success && !la_decoder_failed(d) && !la_decoder_stopped(d)) {
+        c->busy = 1;
+        la_decoder_end(L, slot, d);
+        c->busy = 0;
+    }
+    status = la_decoder_status(d);
+    if (status == LA_PARSE_ERROR)
+        lua_pushstring(L, la_decoder_error(d));
+    else
+        lua_pushnil(L);
+    parse_no_memory = status == LA_PARSE_ERROR && la_decoder_out_of_memory(d);
+    if (la_decoder_failed(d)) {
+        la_decoder_push_error(L, slot);
+        drop_transfer(L, c);  /* freed before anything below can raise */
+        return lua_error(L);
+    }
+    drop_transfer(L, c);
+
+    lua_createtable(L, 0, 8);
+    if (c->response.status) {
+        la_pushint64(L, c->response.status);
+        lua_setfield(L, -2, "status");
+    }
+    push_headers(L, &c->response.headers);
+    lua_setfield(L, -2, "headers");
+    lua_pushnumber(L, c->response.total_seconds);
+    lua_setfield(L, -2, "seconds");
+    if (c->response.body.len) {
+        lua_pushlstring(L, c->response.body.data, c->response.body.len);
+        lua_setfield(L, -2, "body");
+        la_buf_clear(&c->response.body);  /* may quote a secret back: wiped (a secret buffer) */
+    }
+    if (status == LA_PARSE_ERROR) {
+        lua_pushvalue(L, -2);
+        lua_setfield(L, -2, "parse_error");
+        if (parse_no_memory) {
+            lua_pushboolean(L, 1);
+            lua_setfield(L, -2, "out_of_memory");
+        }
+    } else if (!transfer_ok && !c->response.aborted_by_caller) {
+        lua_createtable(L, 0, 3);
+        lua_pushstring(L, c->response.transport_kind);
+        lua_setfield(L, -2, "kind");
+        lua_pushinteger(L, c->response.transport_code);
+        lua_setfield(L, -2, "code");
+        lua_pushstring(L, c->response.transport_message);
+        lua_setfield(L, -2, "message");
+        lua_setfield(L, -2, "transport");
+    } else if (success && !c->raw) {
+        la_decoder_push_result(L, slot);
+        lua_setfield(L, -2, "result");
+    }
+    return 1;
+}
+
+/* What perform_between needs: where the transfer's decoder is. */
+typedef struct between_ctx {
+    lua_State *L;
+    int slot;
+    la_decoder *decoder;
+} between_ctx;
+
+/* Between the waits of query_perform: an error (the host's interrupt) is
+ * kept like on_row's, the transfer aborted and the error re-raised. */
+static int perform_between(void *ud)
+{
+    between_ctx *b = ud;
+    if (la_let_hooks_run(b->L) != LUA_OK) {
+        la_decoder_fail(b->L, b->slot, b->decoder);
+        return -1;
+    }
+    return 0;
+}
+
+/* Whether the collector runs, so that it may be paused for a full result
+ * and restarted after. Lua 5.1 cannot tell: there it is left alone. */
+static int gc_may_pause(lua_State *L)
+{
+#ifdef LUA_GCISRUNNING
+    return lua_gc(L, LUA_GCISRUNNING, 0);
+#else
+    (void)L;
+    return 0;
+#endif
+}
+
+/*
+ * client:perform{ url=, headers={...}, body=, username=, password=,
+ *                 user_agent=, connect_timeout=, timeout=, on_row=, raw= }
+ * -> { status=, headers=, result=, body=, transport={kind,code,message},
+ *      parse_error=, seconds= }
+ * raw = true: the body is not parsed but kept whole in body, whatever the
+ * status (capped at LA_KEPT_BODY_MAX, as error bodies are).
+ * Failures of the world are described in the table; only misuse raises,
+ * and an error raised by on_row is re-raised once the transfer is over.
+ */
+static int query_perform(lua_State *L)
+{
+    client *c = check_client(L);
+    la_http_request req;
+    between_ctx between;
+    int slot = begin_transfer(L, c, &req), ok;
+    /* Building a full result makes almost nothing but live objects: a
+     * collector running meanwhile only re-marks the growing result. No Lua
+     * code runs until the transfer is over, so pausing it is invisible. */
+    int pause_gc = c->full && gc_may_pause(L);
+    between.L = L;
+    between.slot = slot;
+    between.decoder = c->transfer;
+    if (pause_gc)
+        lua_gc(L, LUA_GCSTOP, 0);
+    c->busy = 1;
+    ok = la_http_perform_checked(c->http, &req, &c->response, perform_between, &between) == 0;
+    c->busy = 0;
+    if (pause_gc)
+        lua_gc(L, LUA_GCRESTART, 0);
+    return end_transfer(L, c, slot, ok);
+}
+
+/* client:start{...}: the same request, to be moved on by client:step. */
+static int query_start(lua_State *L)
+{
+    client *c = check_client(L);
+    la_http_request req;
+    begin_transfer(L, c, &req);
+    /* when nothing could start, the first step reports why */
+    la_http_start(c->http, &req, &c->response);
+    return 0;
+}
+
+/* client:step([wait_ms]) -> nil while the transfer goes on (rows reached
+ * on_row meanwhile), or the response table of client:perform at the end. */
+static int query_step(lua_State *L)
+{
+    client *c = check_client(L);
+    lua_Number wait = luaL_optnumber(L, 2, 100);
+    int wait_ms, slot, done = 0, rc;
+    luaL_argcheck(L, wait >= 0 && wait <= 100000, 2, "wait_ms must be from 0 to 100000");
+    wait_ms = (int)wait;
+    if (c->busy)
+        return luaL_error(L, "client is busy with another query");
+    if (!c->transfer)
+        return luaL_error(L, "no transfer under way");
+    lua_settop(L, 2);
+    la_getuservalue(L, 1);
+    lua_rawgeti(L, -1, TRANSFER);
+    slot = lua_gettop(L);
+    la_decoder_begin_call(c->transfer, L, slot);
+    c->busy = 1;
+    rc = la_http_step(c->http, wait_ms, &done);
+    c->busy = 0;
+    if (done)
+        return end_transfer(L, c, slot, rc == 0);
+    return 0;
+}
+
+/* client:cancel(): drops a stepped transfer under way. */
+static int query_cancel(lua_State *L)
+{
+    client *c = check_client(L);
+    if (c->busy)
+        return luaL_error(L, "client is busy with another query");
+    drop_transfer(L, c);
+    return 0;
+}
+
+static const luaL_Reg client_methods[] = {
+    {"perform", query_perform},
+    {"start", query_start},
+    {"step", query_step},
+    {"cancel", query_cancel},
+    {"close", client_close},
+    {NULL, NULL},
+};
+
+void la_client_open(lua_State *L)
+{
+    la_register_class(L, CLIENT_MT, client_methods, client_close, client_tostring);
+    lua_pushcfunction(L, client_new);
+    lua_setfield(L, -2, "new");
+}

@@ -1,0 +1,280 @@
+/*
+ * loganalytics.core: the module's opening, and its small functions (time,
+ * URLs). The objects each have their file (lua_binding.h lists them); the
+ * C core under them (la_core.h) never includes lua.h.
+ */
+#include "lua_binding.h"
+
+#include <string.h>
+#include <time.h>
+
+/* ------------------------------------------------------------ options */
+
+/* Readers of option tables, for every object's constructor or method. */
+const char *opt_string_field(lua_State *L, int t, const char *name, size_t *len)
+{
+    const char *s;
+    lua_getfield(L, t, name);  /* left on the stack: keeps the string alive */
+    if (lua_isnil(L, -1))
+        return NULL;
+    /* the type first: lua_tolstring would turn a number into a string */
+    if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "field '%s' must be a string, got %s", name, luaL_typename(L, -1));
+    s = lua_tolstring(L, -1, len);
+    return s;
+}
+
+/* Longer than any transfer needs: "never", and within a 32-bit long. */
+#define MAX_MS 2147483647.0
+
+long opt_ms_field(lua_State *L, int t, const char *name)
+{
+    lua_Number seconds, ms;
+    lua_getfield(L, t, name);
+    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TNUMBER)
+        luaL_error(L, "field '%s' must be a number of seconds, got %s", name, luaL_typename(L, -1));
+    seconds = lua_isnil(L, -1) ? 0 : lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    ms = seconds * 1000 + 0.5;
+    if (!(ms >= 1))  /* 0, negative, NaN: none */
+        return 0;
+    return ms < MAX_MS ? (long)ms : (long)MAX_MS;  /* range first: the cast of 1e300 is undefined */
+}
+
+/* ------------------------------------------------------------ hooks */
+
+/* A Lua function that does nothing, kept in the registry: calling it lets a
+ * hook the host set fire (lua.c's SIGINT handler sets one that raises
+ * "interrupted!" at the next call or instruction). C that waits calls it
+ * between waits of at most 100 ms, so Ctrl-C gets through. */
+static const char NOOP_KEY = 'n';
+
+int la_let_hooks_run(lua_State *L)
+{
+    lua_pushlightuserdata(L, (void *)&NOOP_KEY);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    return lua_pcall(L, 0, 0, 0);
+}
+
+/* ------------------------------------------------------------ time */
+
+static double monotonic_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A wait is cut in slices this long, the host's hooks run between them */
+#define SLEEP_SLICE 0.1
+
+/* core.sleep(seconds): blocks (the nginx transport will use ngx.sleep), in
+ * slices: a signal's EINTR does not restart it, and the host's interrupt
+ * (Ctrl-C in lua.c) is raised within SLEEP_SLICE. */
+static int core_sleep(lua_State *L)
+{
+    lua_Number seconds = luaL_checknumber(L, 1);
+    double deadline;
+    luaL_argcheck(L, seconds == seconds && seconds <= 1e9, 1,
+                  "must be a number of seconds up to 1e9");
+    if (!(seconds > 0))
+        return 0;
+    deadline = monotonic_seconds() + seconds;
+    for (;;) {
+        double left = deadline - monotonic_seconds();
+        struct timespec ts;
+        if (left <= 0)
+            return 0;
+        if (left > SLEEP_SLICE)
+            left = SLEEP_SLICE;
+        ts.tv_sec = 0;
+        ts.tv_nsec = (long)(left * 1e9);
+        nanosleep(&ts, NULL);  /* EINTR: the check below comes sooner */
+        if (la_let_hooks_run(L) != LUA_OK)
+            return lua_error(L);
+    }
+}
+
+/* core.now() -> seconds on a monotonic clock, for measuring waits */
+static int core_now(lua_State *L)
+{
+    lua_pushnumber(L, monotonic_seconds());
+    return 1;
+}
+
+/* core.parse_http_date(text) -> epoch seconds | nil */
+static int core_parse_http_date(lua_State *L)
+{
+    long long t = la_http_parse_date(luaL_checkstring(L, 1));
+    if (t < 0)
+        return 0;
+    lua_pushnumber(L, (lua_Number)t);
+    return 1;
+}
+
+/* ------------------------------------------------------------ URLs */
+
+/* Builds parse_url's table from the la_url at index 1 (run under
+ * lua_pcall: the la_url owns memory that must be freed whatever happens). */
+static int push_url_table(lua_State *L)
+{
+    const la_url *u = lua_touserdata(L, 1);
+    lua_createtable(L, 0, 11);
+    lua_pushstring(L, u->scheme);
+    lua_setfield(L, -2, "scheme");
+    lua_pushstring(L, u->host);
+    lua_setfield(L, -2, "host");
+    if (u->port) {
+        lua_pushinteger(L, (lua_Integer)u->port);
+        lua_setfield(L, -2, "port");
+    }
+    lua_pushstring(L, u->base);
+    lua_setfield(L, -2, "base");
+    lua_pushstring(L, u->path);
+    lua_setfield(L, -2, "path");
+    lua_pushboolean(L, u->has_userinfo);
+    lua_setfield(L, -2, "userinfo");
+    lua_pushboolean(L, u->has_query);
+    lua_setfield(L, -2, "query");
+    lua_pushboolean(L, u->has_fragment);
+    lua_setfield(L, -2, "fragment");
+    lua_pushboolean(L, u->has_zoneid);
+    lua_setfield(L, -2, "zoneid");
+    lua_pushboolean(L, u->dot_segment);
+    lua_setfield(L, -2, "dot_segment");
+    lua_pushboolean(L, u->loopback);
+    lua_setfield(L, -2, "loopback");
+    return 1;
+}
+
+/* core.base_url(url, allow_http) -> the normalized base URL | nil, why (a
+ * phrase to follow the option's name: la_url_base_problem, or why the URL
+ * cannot be read) */
+static int push_url_base(lua_State *L)
+{
+    const la_url *u = lua_touserdata(L, 1);
+    lua_pushstring(L, u->base);
+    return 1;
+}
+
+static int core_base_url(lua_State *L)
+{
+    int rc;
+    size_t len;
+    const char *text = luaL_checklstring(L, 1, &len);
+    int allow_http = lua_toboolean(L, 2);
+    char why[200], reason[160];
+    la_url u;
+    if (strlen(text) != len) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "is not a usable URL: the URL contains a NUL byte");
+        return 2;
+    }
+    if (la_url_parse(text, &u, reason, sizeof reason) != 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "is not a usable URL: %s", reason);
+        return 2;
+    }
+    if (la_url_base_problem(&u, allow_http, why, sizeof why) != 0) {
+        la_url_free(&u);
+        lua_pushnil(L);
+        lua_pushstring(L, why);
+        return 2;
+    }
+    /* no lua_error while u holds memory: the string is made under pcall */
+    lua_pushcfunction(L, push_url_base);
+    lua_pushlightuserdata(L, &u);
+    rc = lua_pcall(L, 1, 1, 0);
+    la_url_free(&u);
+    if (rc != 0)
+        return lua_error(L);
+    return 1;
+}
+
+/* core.parse_url(url) -> { scheme=, host=, port=, base=, path=, userinfo=,
+ * query=, fragment=, zoneid=, dot_segment=, loopback= } | nil, reason
+ * (url.c: the URL as libcurl reads it; base is scheme://host[:port]path) */
+static int core_parse_url(lua_State *L)
+{
+    size_t len;
+    const char *text = luaL_checklstring(L, 1, &len);
+    char why[200];
+    la_url u;
+    int rc;
+    if (strlen(text) != len) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "the URL contains a NUL byte");
+        return 2;
+    }
+    luaL_checkstack(L, 4, "loganalytics: stack");
+    if (la_url_parse(text, &u, why, sizeof why) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, why);
+        return 2;
+    }
+    lua_pushcfunction(L, push_url_table);
+    lua_pushlightuserdata(L, &u);
+    rc = lua_pcall(L, 1, 1, 0);
+    la_url_free(&u);
+    if (rc != 0)
+        return lua_error(L);
+    return 1;
+}
+
+
+/* ------------------------------------------------------------ module */
+
+static const luaL_Reg functions[] = {
+    {"sleep", core_sleep},
+    {"now", core_now},
+    {"parse_http_date", core_parse_http_date},
+    {"parse_url", core_parse_url},
+    {"base_url", core_base_url},
+    {NULL, NULL},
+};
+
+void la_register_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                       lua_CFunction close, lua_CFunction tostring)
+{
+    if (luaL_newmetatable(L, name)) {
+        lua_newtable(L);
+        luaL_setfuncs(L, methods, 0);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, close);
+        lua_setfield(L, -2, "__gc");
+#if LUA_VERSION_NUM >= 504
+        lua_pushcfunction(L, close);
+        lua_setfield(L, -2, "__close");
+#endif
+        lua_pushcfunction(L, tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+    lua_pop(L, 1);
+}
+
+#if defined(__GNUC__)
+__attribute__((visibility("default")))
+#endif
+int luaopen_loganalytics_core(lua_State *L);
+
+int luaopen_loganalytics_core(lua_State *L)
+{
+    if (la_http_global_init() != 0)  /* once per process, thread-safe */
+        return luaL_error(L, "curl_global_init failed");
+
+    lua_pushlightuserdata(L, (void *)&NOOP_KEY);
+    if (luaL_loadstring(L, "return") != LUA_OK)
+        return lua_error(L);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+
+    luaL_newlib(L, functions);
+    la_json_open(L);
+    la_decoder_open(L);
+    la_client_open(L);
+    la_credential_open(L);
+    lua_pushstring(L, la_http_library_version());
+    lua_setfield(L, -2, "curl_version");
+    lua_pushstring(L, la_gunzip_inflater);
+    lua_setfield(L, -2, "gzip_inflater");
+    return 1;
+}

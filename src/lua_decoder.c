@@ -1,0 +1,761 @@
+/*
+ * The decoder: response body bytes in, Lua values out, no socket of its own
+ * ("sans-I/O"). Every transport uses it: the libcurl client (lua_client.c)
+ * feeds it from libcurl's callbacks, the cosocket transport
+ * (loganalytics.resty) from Lua strings, through core.decoder.
+ *
+ * Bytes go to the streaming parser (response_parser.c), whose events are
+ * recorded on a tape (event_tape.c): parsing touches no Lua state, so the
+ * client may parse on a worker thread (body_worker.c). Replaying the tape
+ * makes the Lua values, on the caller's thread, under lua_pcall: a Lua
+ * error (memory, an on_row handler's) never unwinds through C that does
+ * not expect it (libcurl). The values under construction live in the
+ * decoder's user value (a table, "the state"); a replay loads them into the
+ * stack slots R_* of the protected call, and stores them back after.
+ */
+#include "lua_binding.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Stack slots of replay(); the state table keeps them between replays
+ * under the same integer keys (R_RESULT on). */
+enum {
+    R_DECODER = 1,   /* the decoder's userdata */
+    R_STATE,         /* its user value: the state table */
+    R_RESULT,        /* the result table */
+    R_TABLES,        /* result.tables */
+    R_ONROW,         /* the on_row handler, or nil */
+    R_TABLE,         /* the table being decoded */
+    R_COLUMNS,       /* its columns */
+    R_ROWS,          /* its rows */
+    R_ROW,           /* the row being decoded */
+    R_ROWMT,         /* the metatable shared by its rows */
+    R_COLINDEX,      /* column name -> index, upvalue of the rows' __index */
+    R_STRINGS,       /* the strings the string cache hands out, by slot */
+    R_LIST,          /* take mode: the rows of this take(), with their tables */
+    NREG = R_LIST
+};
+/* Other keys of the state table (all in its array part, made at the
+ * start: storing to them never allocates, so never raises) */
+enum {
+    S_ERROR = NREG + 1,  /* what a handler raised (false: nothing) */
+    S_REPLAY,            /* replay(), pushed without allocating */
+    NSTATE = S_REPLAY
+};
+
+enum phase { OPEN = 0, FINISHED, FAILED, CLOSED };
+
+struct la_decoder {
+    lua_State *L;            /* the thread of the current call */
+    int idx;                 /* the decoder's stack slot in that call */
+    la_parser *parser;
+    la_tape *tape;           /* the parser's events, waiting for replay */
+    la_gunzip *gunzip;       /* gzip = true */
+    enum la_decoder_mode mode;
+    long batch;              /* rows per take(); 0: each feed makes them all */
+    int pull;                /* a stepped reader wants rows a few at a time */
+    int owned;               /* a client's: it frees the C parts */
+    enum phase phase;
+    la_parse_status parse_status;  /* written by on_body, on either thread */
+    char message[120];       /* a failure not the parser's (gzip) */
+    int stopped;             /* on_row returned false */
+    int lua_failed;          /* a handler raised: the error is at S_ERROR */
+    int lua_no_memory;       /* ... and it was memory running out */
+    int paused;              /* the last replay stopped on its row budget */
+    long budget;             /* rows the current replay may still make; < 0: any */
+    lua_Integer made;        /* rows made since la_decoder_begin_call */
+    lua_Integer listed;      /* take mode: entries in R_LIST */
+    lua_Integer ntables, nrows;
+    size_t ncolumns;
+};
+
+/* ------------------------------------------------------------ sinks */
+
+/* __index of rows: row.Computer -> row[index of "Computer"] */
+static int row_index(lua_State *L)
+{
+    lua_pushvalue(L, 2);
+    lua_rawget(L, lua_upvalueindex(1));
+    if (lua_isnil(L, -1))
+        return 1;
+    lua_rawgeti(L, 1, (int)lua_tointeger(L, -1));
+    return 1;
+}
+
+static int sink_table_begin(void *ud)
+{
+    la_decoder *x = ud;
+    lua_State *L = x->L;
+    lua_createtable(L, 0, 3);
+    lua_pushliteral(L, "");
+    lua_setfield(L, -2, "name");
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_replace(L, R_COLUMNS);
+    lua_setfield(L, -2, "columns");
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_replace(L, R_ROWS);
+    lua_setfield(L, -2, "rows");
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, R_TABLES, (int)++x->ntables);
+    lua_replace(L, R_TABLE);
+
+    lua_createtable(L, 0, 1);            /* the rows' metatable */
+    lua_newtable(L);                     /* column index */
+    lua_pushvalue(L, -1);
+    lua_replace(L, R_COLINDEX);
+    lua_pushcclosure(L, row_index, 1);
+    lua_setfield(L, -2, "__index");
+    lua_replace(L, R_ROWMT);
+    lua_pushnil(L);                      /* strings of the last table */
+    lua_replace(L, R_STRINGS);
+    x->ncolumns = 0;
+    x->nrows = 0;
+    return 0;
+}
+
+static int sink_table_name(void *ud, const char *name, size_t len)
+{
+    la_decoder *x = ud;
+    lua_pushlstring(x->L, name, len);
+    lua_setfield(x->L, R_TABLE, "name");
+    return 0;
+}
+
+static int sink_column(void *ud, size_t index, const char *name, size_t name_len,
+                       const char *type, size_t type_len)
+{
+    la_decoder *x = ud;
+    lua_State *L = x->L;
+    lua_createtable(L, 0, 2);
+    lua_pushlstring(L, name, name_len);
+    lua_setfield(L, -2, "name");
+    lua_pushlstring(L, type, type_len);
+    lua_setfield(L, -2, "type");
+    lua_rawseti(L, R_COLUMNS, (int)index + 1);
+    lua_pushlstring(L, name, name_len);
+    lua_pushinteger(L, (lua_Integer)index + 1);
+    lua_rawset(L, R_COLINDEX);
+    x->ncolumns = index + 1;
+    return 0;
+}
+
+static int sink_row_begin(void *ud, size_t ncolumns)
+{
+    la_decoder *x = ud;
+    lua_State *L = x->L;
+    if (x->budget == 0) {
+        x->paused = 1;
+        return LA_SINK_PAUSE;  /* this row comes first at the next take */
+    }
+    lua_createtable(L, (int)ncolumns, 0);
+    lua_pushvalue(L, R_ROWMT);
+    lua_setmetatable(L, -2);
+    lua_replace(L, R_ROW);
+    return 0;
+}
+
+static void push_cell(lua_State *L, const la_cell *cell)
+{
+    switch (cell->kind) {
+    case LA_CELL_BOOL: lua_pushboolean(L, cell->boolean); break;
+    case LA_CELL_INTEGER:
+#if LUA_VERSION_NUM < 503
+        /* no integer subtype: a double holds integers exactly up to 2^53;
+         * beyond, the exact decimal text is kept as a string */
+        if (cell->integer > 9007199254740992LL || cell->integer < -9007199254740992LL) {
+            char digits[24];
+            snprintf(digits, sizeof digits, "%lld", cell->integer);
+            lua_pushstring(L, digits);
+            break;
+        }
+#endif
+        la_pushint64(L, cell->integer);
+        break;
+    case LA_CELL_REAL: lua_pushnumber(L, (lua_Number)cell->real); break;
+    case LA_CELL_STRING: lua_pushlstring(L, cell->str, cell->len); break;
+    default: lua_pushlightuserdata(L, NULL); break;
+    }
+}
+
+/* A string cell that names a string cache slot (see la_cell): a repeated
+ * value reuses the Lua string made the first time (string_cache.c says why). */
+static void push_cached_string(lua_State *L, const la_cell *cell)
+{
+    if (cell->slot > 0) {
+        lua_rawgeti(L, R_STRINGS, cell->slot);
+        return;
+    }
+    lua_pushlstring(L, cell->str, cell->len);
+    if (lua_isnil(L, R_STRINGS)) {
+        lua_createtable(L, LA_STRING_CACHE_COLUMNS * LA_STRING_CACHE_PER_COLUMN, 0);
+        lua_replace(L, R_STRINGS);
+    }
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, R_STRINGS, -cell->slot);
+}
+
+static int sink_cell(void *ud, size_t index, const la_cell *cell)
+{
+    la_decoder *x = ud;
+    if (cell->slot)
+        push_cached_string(x->L, cell);
+    else
+        push_cell(x->L, cell);
+    lua_rawseti(x->L, R_ROW, (int)index + 1);
+    return 0;
+}
+
+static int sink_row_end(void *ud, size_t ncells)
+{
+    la_decoder *x = ud;
+    lua_State *L = x->L;
+    /* rows never have holes: a short row is padded with nulls */
+    for (; ncells < x->ncolumns; ncells++) {
+        lua_pushlightuserdata(L, NULL);
+        lua_rawseti(L, R_ROW, (int)ncells + 1);
+    }
+    ++x->nrows;
+    x->made++;
+    if (x->budget > 0)
+        x->budget--;
+    if (x->mode == LA_DECODE_CALL) {
+        /* runs inside replay's protected call: an error in the handler
+         * unwinds to run_replay, which keeps it */
+        lua_pushvalue(L, R_ONROW);
+        lua_pushvalue(L, R_ROW);
+        lua_pushvalue(L, R_TABLE);
+        lua_call(L, 2, 1);
+        if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) {
+            lua_pop(L, 1);
+            lua_pushinteger(L, x->nrows);
+            lua_setfield(L, R_TABLE, "row_count");
+            lua_pushboolean(L, 1);
+            lua_setfield(L, R_RESULT, "stopped");
+            x->stopped = 1;
+            return LA_SINK_STOP;
+        }
+        lua_pop(L, 1);
+    } else if (x->mode == LA_DECODE_TAKE) {
+        /* rows left when the body ends (no take() after the last feed)
+         * have no list: they are counted, not kept */
+        if (lua_istable(L, R_LIST)) {
+            lua_pushvalue(L, R_ROW);
+            lua_rawseti(L, R_LIST, (int)++x->listed);
+            lua_pushvalue(L, R_TABLE);
+            lua_rawseti(L, R_LIST, (int)++x->listed);
+        }
+    } else {
+        lua_pushvalue(L, R_ROW);
+        lua_rawseti(L, R_ROWS, (int)x->nrows);
+    }
+    lua_pushnil(L);
+    lua_replace(L, R_ROW);
+    return 0;
+}
+
+static int sink_table_end(void *ud)
+{
+    la_decoder *x = ud;
+    lua_pushinteger(x->L, x->nrows);
+    lua_setfield(x->L, R_TABLE, "row_count");
+    return 0;
+}
+
+static int member_is(const char *key, size_t len, const char *want)
+{
+    return strlen(want) == len && memcmp(key, want, len) == 0;
+}
+
+/* A top-level member: only the service's own "error" (when not null),
+ * "statistics" and "render" are taken; nothing the server sends may
+ * overwrite the result's fields (status, stopped, request_id, ...). */
+static int sink_member(void *ud, const char *key, size_t key_len, const char *json, size_t len)
+{
+    la_decoder *x = ud;
+    lua_State *L = x->L;
+    if (!member_is(key, key_len, "statistics") && !member_is(key, key_len, "render") &&
+        !(member_is(key, key_len, "error") && !(len == 4 && memcmp(json, "null", 4) == 0)))
+        return 0;
+    lua_pushlstring(L, key, key_len);
+    if (!la_push_json_value(L, json, len)) {
+        lua_pushliteral(L, "not enough memory");
+        return lua_error(L);
+    }
+    lua_rawset(L, R_RESULT);
+    return 0;
+}
+
+static const la_result_sink lua_sink = {
+    sink_table_begin, sink_table_name, sink_column, sink_row_begin,
+    sink_cell, sink_row_end, sink_table_end, sink_member,
+};
+
+/* ------------------------------------------------------------ replaying */
+
+/* Under lua_pcall, the decoder as argument: the events handed over so far
+ * become Lua values, within the row budget. */
+static int replay(lua_State *L)
+{
+    la_decoder *d = lua_touserdata(L, R_DECODER);
+    int i, rc;
+    lua_settop(L, R_DECODER);
+    luaL_checkstack(L, NREG + 16, "loganalytics: stack");
+    la_getuservalue(L, R_DECODER);
+    for (i = R_RESULT; i <= NREG; i++)
+        lua_rawgeti(L, R_STATE, i);
+    d->L = L;
+    d->paused = 0;
+    rc = la_tape_replay(d->tape, &lua_sink, d);
+    (void)rc;  /* the sinks set stopped and paused */
+    for (i = R_TABLE; i <= NREG; i++) {
+        lua_pushvalue(L, i);
+        lua_rawseti(L, R_STATE, i);
+    }
+    return 0;
+}
+
+/* Replays under lua_pcall. 0 to go on; -1 when a handler raised (the error
+ * kept at S_ERROR) or stopped the rows. Raises nothing: the caller made
+ * room on the stack (la_decoder_begin_call). */
+static int run_replay(la_decoder *d)
+{
+    lua_State *L = d->L;
+    int status;
+    if (d->lua_failed || !d->tape)
+        return -1;
+    la_getuservalue(L, d->idx);
+    lua_rawgeti(L, -1, S_REPLAY);
+    lua_remove(L, -2);
+    lua_pushvalue(L, d->idx);
+    status = lua_pcall(L, 1, 0, 0);
+    d->L = L;  /* replay set it to the same thread; said again for clarity */
+    if (status != LUA_OK) {
+        d->lua_no_memory = status == LUA_ERRMEM;
+        la_decoder_fail(L, d->idx, d);
+        return -1;
+    }
+    return d->stopped ? -1 : 0;
+}
+
+/* ------------------------------------------------------------ for transports */
+
+void la_decoder_fail(lua_State *L, int idx, la_decoder *d)
+{
+    la_getuservalue(L, idx);
+    lua_insert(L, -2);
+    lua_rawseti(L, -2, S_ERROR);  /* a slot of the array part: no allocation */
+    lua_pop(L, 1);
+    d->lua_failed = 1;
+}
+
+int la_decoder_failed(const la_decoder *d)
+{
+    return d->lua_failed;
+}
+
+void la_decoder_push_error(lua_State *L, int idx)
+{
+    la_getuservalue(L, idx);
+    lua_rawgeti(L, -1, S_ERROR);
+    lua_remove(L, -2);
+}
+
+int la_decoder_stopped(const la_decoder *d)
+{
+    return d->stopped;
+}
+
+la_parse_status la_decoder_status(const la_decoder *d)
+{
+    if (d->parse_status == LA_PARSE_ERROR)
+        return LA_PARSE_ERROR;
+    return d->stopped ? LA_PARSE_STOPPED : d->parse_status;
+}
+
+const char *la_decoder_error(const la_decoder *d)
+{
+    if (d->message[0])
+        return d->message;
+    return d->parser ? la_parser_error(d->parser) : "the decoder is closed";
+}
+
+int la_decoder_out_of_memory(const la_decoder *d)
+{
+    return d->parse_status == LA_PARSE_ERROR && !d->message[0] && d->parser &&
+           la_parser_out_of_memory(d->parser);
+}
+
+void la_decoder_push_result(lua_State *L, int idx)
+{
+    la_getuservalue(L, idx);
+    lua_rawgeti(L, -1, R_RESULT);
+    lua_remove(L, -2);
+}
+
+void la_decoder_set_pull(la_decoder *d, int pull)
+{
+    d->pull = pull;
+}
+
+void la_decoder_begin_call(la_decoder *d, lua_State *L, int idx)
+{
+    /* room for run_replay's pushes, made now: later, in libcurl's
+     * callbacks, nothing may raise */
+    luaL_checkstack(L, 8, "loganalytics: stack");
+    d->L = L;
+    d->idx = lua_absindex(L, idx);
+    d->made = 0;
+}
+
+void la_decoder_set_owned(la_decoder *d)
+{
+    d->owned = 1;
+}
+
+/* Body bytes, on the worker thread or the caller's: only the parser and
+ * the tape are touched here, never Lua. */
+int la_decoder_on_body(void *ud, const char *data, size_t len)
+{
+    la_decoder *d = ud;
+    la_parse_status status = la_parser_feed(d->parser, data, len);
+    if (la_tape_flush(d->tape) != 0 && status == LA_PARSE_OK)
+        status = LA_PARSE_STOPPED;  /* cancelled */
+    d->parse_status = status;
+    return status == LA_PARSE_OK ? 0 : -1;
+}
+
+/* On the caller's thread: the events so far become Lua values. A pulling
+ * reader that got rows in this step has enough: the rest waits. */
+int la_decoder_progress(void *ud)
+{
+    la_decoder *d = ud;
+    d->budget = -1;
+    if (d->lua_failed || d->stopped || run_replay(d) != 0)
+        return -1;
+    return d->pull && d->made > 0 ? LA_PROGRESS_ENOUGH : 0;
+}
+
+void la_decoder_cancel(void *ud)
+{
+    la_decoder *d = ud;
+    if (d->tape)
+        la_tape_cancel(d->tape);
+}
+
+int la_decoder_end(lua_State *L, int idx, la_decoder *d)
+{
+    d->L = L;
+    d->idx = idx;
+    if (d->lua_failed)
+        return -1;
+    if (d->stopped || !d->parser)
+        return 0;
+    if (d->parse_status == LA_PARSE_OK) {
+        if (d->gunzip && !la_gunzip_done(d->gunzip)) {
+            snprintf(d->message, sizeof d->message, "the gzip stream ended early");
+            d->parse_status = LA_PARSE_ERROR;
+        } else {
+            /* the worker, if any, has ended before this */
+            d->parse_status = la_parser_finish(d->parser);
+            la_tape_flush(d->tape);
+        }
+    }
+    if (d->parse_status == LA_PARSE_ERROR)
+        return 0;
+    d->budget = -1;
+    return run_replay(d) != 0 && d->lua_failed ? -1 : 0;
+}
+
+void la_decoder_release(la_decoder *d)
+{
+    la_parser_free(d->parser);
+    d->parser = NULL;
+    la_tape_free(d->tape);
+    d->tape = NULL;
+    la_gunzip_free(d->gunzip);
+    d->gunzip = NULL;
+}
+
+la_decoder *la_decoder_push(lua_State *L, int gzip, enum la_decoder_mode mode, int on_row,
+                            long batch)
+{
+    la_decoder *d;
+    int i;
+    if (on_row)
+        on_row = lua_absindex(L, on_row);
+    luaL_checkstack(L, 6, "loganalytics: stack");
+    d = la_newuserdata_uv(L, sizeof *d);
+    memset(d, 0, sizeof *d);
+    d->mode = mode;
+    d->batch = batch;
+    d->budget = -1;
+    /* metatable first, so __gc frees whatever the next steps acquire */
+    luaL_setmetatable(L, DECODER_MT);
+
+    lua_createtable(L, NSTATE, 0);   /* the state: every key in the array part */
+    for (i = 1; i <= NSTATE; i++) {
+        lua_pushboolean(L, 0);
+        lua_rawseti(L, -2, i);
+    }
+    lua_createtable(L, 0, 4);        /* the result */
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "tables");
+    lua_rawseti(L, -3, R_TABLES);
+    lua_rawseti(L, -2, R_RESULT);
+    for (i = R_ONROW; i <= NREG; i++) {
+        lua_pushnil(L);
+        lua_rawseti(L, -2, i);
+    }
+    if (on_row) {
+        lua_pushvalue(L, on_row);
+        lua_rawseti(L, -2, R_ONROW);
+    }
+    lua_pushcfunction(L, replay);
+    lua_rawseti(L, -2, S_REPLAY);
+    la_setuservalue(L, -2);
+
+    d->tape = la_tape_new();
+    d->parser = d->tape ? la_parser_new(la_tape_sink(), d->tape) : NULL;
+    if (gzip && d->parser)
+        d->gunzip = la_gunzip_new();
+    if (!d->parser || (gzip && !d->gunzip)) {
+        la_decoder_release(d);
+        luaL_error(L, "out of memory");
+    }
+    return d;
+}
+
+/* ------------------------------------------------------------ the Lua object */
+
+static la_decoder *check_decoder(lua_State *L)
+{
+    la_decoder *d = luaL_checkudata(L, 1, DECODER_MT);
+    if (d->phase == CLOSED)
+        luaL_error(L, "the decoder is closed");
+    if (d->lua_failed && !d->lua_no_memory)
+        luaL_error(L, "the decoder failed: its on_row handler raised an error");
+    d->L = L;
+    d->idx = 1;
+    return d;
+}
+
+/* nil, { kind = "protocol"|"memory", message = ... } */
+static int push_failure(lua_State *L, la_decoder *d)
+{
+    const char *kind = "protocol", *message;
+    if (d->phase == FINISHED) {
+        message = "the decoder has finished";
+    } else if (d->lua_no_memory) {
+        kind = "memory";
+        message = "not enough memory";
+    } else {
+        if (la_decoder_out_of_memory(d))
+            kind = "memory";
+        message = la_decoder_error(d);
+    }
+    lua_pushnil(L);
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, kind);
+    lua_setfield(L, -2, "kind");
+    lua_pushstring(L, message);
+    lua_setfield(L, -2, "message");
+    return 2;
+}
+
+/* After a replay's failure: a handler's error goes on (raised), memory
+ * running out is told as nil, err. The C parts are freed either way. */
+static int replay_failed(lua_State *L, la_decoder *d)
+{
+    d->phase = FAILED;
+    la_decoder_release(d);
+    if (d->lua_no_memory)
+        return push_failure(L, d);
+    la_decoder_push_error(L, 1);
+    return lua_error(L);
+}
+
+static int parse_bytes(la_decoder *d, const char *data, size_t len)
+{
+    if (!d->gunzip)
+        return la_decoder_on_body(d, data, len);
+    if (la_gunzip_done(d->gunzip))
+        return 0;  /* bytes after the member are ignored, as libcurl does */
+    if (la_gunzip_feed(d->gunzip, data, len, la_decoder_on_body, d) != 0 &&
+        d->parse_status == LA_PARSE_OK) {
+        snprintf(d->message, sizeof d->message, "%s", la_gunzip_failed(d->gunzip)
+                 ? "the gzip data is corrupt" : "out of memory for the gzip decoder");
+        d->parse_status = LA_PARSE_ERROR;
+    }
+    return d->parse_status == LA_PARSE_OK ? 0 : -1;
+}
+
+/* dec:feed(bytes) -> true | nil, err */
+static int decoder_feed(lua_State *L)
+{
+    la_decoder *d = check_decoder(L);
+    size_t len;
+    const char *data = luaL_checklstring(L, 2, &len);
+    if (d->phase != OPEN)
+        return push_failure(L, d);
+    if (!d->stopped) {
+        la_decoder_begin_call(d, L, 1);
+        if (parse_bytes(d, data, len) != 0) {
+            d->phase = FAILED;
+            return push_failure(L, d);
+        }
+        if (d->batch == 0 && d->mode != LA_DECODE_TAKE) {
+            d->budget = -1;
+            if (run_replay(d) != 0 && d->lua_failed)
+                return replay_failed(L, d);
+        }
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* dec:take() -> n, more[, list] */
+static int decoder_take(lua_State *L)
+{
+    la_decoder *d = check_decoder(L);
+    int takes = d->mode == LA_DECODE_TAKE;
+    lua_settop(L, 1);
+    if (d->phase != OPEN || d->stopped || (d->batch == 0 && !takes)) {
+        lua_pushinteger(L, 0);
+        lua_pushboolean(L, 0);
+        if (takes)
+            lua_newtable(L);
+        return takes ? 3 : 2;
+    }
+    la_decoder_begin_call(d, L, 1);
+    if (takes) {
+        lua_newtable(L);
+        la_getuservalue(L, 1);
+        lua_pushvalue(L, 2);
+        lua_rawseti(L, -2, R_LIST);
+        lua_pop(L, 1);
+        d->listed = 0;
+    }
+    d->budget = d->batch > 0 ? d->batch : -1;
+    if (run_replay(d) != 0 && d->lua_failed)
+        return replay_failed(L, d);
+    if (takes) {
+        la_getuservalue(L, 1);
+        lua_pushnil(L);
+        lua_rawseti(L, -2, R_LIST);
+        lua_pop(L, 1);
+    }
+    lua_pushinteger(L, d->made);
+    lua_pushboolean(L, d->paused && !d->stopped);
+    if (takes)
+        lua_pushvalue(L, 2);
+    return takes ? 3 : 2;
+}
+
+/* dec:finish() -> result | nil, err */
+static int decoder_finish(lua_State *L)
+{
+    la_decoder *d = check_decoder(L);
+    if (d->phase != OPEN)
+        return push_failure(L, d);
+    la_decoder_begin_call(d, L, 1);
+    if (la_decoder_end(L, 1, d) != 0)
+        return replay_failed(L, d);
+    if (d->parse_status == LA_PARSE_ERROR) {
+        d->phase = FAILED;
+        lua_settop(L, 1);
+        push_failure(L, d);
+        la_decoder_release(d);
+        return 2;
+    }
+    d->phase = FINISHED;
+    la_decoder_release(d);
+    la_decoder_push_result(L, 1);
+    return 1;
+}
+
+/* dec:close() (and __gc): frees the C memory now; later calls raise. A
+ * client's decoder is left to the client, which frees it once its
+ * transfer (and any worker thread) has ended. */
+static int decoder_close(lua_State *L)
+{
+    la_decoder *d = luaL_checkudata(L, 1, DECODER_MT);
+    if (d->owned)
+        return 0;  /* a client's: it frees it when its transfer ends */
+    la_decoder_release(d);
+    d->phase = CLOSED;
+    return 0;
+}
+
+static int decoder_tostring(lua_State *L)
+{
+    la_decoder *d = luaL_checkudata(L, 1, DECODER_MT);
+    static const char *const phases[] = {"", " finished", " failed", " closed"};
+    lua_pushfstring(L, "loganalytics.decoder (%p)%s", (void *)d, phases[d->phase]);
+    return 1;
+}
+
+/* Reads an option that must be a boolean or nil. */
+static int opt_boolean(lua_State *L, const char *name)
+{
+    int v;
+    lua_getfield(L, 1, name);
+    if (!lua_isnil(L, -1) && !lua_isboolean(L, -1)) {
+        lua_pushfstring(L, "field '%s' must be a boolean", name);
+        luaL_argerror(L, 1, lua_tostring(L, -1));
+    }
+    v = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* core.decoder{ gzip =, on_row =, take =, batch = } -> decoder (LDoc above) */
+static int decoder_new(lua_State *L)
+{
+    enum la_decoder_mode mode = LA_DECODE_KEEP;
+    long batch = 0;
+    int gzip, takes, on_row = 0;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    gzip = opt_boolean(L, "gzip");
+    takes = opt_boolean(L, "take");
+    lua_getfield(L, 1, "on_row");
+    if (!lua_isnil(L, -1)) {
+        if (!lua_isfunction(L, -1))
+            return luaL_argerror(L, 1, "field 'on_row' must be a function");
+        if (takes)
+            return luaL_argerror(L, 1, "fields 'on_row' and 'take' exclude each other");
+        mode = LA_DECODE_CALL;
+        on_row = lua_gettop(L);
+    }
+    if (takes)
+        mode = LA_DECODE_TAKE;
+    lua_getfield(L, 1, "batch");
+    if (!lua_isnil(L, -1)) {
+        lua_Number n = lua_tonumber(L, -1);
+        if (lua_type(L, -1) != LUA_TNUMBER || !(n >= 1 && n <= 1e9) || n != (lua_Number)(long)n)
+            return luaL_argerror(L, 1, "field 'batch' must be a whole number from 1 to 1e9");
+        batch = (long)n;
+    }
+    lua_pop(L, 1);
+    la_decoder_push(L, gzip, mode, on_row, batch);
+    return 1;
+}
+
+static const luaL_Reg decoder_methods[] = {
+    {"feed", decoder_feed},
+    {"take", decoder_take},
+    {"finish", decoder_finish},
+    {"close", decoder_close},
+    {NULL, NULL},
+};
+
+void la_decoder_open(lua_State *L)
+{
+    la_register_class(L, DECODER_MT, decoder_methods, decoder_close, decoder_tostring);
+    lua_pushcfunction(L, decoder_new);
+    lua_setfield(L, -2, "decoder");
+}
