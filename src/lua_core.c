@@ -221,6 +221,110 @@ static int core_parse_url(lua_State *L)
     return 1;
 }
 
+/* ------------------------------------------------------------ other transports */
+
+/* core.request_refusal(url, { headers = {...}, username =, allow_http =,
+ * carries_secret = }) -> nil | why: the rule the libcurl transport applies
+ * before sending (la_http_refusal), for a transport of Lua's own (nginx
+ * cosockets) to apply too. No proxy is considered: such a transport uses
+ * none. */
+static int core_request_refusal(lua_State *L)
+{
+    la_http_request req;
+    const char **headers = NULL;
+    size_t i, nheaders = 0, len;
+    char why[300];
+    memset(&req, 0, sizeof req);
+    req.url = luaL_checklstring(L, 1, &len);
+    if (strlen(req.url) != len) {
+        lua_pushliteral(L, "refused: the URL contains a NUL byte");
+        return 1;
+    }
+    luaL_checktype(L, 2, LUA_TTABLE);
+    req.username = opt_string_field(L, 2, "username", NULL);
+    lua_getfield(L, 2, "allow_http");
+    req.allow_http = lua_toboolean(L, -1);
+    lua_getfield(L, 2, "carries_secret");
+    req.carries_secret = lua_toboolean(L, -1);
+    lua_getfield(L, 2, "headers");
+    if (!lua_isnil(L, -1)) {
+        luaL_argcheck(L, lua_istable(L, -1), 2, "field 'headers' must be a table of strings");
+        nheaders = lua_rawlen(L, -1);
+        headers = lua_newuserdata(L, (nheaders ? nheaders : 1) * sizeof *headers);
+        for (i = 0; i < nheaders; i++) {
+            lua_rawgeti(L, -2, (int)i + 1);
+            luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 2, "field 'headers' must be a table of strings");
+            headers[i] = lua_tostring(L, -1);  /* kept alive by the table */
+            lua_pop(L, 1);
+        }
+    }
+    req.headers = headers;
+    req.nheaders = nheaders;
+    req.no_proxy = 1;
+    if (la_http_refusal(&req, why, sizeof why) == 0)
+        lua_pushnil(L);
+    else
+        lua_pushstring(L, why);
+    return 1;
+}
+
+typedef struct inflated {
+    la_buf out;
+    int cut;
+} inflated;
+
+static int keep_inflated(void *ud, const char *data, size_t len)
+{
+    inflated *x = ud;
+    if (x->out.len + len > LA_KEPT_BODY_MAX) {
+        len = LA_KEPT_BODY_MAX - x->out.len;
+        x->cut = 1;
+    }
+    if (la_buf_append(&x->out, data, len) != 0)
+        return -1;
+    return x->cut ? -1 : 0;  /* enough: the rest is not kept */
+}
+
+static int push_inflated(lua_State *L)
+{
+    const inflated *x = lua_touserdata(L, 1);
+    lua_pushlstring(L, x->out.data ? x->out.data : "", x->out.len);
+    return 1;
+}
+
+/* core.gunzip(bytes) -> text | nil, why: a whole gzip body that is kept
+ * rather than decoded as rows (an error answer), cut at the size kept
+ * bodies are capped at (LA_KEPT_BODY_MAX). A secret buffer: such bodies
+ * may quote the request back. */
+static int core_gunzip(lua_State *L)
+{
+    size_t len;
+    const char *data = luaL_checklstring(L, 1, &len);
+    la_gunzip *gz = la_gunzip_new();
+    inflated x;
+    int rc, ok, corrupt;
+    if (!gz)
+        return luaL_error(L, "not enough memory");
+    la_buf_init_secret(&x.out);
+    x.cut = 0;
+    rc = la_gunzip_feed(gz, data, len, keep_inflated, &x);
+    ok = x.cut || (rc == 0 && la_gunzip_done(gz));
+    corrupt = la_gunzip_failed(gz);
+    la_gunzip_free(gz);
+    if (!ok) {
+        la_buf_free(&x.out);
+        lua_pushnil(L);
+        lua_pushstring(L, corrupt ? "the gzip data is corrupt" : "the gzip stream ended early");
+        return 2;
+    }
+    lua_pushcfunction(L, push_inflated);
+    lua_pushlightuserdata(L, &x);
+    rc = lua_pcall(L, 1, 1, 0);
+    la_buf_free(&x.out);
+    if (rc != 0)
+        return lua_error(L);
+    return 1;
+}
 
 /* ------------------------------------------------------------ module */
 
@@ -230,6 +334,8 @@ static const luaL_Reg functions[] = {
     {"parse_http_date", core_parse_http_date},
     {"parse_url", core_parse_url},
     {"base_url", core_base_url},
+    {"request_refusal", core_request_refusal},
+    {"gunzip", core_gunzip},
     {NULL, NULL},
 };
 

@@ -403,8 +403,7 @@ local function run(self, req, pause_for_rows)
   local text = concat(kept)
   if gzip and text ~= "" then
     -- an error body in gzip: small, inflated in one go
-    local raw = core.decoder { gzip = true, raw = true }
-    text = raw and raw:inflate(text) or text
+    text = core.gunzip(text) or text
   end
   response.body = text ~= "" and text or nil
   return response
