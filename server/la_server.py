@@ -6,6 +6,8 @@ Standard library only; listens on loopback only.
     python3 server/la_server.py [--host 127.0.0.1] [--port 0] [--recorded DIR]
                                 [--fixtures DIR] [--token TOKEN ...] [--verbose]
                                 [--client-cert CLIENT_ID=PEM_PATH ...] [--tls]
+                                [--generated-rows N] [--row-cap N] [--size-cap-bytes BYTES]
+                                [--concurrency-limit N] [--retry-after SECONDS]
 
 Once it is listening it prints the port number alone on the first line of stdout, then
 serves until SIGTERM/SIGINT, until `POST /_test/shutdown`, or until its parent process
@@ -23,6 +25,25 @@ Query endpoints (POST, JSON body {"query", "timespan"?, "workspaces"?}; ?api_key
   /v1/workspaces/ECHO/query             query = html404|gateway502|json400|partial|text401:
                                         a gateway quoting the request (URL, Authorization,
                                         X-Api-Key) back, before any auth (server/faults.py)
+  /v1/workspaces/GENERATED/query        query = Events | Events | take N | Events | count:
+                                        the --generated-rows-row table (Id, TimeGenerated, ...)
+                                        of December 2025, only the rows in `timespan`
+                                        ([start, end), 100 ns exact), streamed, capped by
+                                        row_cap / size_cap_bytes (then HTTP 200 with the
+                                        service's PartialError); see server/generated.py
+  /v1/workspaces/{id}/search            Basic/Auxiliary logs: as /query on the same workspaces
+                                        (not ECHO), but `timespan` is required (else 400
+                                        BadArgumentError, innererror QueryValidationError)
+  /v1/$batch                            {"requests":[{"id","workspace","path":"/query"?,
+                                        "method":"POST"?,"body":{"query","timespan"?},
+                                        "headers"?}]} (or "path":"/workspaces/{ws}/query");
+                                        one auth for all, at most batch_max (10) requests,
+                                        ids unique, else 400; answers {"responses":[{"id",
+                                        "status","body","headers"?}]} in batch_order (default
+                                        reversed), every batch_string_every-th (default 3rd)
+                                        request's body as a JSON string (the service's known
+                                        quirk). FAULTS inside a batch: only those answering
+                                        through send() (BATCH_FAULTS); no REPLAY headers.
 Auth: X-Api-Key / ?api_key= / Basic "DEMO_KEY:" or Bearer DEMO_TOKEN (or --token values),
 or a bearer token identity.py issued for the query API audience.
 The identity provider (token endpoints, IMDS, App Service) and the Resource Manager query path
@@ -37,11 +58,35 @@ three server certificates, and serves the same application over HTTPS on three m
 ports: "good" (CA-signed, SAN IP:127.0.0.1, IP:::1, DNS:localhost), "untrusted" (self-signed,
 same SANs) and "wrong_host" (CA-signed, SAN DNS:wrong.example only).
 
-Test control (no auth, not logged): GET /_test/requests, /_test/last, /_test/stats,
+Query routes (/query, /search, $batch, the resource-centric and Resource Manager query paths)
+are counted while they are answered (a streamed answer until its last byte; a $batch as one).
+Beyond concurrency_limit at once, or while throttle_next > 0, a request gets 429
+ThrottledError with Retry-After: retry_after, before authentication, as a gateway would.
+
+Test control (no auth, not logged): GET /_test/requests, /_test/last, /_test/stats
+({"connections", "requests", "in_flight", "max_in_flight", "admitted", "throttled"}:
+in_flight = query-route requests being answered now, max_in_flight = their most at once,
+admitted = let in, throttled = refused with 429, all since start or reset),
 /_test/faults (the FAULTS per-KEY counters), /_test/tls (with --tls: {"ca_file", "good",
 "untrusted", "wrong_host"}, the CA's PEM path and the HTTPS ports; 404 without --tls);
-POST /_test/reset (clears the FAULTS counters too), /_test/shutdown;
-GET/POST /_test/identity, POST /_test/revoke (identity.py).
+GET /_test/config (the whole configuration below); POST /_test/config with a JSON object:
+its keys change those settings, the others stay (400 for an unknown key or a bad value);
+answers the whole configuration. Keys (startup value; null means none):
+  row_cap (--row-cap, null)           GENERATED: at most this many rows, then PartialError
+  size_cap_bytes (--size-cap-bytes)   GENERATED: at most this many bytes of rows JSON
+  partial_shape ("details")           "details": the too-large error in error.details[0]
+                                      .innererror, as the service sends it; "innererror":
+                                      nested as error.innererror.innererror instead
+  generated_rows (--generated-rows, 2000000)   size of GENERATED's Events table
+  concurrency_limit (--concurrency-limit, null)  query requests at once; more get 429
+  retry_after (--retry-after, 1)      seconds, in those 429s' Retry-After header
+  throttle_next (0)                   the next N query requests get 429 (counts down)
+  batch_order ("reversed")            "reversed", "given" or "shuffled" (deterministic)
+  batch_string_every (3)              every Nth $batch answer's body is a JSON string; 0: none
+  batch_max (10)                      most requests in one $batch
+POST /_test/reset (clears the counters and the request log, the FAULTS counters too, and
+restores the configuration's startup values; max_in_flight restarts from in_flight),
+/_test/shutdown; GET/POST /_test/identity, POST /_test/revoke (identity.py).
 """
 
 import argparse
