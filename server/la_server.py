@@ -64,9 +64,10 @@ Beyond concurrency_limit at once, or while throttle_next > 0, a request gets 429
 ThrottledError with Retry-After: retry_after, before authentication, as a gateway would.
 
 Test control (no auth, not logged): GET /_test/requests, /_test/last, /_test/stats
-({"connections", "requests", "in_flight", "max_in_flight", "admitted", "throttled"}:
+({"connections", "requests", "in_flight", "max_in_flight", "admitted", "throttled", "pid"}:
 in_flight = query-route requests being answered now, max_in_flight = their most at once,
-admitted = let in, throttled = refused with 429, all since start or reset),
+admitted = let in, throttled = refused with 429, all since start or reset; pid = the
+server's process id, for memory probes),
 /_test/faults (the FAULTS per-KEY counters), /_test/tls (with --tls: {"ca_file", "good",
 "untrusted", "wrong_host"}, the CA's PEM path and the HTTPS ports; 404 without --tls);
 GET /_test/config (the whole configuration below); POST /_test/config with a JSON object:
@@ -1126,7 +1127,8 @@ class Handler(BaseHTTPRequestHandler):
                                             "in_flight": STATE.in_flight,
                                             "max_in_flight": STATE.max_in_flight,
                                             "admitted": STATE.admitted,
-                                            "throttled": STATE.throttled},
+                                            "throttled": STATE.throttled,
+                                            "pid": os.getpid()},
                    "/_test/faults": faults.counters,
                    "/_test/tls": lambda: dict(TLS_INFO),
                    }.get(path, lambda: {"ok": True})()

@@ -7,7 +7,9 @@
 Pings URL (http:// or https://; https unverified: it measures time, not trust) with
 http.client, reusing the connection and reconnecting when it drops, one ping every
 interval (the next starts at once when a ping took longer). Stops on SIGTERM or SIGINT,
-or after S seconds, then writes FILE (atomically: a temporary file renamed) as JSON:
+or after S seconds. Once it can be stopped it writes {"running": true} to FILE (wait for
+that before the work you measure: a SIGTERM before it kills the probe without a report);
+when it stops it replaces FILE (atomically: a temporary file renamed) with the report:
     {"count", "p50_ms", "p99_ms", "max_ms", "errors", "samples": [ms, ...]}
 count and the percentiles are over the pings that answered 2xx (their whole body read);
 errors counts the others (a status >= 300, a refused or dropped connection, a timeout).
@@ -72,6 +74,7 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
+        write_json(args.out, {"running": True})   # ready: a SIGTERM now gets the report
         next_at = time.monotonic()
         while deadline is None or time.monotonic() < deadline:
             t0 = time.monotonic()

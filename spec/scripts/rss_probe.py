@@ -4,7 +4,9 @@
     python3 spec/scripts/rss_probe.py PID [--interval-ms 20] [--seconds S] --out FILE
 
 Reads VmRSS from /proc/PID/status every interval until SIGTERM or SIGINT, S seconds, or
-the process's end, then writes FILE (atomically) as JSON:
+the process's end. Once it can be stopped it writes {"running": true} to FILE (wait for
+that first: a SIGTERM before it kills the probe without a report); when it stops it
+replaces FILE (atomically) with the report:
     {"start_kb", "max_kb", "end_kb", "samples"}
 (the first, largest and last readings in kB, and how many there were; the kB values are
 null when not one reading was made). Standard library only.
@@ -36,6 +38,13 @@ def rss_kb(pid):
     return None
 
 
+def write_json(path, value):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(value, f)
+    os.replace(tmp, path)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("pid", type=int)
@@ -49,6 +58,7 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
+        write_json(args.out, {"running": True})   # ready: a SIGTERM now gets the report
         while deadline is None or time.monotonic() < deadline:
             kb = rss_kb(args.pid)
             if kb is None:
@@ -61,10 +71,7 @@ def main(argv=None):
         pass
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    tmp = args.out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump({"start_kb": start, "max_kb": peak, "end_kb": end, "samples": count}, f)
-    os.replace(tmp, args.out)
+    write_json(args.out, {"start_kb": start, "max_kb": peak, "end_kb": end, "samples": count})
 
 
 if __name__ == "__main__":
