@@ -32,6 +32,13 @@ errors use the service's body shape {"error":{"message","code","correlationId","
   wrong_types                 200, WRONG_TYPES (cells that do not fit their column types)
   long_overflow               200, LONG_OVERFLOW (long cells beyond 64 bits, and 1e400)
   deep:DEPTH                  200, one dynamic cell nested DEPTH levels: [{"a":[{"a":...1...}]}]
+  rows:N[:identity][:SEED]    200, the N-row generated table (N 0 to 20,000,000; columns Id,
+                              TimeGenerated, ... as in server/generated.py), streamed chunked,
+                              gzip (level 1) when accepted unless "identity" is given; SEED
+                              (a number, default 0) varies the cells but not Id or
+                              TimeGenerated; headers x-test-rows: N, x-test-matched-rows: N
+  sleep:MS                    success after MS milliseconds (0 to 3,600,000); the request's
+                              own thread sleeps, so many run at once
   big:MB[:identity]           200, about MB megabytes (10^6 bytes) of AzureActivity-like rows,
                               chunked, gzip (level 1) when accepted unless "identity" is
                               given; header x-test-rows: rows
@@ -76,6 +83,8 @@ import threading
 import time
 import uuid
 import zlib
+
+import generated
 
 JSON_CT = "application/json; charset=utf-8"
 
@@ -248,6 +257,9 @@ def _headers(h, status, extra):
     h.end_headers()
 
 
+send_headers = _headers  # generated.py streams with it
+
+
 def rst(h):
     """Abort the connection with a TCP RST (SO_LINGER {1, 0}, then close); no more I/O on it."""
     h.close_connection = True
@@ -388,7 +400,7 @@ FAULT_NAMES = ("throttle", "throttle_ms", "throttle_date", "flaky", "flaky_reset
                "reset_mid_body", "truncate_body", "truncate_gzip", "gzip_bad_crc", "gzip_header_crc", "slow_headers", "stall",
                "invalid_json", "wrong_types", "long_overflow", "deep", "big", "html502",
                "bad_chunk", "chunk_cut", "huge_header", "long_length", "short_length", "bad_gzip",
-               "bad_status_line")
+               "bad_status_line", "rows", "sleep")
 
 
 def gzip_with_header_crc(data):
@@ -491,6 +503,20 @@ def _serve(h, text, gzip_ok):
         if len(args) == 2 and args[1] != "identity":
             raise bad_fault(f"big's second argument can only be 'identity', not {args[1]!r}")
         return send_big(h, _num(args[0], "MB", MAX_MB), gzip_ok and len(args) == 1)
+    if name == "rows":
+        _nargs(name, args, 1, 3)
+        n = _int(args[0], "N", 0, generated.MAX_ROWS)
+        extra = args[1:]
+        identity = "identity" in extra
+        seeds = [a for a in extra if a != "identity"]
+        if len(seeds) > 1 or (identity and extra.index("identity") != 0):
+            raise bad_fault("rows takes rows:N[:identity][:SEED]")
+        seed = _int(seeds[0], "SEED", 0, 2 ** 31) if seeds else 0
+        return generated.serve_rows(h, n, gzip_ok and not identity, seed)
+    if name == "sleep":
+        _nargs(name, args, 1)
+        time.sleep(_int(args[0], "MS", 0, 3_600_000) / 1000)
+        return success()
     if name == "bad_chunk":
         _nargs(name, args, 0)
         _headers(h, 200, [("Transfer-Encoding", "chunked")])

@@ -6,6 +6,8 @@ Standard library only; listens on loopback only.
     python3 server/la_server.py [--host 127.0.0.1] [--port 0] [--recorded DIR]
                                 [--fixtures DIR] [--token TOKEN ...] [--verbose]
                                 [--client-cert CLIENT_ID=PEM_PATH ...] [--tls]
+                                [--generated-rows N] [--row-cap N] [--size-cap-bytes BYTES]
+                                [--concurrency-limit N] [--retry-after SECONDS]
 
 Once it is listening it prints the port number alone on the first line of stdout, then
 serves until SIGTERM/SIGINT, until `POST /_test/shutdown`, or until its parent process
@@ -23,6 +25,25 @@ Query endpoints (POST, JSON body {"query", "timespan"?, "workspaces"?}; ?api_key
   /v1/workspaces/ECHO/query             query = html404|gateway502|json400|partial|text401:
                                         a gateway quoting the request (URL, Authorization,
                                         X-Api-Key) back, before any auth (server/faults.py)
+  /v1/workspaces/GENERATED/query        query = Events | Events | take N | Events | count:
+                                        the --generated-rows-row table (Id, TimeGenerated, ...)
+                                        of December 2025, only the rows in `timespan`
+                                        ([start, end), 100 ns exact), streamed, capped by
+                                        row_cap / size_cap_bytes (then HTTP 200 with the
+                                        service's PartialError); see server/generated.py
+  /v1/workspaces/{id}/search            Basic/Auxiliary logs: as /query on the same workspaces
+                                        (not ECHO), but `timespan` is required (else 400
+                                        BadArgumentError, innererror QueryValidationError)
+  /v1/$batch                            {"requests":[{"id","workspace","path":"/query"?,
+                                        "method":"POST"?,"body":{"query","timespan"?},
+                                        "headers"?}]} (or "path":"/workspaces/{ws}/query");
+                                        one auth for all, at most batch_max (10) requests,
+                                        ids unique, else 400; answers {"responses":[{"id",
+                                        "status","body","headers"?}]} in batch_order (default
+                                        reversed), every batch_string_every-th (default 3rd)
+                                        request's body as a JSON string (the service's known
+                                        quirk). FAULTS inside a batch: only those answering
+                                        through send() (BATCH_FAULTS); no REPLAY headers.
 Auth: X-Api-Key / ?api_key= / Basic "DEMO_KEY:" or Bearer DEMO_TOKEN (or --token values),
 or a bearer token identity.py issued for the query API audience.
 The identity provider (token endpoints, IMDS, App Service) and the Resource Manager query path
@@ -37,11 +58,36 @@ three server certificates, and serves the same application over HTTPS on three m
 ports: "good" (CA-signed, SAN IP:127.0.0.1, IP:::1, DNS:localhost), "untrusted" (self-signed,
 same SANs) and "wrong_host" (CA-signed, SAN DNS:wrong.example only).
 
-Test control (no auth, not logged): GET /_test/requests, /_test/last, /_test/stats,
+Query routes (/query, /search, $batch, the resource-centric and Resource Manager query paths)
+are counted while they are answered (a streamed answer until its last byte; a $batch as one).
+Beyond concurrency_limit at once, or while throttle_next > 0, a request gets 429
+ThrottledError with Retry-After: retry_after, before authentication, as a gateway would.
+
+Test control (no auth, not logged): GET /_test/requests, /_test/last, /_test/stats
+({"connections", "requests", "in_flight", "max_in_flight", "admitted", "throttled", "pid"}:
+in_flight = query-route requests being answered now, max_in_flight = their most at once,
+admitted = let in, throttled = refused with 429, all since start or reset; pid = the
+server's process id, for memory probes),
 /_test/faults (the FAULTS per-KEY counters), /_test/tls (with --tls: {"ca_file", "good",
 "untrusted", "wrong_host"}, the CA's PEM path and the HTTPS ports; 404 without --tls);
-POST /_test/reset (clears the FAULTS counters too), /_test/shutdown;
-GET/POST /_test/identity, POST /_test/revoke (identity.py).
+GET /_test/config (the whole configuration below); POST /_test/config with a JSON object:
+its keys change those settings, the others stay (400 for an unknown key or a bad value);
+answers the whole configuration. Keys (startup value; null means none):
+  row_cap (--row-cap, null)           GENERATED: at most this many rows, then PartialError
+  size_cap_bytes (--size-cap-bytes)   GENERATED: at most this many bytes of rows JSON
+  partial_shape ("details")           "details": the too-large error in error.details[0]
+                                      .innererror, as the service sends it; "innererror":
+                                      nested as error.innererror.innererror instead
+  generated_rows (--generated-rows, 2000000)   size of GENERATED's Events table
+  concurrency_limit (--concurrency-limit, null)  query requests at once; more get 429
+  retry_after (--retry-after, 1)      seconds, in those 429s' Retry-After header
+  throttle_next (0)                   the next N query requests get 429 (counts down)
+  batch_order ("reversed")            "reversed", "given" or "shuffled" (deterministic)
+  batch_string_every (3)              every Nth $batch answer's body is a JSON string; 0: none
+  batch_max (10)                      most requests in one $batch
+POST /_test/reset (clears the counters and the request log, the FAULTS counters too, and
+restores the configuration's startup values; max_in_flight restarts from in_flight),
+/_test/shutdown; GET/POST /_test/identity, POST /_test/revoke (identity.py).
 """
 
 import argparse
@@ -49,6 +95,7 @@ import base64
 import binascii
 import collections
 import datetime as dt
+import email.message
 import gzip
 import ipaddress
 import json
@@ -71,6 +118,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote
 
 import faults  # server/faults.py, beside this file
+import generated  # server/generated.py, beside this file
 import identity  # server/identity.py, beside this file
 
 JSON_CT = faults.JSON_CT
@@ -579,6 +627,34 @@ def timespan_bounds(ts):
     return start, instant(second)
 
 
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def instant_ticks(text):
+    """An instant in 100 ns ticks since the Unix epoch, its 7th fractional digit kept."""
+    ticks = (instant(text) - EPOCH) // MICROSECOND * 10
+    frac = re.search(r"\.(\d+)", text)
+    return ticks + (int(frac.group(1)[6]) if frac and len(frac.group(1)) > 6 else 0)
+
+
+def timespan_ticks(ts):
+    """timespan_bounds in 100 ns ticks since the Unix epoch: [start, end)."""
+    parts = ts.split("/")
+    span = lambda p: abs(duration(p)) // MICROSECOND * 10  # noqa: E731
+    if len(parts) == 1:
+        end = (ANCHOR - EPOCH) // MICROSECOND * 10
+        return end - span(parts[0]), end
+    first, second = parts
+    if DURATION_RE.match(first):
+        end = instant_ticks(second)
+        return end - span(first), end
+    start = instant_ticks(first)
+    if DURATION_RE.match(second):
+        return start, start + span(second)
+    return start, instant_ticks(second)
+
+
 def within_timespan(tables, ts):
     """The tables with only the rows whose TimeGenerated falls in the timespan."""
     if ts is None:
@@ -652,6 +728,36 @@ class State:
         self.connections = 0   # since start or reset
         self.requests = 0
         self.conn_seq = 0      # never reset, so connection ids stay unique
+        self.in_flight = 0     # query-route requests being answered now
+        self.max_in_flight = 0  # their most at once since start or reset
+        self.admitted = 0      # query-route requests let in (not refused with 429)
+        self.throttled = 0     # refused by concurrency_limit or throttle_next
+
+
+# The test configuration (POST /_test/config): key -> (default, check). The CLI flags set
+# the startup values; POST /_test/reset restores those.
+def _count_or_none(v):
+    return v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0)
+
+
+def _count(v):
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+CONFIG_KEYS = {
+    "row_cap": _count_or_none,            # GENERATED: rows per answer, then PartialError
+    "size_cap_bytes": _count_or_none,     # GENERATED: bytes of rows JSON per answer
+    "partial_shape": lambda v: v in ("details", "innererror"),
+    "generated_rows": lambda v: _count(v) and v <= generated.MAX_ROWS,
+    "concurrency_limit": _count_or_none,  # query requests at once; more get 429
+    "retry_after": _count,                # seconds, in those 429s' Retry-After
+    "throttle_next": _count,              # the next N query requests get 429 (counts down)
+    "batch_order": lambda v: v in ("reversed", "given", "shuffled"),
+    "batch_string_every": _count,         # every Nth $batch answer's body as a JSON string
+    "batch_max": lambda v: _count(v) and v >= 1,
+}
+TEST_CONFIG = {}
+STARTUP_CONFIG = {}
 
 
 STATE = State()
@@ -759,10 +865,32 @@ class Handler(BaseHTTPRequestHandler):
         applied = []
         if re.fullmatch(r"\d+", prefs.get("wait", "")):
             applied.append("wait=" + prefs["wait"])
+        refusal = self.enter()
+        if refusal:
+            return self.send_error_api(refusal)
         try:
             self.route(method, path, parse_qs(qs, keep_blank_values=True), body, prefs, applied)
         except ApiError as err:
             self.send_error_api(err, [("Preference-Applied", ",".join(applied))] if applied else [])
+        finally:
+            with STATE.lock:
+                STATE.in_flight -= 1
+
+    def enter(self):
+        """Counts a query-route request in flight, or returns the 429 refusing it
+        (concurrency_limit reached, or throttle_next left)."""
+        with STATE.lock:
+            limit = TEST_CONFIG["concurrency_limit"]
+            if TEST_CONFIG["throttle_next"] > 0 or (limit is not None and
+                                                     STATE.in_flight >= limit):
+                if TEST_CONFIG["throttle_next"] > 0:
+                    TEST_CONFIG["throttle_next"] -= 1
+                STATE.throttled += 1
+                return faults.throttled([("Retry-After", str(TEST_CONFIG["retry_after"]))])
+            STATE.in_flight += 1
+            STATE.admitted += 1
+            STATE.max_in_flight = max(STATE.max_in_flight, STATE.in_flight)
+        return None
 
     def route(self, method, path, params, body, prefs, applied):
         arm = identity.ARM_QUERY_RE.fullmatch(path)
@@ -770,33 +898,64 @@ class Handler(BaseHTTPRequestHandler):
             reply = identity.arm_check(method, arm, params, self.headers.get("Authorization"))
             return self.send(*reply) if reply else self.demo(self.query_request(body), prefs,
                                                              applied)
-        m = re.fullmatch(r"/v1/workspaces/([^/]+)/query", path)
+        m = re.fullmatch(r"/v1/workspaces/([^/]+)/(query|search)", path)
+        search = False
         if m:
-            workspace = unquote(m.group(1))
+            workspace, search = unquote(m.group(1)), m.group(2) == "search"
         elif path.startswith("/v1/subscriptions/") and path.endswith("/query"):
             workspace = "DEMO_WORKSPACE"   # resource-centric queries see the demo data
-        else:
+        elif path != "/v1/$batch":
             raise not_found_path()
         if method != "POST":
             raise ApiError(405, "MethodNotAllowedError",
                            f"The requested method {method} is not allowed on this path",
                            headers=[("Allow", "POST")])
-        if workspace == "ECHO":  # a gateway in front of the service: no auth there
+        if path == "/v1/$batch":
+            self.authenticate(params)
+            return self.batch(body)
+        if workspace == "ECHO" and not search:  # a gateway in front of the service: no auth
             return faults.echo(self, self.query_request(body)["query"])
         self.authenticate(params)
-        if workspace not in ("DEMO_WORKSPACE", "REPLAY", "FIXTURES", "FAULTS"):
-            raise ApiError(404, "WorkspaceNotFoundError", "The workspace could not be found",
-                           {"code": "WorkspaceNotFoundError",
-                            "message": f"Workspace '{workspace}' could not be found"})
+        check_workspace(workspace)
         req = self.query_request(body)
-        if workspace == "REPLAY":  # recorded headers go out as recorded, nothing added
-            return self.replay(req["query"])
-        if workspace == "FAULTS":
-            return faults.serve(self, req["query"], wants_gzip(self.headers.get("Accept-Encoding")))
-        extra = [("Preference-Applied", ",".join(applied))] if applied else []
-        if workspace == "FIXTURES":
-            return self.fixture(req["query"], extra)
-        self.demo(req, prefs, applied)
+        if search and req.get("timespan") is None:
+            # Basic and Auxiliary logs answer only for a time range
+            raise bad_argument("QueryValidationError", "body must contain 'timespan' property")
+        serve_workspace(self, workspace, req, prefs, applied)
+
+    def batch(self, body):
+        """POST /v1/$batch: each request answered as /query would, collected; the answers
+        in TEST_CONFIG["batch_order"], every batch_string_every-th body as a JSON string."""
+        try:
+            req = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            req = None
+        # wording as recorded/go-azquery_TestQueryBatch_BasicQueryFailure.json
+        if not isinstance(req, dict) or not isinstance(req.get("requests"), list):
+            raise bad_argument("QueryValidationError", "body must contain 'requests' property")
+        subs = req["requests"]
+        with STATE.lock:
+            cfg = dict(TEST_CONFIG)
+        if len(subs) > cfg["batch_max"]:   # the service's limit; the wording is ours
+            raise bad_argument("QueryValidationError", f"A batch may hold at most "
+                               f"{cfg['batch_max']} requests, not {len(subs)}")
+        ids = [s.get("id") if isinstance(s, dict) else None for s in subs]
+        if not all(isinstance(i, str) and i for i in ids) or len(set(ids)) != len(ids):
+            raise bad_argument("QueryValidationError",
+                               "each request must have an 'id', unique in the batch")
+        answers = []
+        for n, sub in enumerate(subs):
+            answer = batch_answer(sub)
+            every = cfg["batch_string_every"]
+            if every and n % every == every - 1 and isinstance(answer.get("body"), dict):
+                answer["body"] = json.dumps(answer["body"], separators=(",", ":"),
+                                            ensure_ascii=False)   # the known quirk
+            answers.append(answer)
+        if cfg["batch_order"] == "reversed":
+            answers.reverse()
+        elif cfg["batch_order"] == "shuffled":
+            random.Random(len(answers)).shuffle(answers)
+        self.send(200, dumps({"responses": answers}))
 
     def authenticate(self, params):
         """Any valid credential admits; presented-but-wrong ones give 403, none gives 401."""
@@ -944,8 +1103,15 @@ class Handler(BaseHTTPRequestHandler):
         reply = identity.control(method, path, body)
         if reply is not None:
             return self.send(*reply, compress=False)
+        if path == "/_test/config" and method in ("GET", "POST"):
+            try:
+                return self.send(200, dumps(configure(body if method == "POST" else None)),
+                                 compress=False)
+            except ApiError as err:
+                return self.send(err.status, err.body(), compress=False)
         routes = {("GET", "/_test/requests"), ("GET", "/_test/last"), ("GET", "/_test/stats"),
-                  ("GET", "/_test/faults"), ("POST", "/_test/reset"), ("POST", "/_test/shutdown")}
+                  ("GET", "/_test/faults"), ("POST", "/_test/reset"), ("POST", "/_test/shutdown"),
+                  ("GET", "/_test/config")}
         if TLS_INFO:
             routes.add(("GET", "/_test/tls"))
         if (method, path) not in routes:
@@ -957,13 +1123,22 @@ class Handler(BaseHTTPRequestHandler):
             out = {"/_test/requests": lambda: list(STATE.log),
                    "/_test/last": lambda: STATE.log[-1] if STATE.log else None,
                    "/_test/stats": lambda: {"connections": STATE.connections,
-                                            "requests": STATE.requests},
+                                            "requests": STATE.requests,
+                                            "in_flight": STATE.in_flight,
+                                            "max_in_flight": STATE.max_in_flight,
+                                            "admitted": STATE.admitted,
+                                            "throttled": STATE.throttled,
+                                            "pid": os.getpid()},
                    "/_test/faults": faults.counters,
                    "/_test/tls": lambda: dict(TLS_INFO),
                    }.get(path, lambda: {"ok": True})()
             if path == "/_test/reset":
                 STATE.log.clear()
                 STATE.connections = STATE.requests = 0
+                STATE.admitted = STATE.throttled = 0
+                STATE.max_in_flight = STATE.in_flight  # those still running count on
+                TEST_CONFIG.clear()
+                TEST_CONFIG.update(STARTUP_CONFIG)
                 identity.reset()
                 faults.reset()
         if path != "/_test/shutdown":
@@ -976,9 +1151,93 @@ class Handler(BaseHTTPRequestHandler):
         exit_now()
 
 
+KNOWN_WORKSPACES = ("DEMO_WORKSPACE", "REPLAY", "FIXTURES", "FAULTS", "GENERATED")
+# FAULTS that answer through send() alone, so they can answer inside $batch
+BATCH_FAULTS = {"throttle", "throttle_ms", "throttle_date", "flaky", "sleep", "invalid_json",
+                "wrong_types", "long_overflow", "deep", "html502"}
+
+
+def check_workspace(workspace):
+    if workspace not in KNOWN_WORKSPACES:
+        raise ApiError(404, "WorkspaceNotFoundError", "The workspace could not be found",
+                       {"code": "WorkspaceNotFoundError",
+                        "message": f"Workspace '{workspace}' could not be found"})
+
+
+def serve_workspace(h, workspace, req, prefs, applied):
+    """Answers a validated query for workspace on h: the Handler, or a BatchCapture (which
+    has send() and headers, all these answers use)."""
+    if workspace == "REPLAY":  # recorded headers go out as recorded, nothing added
+        return Handler.replay(h, req["query"])
+    gzip_ok = wants_gzip(h.headers.get("Accept-Encoding"))
+    if workspace == "FAULTS":
+        return faults.serve(h, req["query"], gzip_ok)
+    if workspace == "GENERATED":
+        ts = req.get("timespan")
+        with STATE.lock:
+            cfg = dict(TEST_CONFIG)
+        return generated.answer(h, req["query"], timespan_ticks(ts) if ts else None,
+                                cfg["generated_rows"], cfg, gzip_ok)
+    extra = [("Preference-Applied", ",".join(applied))] if applied else []
+    if workspace == "FIXTURES":
+        return Handler.fixture(h, req["query"], extra)
+    Handler.demo(h, req, prefs, applied)
+
+
+class BatchCapture:
+    """Stands in for the Handler while one $batch request is answered: keeps what send()
+    was given instead of writing it."""
+    capture = True
+
+    def __init__(self, headers):
+        self.headers = email.message.Message()
+        for k, v in headers.items():
+            self.headers[str(k)] = str(v)
+        self.status, self.body, self.sent_headers = 500, b"", []
+
+    def send(self, status, body, headers=(), compress=True, mode=""):
+        self.status, self.body, self.sent_headers = status, body, list(headers)
+
+
+def batch_answer(sub):
+    """One $batch answer {"id", "status", "body", "headers"?} for request sub."""
+    out = {"id": sub["id"]}
+    headers = sub.get("headers") if isinstance(sub.get("headers"), dict) else {}
+    h = BatchCapture(headers)
+    try:
+        path = sub.get("path", "/query")
+        m = re.fullmatch(r"/workspaces/([^/]+)/query", path) if isinstance(path, str) else None
+        if path == "/query" and isinstance(sub.get("workspace"), str):
+            workspace = sub["workspace"]
+        elif m:
+            workspace = unquote(m.group(1))
+        else:
+            raise not_found_path()
+        if sub.get("method", "POST") != "POST":
+            raise ApiError(405, "MethodNotAllowedError", "Method not allowed")
+        check_workspace(workspace)
+        req = Handler.query_request(h, dumps(sub.get("body")))
+        if workspace == "FAULTS" and req["query"].split(":")[0].strip() not in BATCH_FAULTS:
+            raise faults.bad_fault("this fault cannot answer inside $batch")
+        prefs = parse_prefer(h.headers.get("Prefer"))
+        serve_workspace(h, workspace, req, prefs, [])
+    except ApiError as err:
+        h.send(err.status, err.body(), err.headers)
+    out["status"] = h.status
+    try:
+        out["body"] = json.loads(h.body.decode("utf-8")) if h.body else None
+    except (UnicodeDecodeError, ValueError):
+        out["body"] = h.body.decode("utf-8", "replace")
+    kept = {k: v for k, v in h.sent_headers
+            if k.lower() in ("retry-after", "x-ms-retry-after-ms", "preference-applied")}
+    if kept:
+        out["headers"] = kept
+    return out
+
+
 class Server(ThreadingHTTPServer):
     daemon_threads = True
-    request_queue_size = 64
+    request_queue_size = 1024   # hundreds of clients connect at once (sleep:MS specs)
 
     def handle_error(self, request, client_address):
         # Clients hanging up mid-response are normal in tests; stay quiet about them.
@@ -1015,6 +1274,27 @@ class TLSServer(Server):
 
 TLS_INFO = {}      # /_test/tls answer, filled by start_tls
 TLS_DIRS = []      # temporary certificate directories, removed at exit
+
+
+def configure(body):
+    """GET (body None) or POST /_test/config: the POSTed JSON object's keys change those
+    settings (null: no cap or limit), the others stay. Answers the whole configuration."""
+    with STATE.lock:
+        if body is not None:
+            try:
+                changes = json.loads(body.decode("utf-8") or "{}")
+            except (UnicodeDecodeError, ValueError):
+                changes = None
+            if not isinstance(changes, dict):
+                raise bad_argument("InvalidTestConfig", "the body must be a JSON object")
+            for k, v in changes.items():
+                if k not in CONFIG_KEYS:
+                    raise bad_argument("InvalidTestConfig", f"unknown key {k!r}; known: "
+                                       + ", ".join(CONFIG_KEYS))
+                if not CONFIG_KEYS[k](v):
+                    raise bad_argument("InvalidTestConfig", f"bad value for {k}: {v!r}")
+            TEST_CONFIG.update(changes)
+        return dict(TEST_CONFIG)
 
 
 def exit_now(code=0):
@@ -1072,11 +1352,30 @@ def main(argv=None):
     ap.add_argument("--verbose", action="store_true", help="log each request to stderr")
     ap.add_argument("--tls", action="store_true",
                     help="also serve HTTPS on three ports with test certificates (/_test/tls)")
+    ap.add_argument("--generated-rows", type=int, default=2_000_000, metavar="N",
+                    help="rows of the GENERATED workspace's Events table (default 2,000,000)")
+    ap.add_argument("--row-cap", type=int, default=None, metavar="N",
+                    help="GENERATED answers at most N rows, then a PartialError (default: none)")
+    ap.add_argument("--size-cap-bytes", type=int, default=None, metavar="BYTES",
+                    help="GENERATED answers at most BYTES of rows JSON, then a PartialError")
+    ap.add_argument("--concurrency-limit", type=int, default=None, metavar="N",
+                    help="query requests at once; more get 429 ThrottledError (default: none)")
+    ap.add_argument("--retry-after", type=int, default=1, metavar="SECONDS",
+                    help="Retry-After of the concurrency limit's 429s (default 1)")
     ap.add_argument("--watch-pid", type=int, default=0,
                     help="exit when this process ends (default: when the parent does)")
     args = ap.parse_args(argv)
     args.tokens = {DEMO_TOKEN, *args.token}
     vars(CONFIG).update(vars(args))
+    STARTUP_CONFIG.update(row_cap=args.row_cap, size_cap_bytes=args.size_cap_bytes,
+                          partial_shape="details", generated_rows=args.generated_rows,
+                          concurrency_limit=args.concurrency_limit, retry_after=args.retry_after,
+                          throttle_next=0, batch_order="reversed", batch_string_every=3,
+                          batch_max=10)
+    bad = [k for k, v in STARTUP_CONFIG.items() if not CONFIG_KEYS[k](v)]
+    if bad:
+        sys.exit(f"la_server: bad value for {', '.join(bad)}")
+    TEST_CONFIG.update(STARTUP_CONFIG)
 
     host = args.host
     try:

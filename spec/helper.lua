@@ -233,6 +233,15 @@ function helper.configure_identity(json_text)
   curl("POST", "/_test/identity", json_text)
 end
 
+--- Changes the local server's test configuration (server/la_server.py's
+-- docstring lists the keys), e.g. '{"row_cap":100000}'; returns the whole
+-- configuration. helper.reset() restores the startup values.
+function helper.configure_server(json_text)
+  local value = core.decode_json(curl("POST", "/_test/config", json_text))
+  assert(type(value) == "table" and value.error == nil, "the server refused the configuration " .. json_text)
+  return value
+end
+
 --- Makes every access token issued so far invalid.
 function helper.revoke_tokens()
   curl("POST", "/_test/revoke")
@@ -403,6 +412,43 @@ function helper.assert_same_rows(want_rows, got_rows, what)
         what, r, j, tostring(want[j]), tostring(got[j])))
     end
   end
+end
+
+--- Starts spec/scripts/ping_probe.py or rss_probe.py (`script`, its
+-- arguments in `args`) writing its report to a new temporary file, and
+-- waits until it is ready to be stopped. Returns a probe; probe:stop() sends
+-- it SIGTERM and returns its report (decoded).
+function helper.start_probe(script, args)
+  local out = os.tmpname()
+  os.remove(out)
+  local p = assert(io.popen(("python3 spec/scripts/%s %s --out %s & echo $!"):format(script, args, out)))
+  local pid = p:read("*l")
+  p:close()
+  local function report()
+    local f = io.open(out)
+    local value = f and core.decode_json(f:read("*a"))
+    if f then f:close() end
+    return value
+  end
+  for _ = 1, 200 do
+    if report() then break end
+    os.execute("sleep 0.05")
+  end
+  assert(report(), script .. " did not start")
+  local probe = {}
+  function probe.stop()
+    os.execute("kill " .. pid)
+    for _ = 1, 200 do
+      local value = report()
+      if value and not value.running then
+        os.remove(out)
+        return value
+      end
+      os.execute("sleep 0.05")
+    end
+    error(script .. " wrote no report")
+  end
+  return probe
 end
 
 function helper.hex(s)
