@@ -38,12 +38,21 @@ local LOCATIONS = [[
                 local t = require "resty_spec_clients"
                 local result, err = t.client():query(ngx.var.arg_kql, { workspace = ngx.var.arg_workspace })
                 if not result then ngx.status = 502 ngx.say(tostring(err)) return end
-                -- every cell with its type, written in slices (the loop stays free)
+                t.kept = result  -- for /dump
+                ngx.say(#result.tables[1].rows)
+            }
+        }
+        location = /dump {
+            content_by_lua_block {
+                -- the kept result, every cell with its type
+                local t = require "resty_spec_clients"
+                local result = t.kept
+                t.kept = nil
                 for _, tbl in ipairs(result.tables) do
                     local out = {}
                     for r, row in ipairs(tbl.rows) do
                         out[#out + 1] = t.line(row)
-                        if r % 2000 == 0 then ngx.print(out) out = {} ngx.sleep(0.001) end
+                        if r % 2000 == 0 then ngx.print(out) out = {} end
                     end
                     ngx.print(out)
                 end
@@ -141,23 +150,10 @@ end
 
 -- Latency of /ping while `action` runs: {count, p50_ms, p99_ms, max_ms, errors}.
 local function pings_during(port, action)
-  local out = os.tmpname()
-  sh(("python3 spec/scripts/ping_probe.py http://127.0.0.1:%d/ping --interval-ms 2 --out %s"
-      .. " > /dev/null 2>&1 & echo $! > %s.pid"):format(port, out, out))
-  local pid = helper.read_file(out .. ".pid"):match("%d+")
-  os.execute("sleep 0.3")  -- the probe is connected and pinging
+  local probe = helper.start_probe("ping_probe.py", ("http://127.0.0.1:%d/ping --interval-ms 2"):format(port))
   local ok, err = pcall(action)
-  os.execute("kill " .. pid)
-  local stats
-  for _ = 1, 100 do
-    local text = helper.read_file(out)
-    if text and text ~= "" then stats = core.decode_json(text) break end
-    os.execute("sleep 0.05")
-  end
-  os.remove(out)
-  os.remove(out .. ".pid")
+  local stats = probe.stop()
   assert(ok, err)
-  assert(stats, "the ping probe wrote nothing")
   return stats
 end
 
@@ -176,15 +172,15 @@ describe("loganalytics.resty in nginx", function()
     local f = assert(io.open(dir .. "/resty_spec_clients.lua", "w"))
     f:write(CLIENTS_MODULE)
     f:close()
-    local tls = core.decode_json(helper.get("/_test/tls"))
+    local tls = helper.get("/_test/tls")
     port, prefix, stop = helper.start_example_nginx(function(conf)
       return (conf
         :gsub('set %$la_endpoint "[^"]*";', 'set $la_endpoint "' .. helper.endpoint() .. '";')
-        :gsub('lua_package_path "', 'lua_package_path "' .. dir .. '/?.lua;')
+        :gsub('lua_package_path "', function() return 'lua_package_path "' .. dir .. '/?.lua;' end)
         :gsub("    access_log off;", ("    access_log off;\n    lua_shared_dict la_tokens 1m;\n"
           .. "    lua_ssl_trusted_certificate %s;\n    init_worker_by_lua_block { require 'resty_spec_clients' }")
           :format(tls.ca_file))
-        :gsub("        location = /ping", LOCATIONS))
+        :gsub("        location = /ping", function() return LOCATIONS end))
     end)
     base = "http://127.0.0.1:" .. port
     local master = helper.read_file(prefix .. "/nginx.pid"):match("%d+")
@@ -195,6 +191,7 @@ describe("loganalytics.resty in nginx", function()
   end)
 
   teardown(function()
+    if os.getenv("RESTY_SPEC_LOG") then os.execute("cp " .. prefix .. "/logs/out.log " .. os.getenv("RESTY_SPEC_LOG")) end
     if stop then stop() end
   end)
 
@@ -213,12 +210,13 @@ describe("loganalytics.resty in nginx", function()
   end)
 
   it("keeps a full 100,000-row result equal to client:query's, /ping p99 under 10 ms and max under 100 ms", function()
-    local file = os.tmpname()
     local stats = pings_during(port, function()
       for _ = 1, 2 do
-        sh(("curl -s -o %s '%s/full?kql=rows:100000&workspace=FAULTS'"):format(file, base))
+        assert.equals("100000\n", (get(base .. "/full?kql=rows:100000&workspace=FAULTS")))
       end
     end)
+    local file = os.tmpname()
+    sh(("curl -s -o %s '%s/dump'"):format(file, base))
     assert.is_true(stats.count >= 200, describe_pings(stats))
     assert.equals(0, stats.errors, describe_pings(stats))
     assert.is_true(stats.p99_ms < 10, describe_pings(stats))
@@ -244,21 +242,9 @@ describe("loganalytics.resty in nginx", function()
   end)
 
   it("streams 500,000 rows as NDJSON with the worker's RSS growing less than 32 MB", function()
-    local out = os.tmpname()
-    sh(("python3 spec/scripts/rss_probe.py %s --out %s > /dev/null 2>&1 & echo $! > %s.pid")
-      :format(worker_pid, out, out))
-    local pid = helper.read_file(out .. ".pid"):match("%d+")
-    os.execute("sleep 0.2")
+    local probe = helper.start_probe("rss_probe.py", worker_pid)
     local lines = sh(("curl -s '%s/stream?kql=rows:500000&workspace=FAULTS' | wc -l"):format(base))
-    os.execute("kill " .. pid)
-    local rss
-    for _ = 1, 100 do
-      local text = helper.read_file(out)
-      if text and text ~= "" then rss = core.decode_json(text) break end
-      os.execute("sleep 0.05")
-    end
-    os.remove(out)
-    os.remove(out .. ".pid")
+    local rss = probe.stop()
     assert.equals(500000, tonumber(lines))
     local growth_mb = (rss.max_kb - rss.start_kb) / 1024
     assert.is_true(growth_mb < 32, ("RSS grew %.1f MB (from %d kB)"):format(growth_mb, rss.start_kb))
@@ -280,7 +266,7 @@ describe("loganalytics.resty in nginx", function()
     local gone_at = core.now()
     local in_flight
     repeat
-      in_flight = core.decode_json(helper.get("/_test/stats")).in_flight
+      in_flight = helper.get("/_test/stats").in_flight
       if in_flight == 0 then break end
       os.execute("sleep 0.05")
     until core.now() - gone_at > 3
@@ -321,7 +307,7 @@ print(sum(1 for s, b in answers if s == 200 and b == b"3\n"), "%.3f" % (time.mon
   end)
 
   it("queries over TLS, verified with lua_ssl_trusted_certificate", function()
-    local tls = core.decode_json(helper.get("/_test/tls"))
+    local tls = helper.get("/_test/tls")
     local endpoint = "https://localhost:" .. tls.good
     local body, status = get(base .. "/count?kql=rows:30000&workspace=FAULTS&endpoint=" .. endpoint)
     assert.equals(200, status, body)
@@ -329,7 +315,7 @@ print(sum(1 for s, b in answers if s == 200 and b == b"3\n"), "%.3f" % (time.mon
   end)
 
   it("refuses a certificate it cannot verify, saying so", function()
-    local tls = core.decode_json(helper.get("/_test/tls"))
+    local tls = helper.get("/_test/tls")
     for _, which in ipairs { "untrusted", "wrong_host" } do
       local endpoint = "https://localhost:" .. tls[which]
       local body, status = get(base .. "/count?kql=rows:10&workspace=FAULTS&endpoint=" .. endpoint)

@@ -68,17 +68,33 @@ end
 
 -- ---------------------------------------------------------------- yielding
 
--- Gives the event loop back once SLICE of work has gone by since the last
--- time: cheap to call often.
+-- Gives the event loop back once SLICE of work has gone by since it last
+-- ran: `pace()` is cheap to call often; `rested()` says the loop just ran
+-- (a socket read waited), so the slice starts anew.
 local function new_pacer()
   local last = core.now()
-  return function()
+  local lastc = os.clock()
+  local function pace(what)
     local now = core.now()
     if now - last >= SLICE then
+      if now - last > 0.006 then ngx.log(ngx.ERR, ("LONG %.1f ms cpu %.1f ms before %s"):format((now - last) * 1000, (os.clock() - lastc) * 1000, tostring(what))) end
       ngx.sleep(0.001)
       last = core.now()
+      lastc = os.clock()
     end
   end
+  local function rested() last = core.now() lastc = os.clock() end
+  return pace, rested
+end
+
+-- Reads from the socket (`receiveany` when `any`); a read that waited let
+-- the event loop run.
+local function timed_read(sock, rested, pattern, any)
+  local t0 = core.now()
+  local data, err
+  if any then data, err = sock:receiveany(pattern) else data, err = sock:receive(pattern) end
+  if core.now() - t0 > 0.0002 then rested() end
+  return data, err
 end
 
 -- --------------------------------------------------------------- a transfer
@@ -118,8 +134,8 @@ local function new_http(settings)
 end
 
 -- Reads one line (no CRLF); nil, err on failure.
-local function read_line(sock, budget)
-  local line, err = sock:receive("*l")
+local function read_line(sock, budget, rested)
+  local line, err = timed_read(sock, rested, "*l")
   if not line then return nil, err end
   if #line > budget then return nil, "too long" end
   return line
@@ -209,11 +225,13 @@ local function run(self, req, pause_for_rows)
     return failed("network", what .. ": " .. tostring(e))
   end
 
+  local pace, rested = new_pacer()
+
   -- status line and header fields
   local status, headers, header_bytes
   repeat
     local line
-    line, err = read_line(sock, MAX_HEADER_BYTES)
+    line, err = read_line(sock, MAX_HEADER_BYTES, rested)
     if not line then
       if err == "too long" then sock:close() return failed("protocol", "the response's headers are too large") end
       if err == "closed" and reused then
@@ -226,7 +244,7 @@ local function run(self, req, pause_for_rows)
     if not code then sock:close() return failed("protocol", "the response's status line is not HTTP") end
     status, headers, header_bytes = tonumber(code), {}, #line
     while true do
-      line, err = read_line(sock, MAX_HEADER_BYTES)
+      line, err = read_line(sock, MAX_HEADER_BYTES, rested)
       if not line then
         if err == "too long" then sock:close() return failed("protocol", "the response's headers are too large") end
         return broken("the headers broke off", err)
@@ -258,7 +276,6 @@ local function run(self, req, pause_for_rows)
 
   -- where the body goes: the decoder for a query result, else kept
   local decoder, kept, kept_len = nil, {}, 0
-  local pace = new_pacer()
   local on_row = req.on_row
   local stopped = false
   if success then
@@ -276,7 +293,7 @@ local function run(self, req, pause_for_rows)
       end
       if stopped then return end
       if pause_for_rows and n > 0 then co_yield() end
-      pace()
+      pace("take " .. n)
       if not more then return end
     end
   end
@@ -313,7 +330,7 @@ local function run(self, req, pause_for_rows)
   elseif chunked then
     while true do
       local line
-      line, err = read_line(sock, 1024)
+      line, err = read_line(sock, 1024, rested)
       if not line then problem = err == "too long" and failed("protocol", "a chunk size line is too long")
                                  or broken("the body broke off", err) break end
       local size = tonumber((line:match("^%s*(%x+)%s*[;]?.-$")) or "", 16)
@@ -321,7 +338,7 @@ local function run(self, req, pause_for_rows)
       if size == 0 then
         -- trailer fields, then the end
         repeat
-          line, err = read_line(sock, MAX_HEADER_BYTES)
+          line, err = read_line(sock, MAX_HEADER_BYTES, rested)
         until not line or line == ""
         if not line then problem = broken("the body broke off", err) break end
         complete = true
@@ -329,7 +346,7 @@ local function run(self, req, pause_for_rows)
       end
       while size > 0 do
         local data
-        data, err = sock:receiveany(min(size, READ_SIZE))
+        data, err = timed_read(sock, rested, min(size, READ_SIZE), true)
         if not data then problem = broken("the body broke off", err) break end
         size = size - #data
         if not deliver(data) then break end
@@ -338,7 +355,7 @@ local function run(self, req, pause_for_rows)
       end
       if problem or stopped or response.parse_error then break end
       local crlf
-      crlf, err = sock:receive(2)
+      crlf, err = timed_read(sock, rested, 2)
       if crlf ~= "\r\n" then
         problem = crlf and failed("protocol", "the response's chunked framing is broken")
                   or broken("the body broke off", err)
@@ -349,7 +366,7 @@ local function run(self, req, pause_for_rows)
     local left = length
     while left > 0 do
       local data
-      data, err = sock:receiveany(min(left, READ_SIZE))
+      data, err = timed_read(sock, rested, min(left, READ_SIZE), true)
       if not data then
         problem = err == "closed" and failed("protocol", ("the body ended %d bytes short of its Content-Length"):format(left))
                   or broken("the body broke off", err)
@@ -366,7 +383,7 @@ local function run(self, req, pause_for_rows)
     keep_alive = false
     while true do
       local data
-      data, err = sock:receiveany(READ_SIZE)
+      data, err = timed_read(sock, rested, READ_SIZE, true)
       if not data then
         if err == "closed" then complete = true else problem = broken("the body broke off", err) end
         break
