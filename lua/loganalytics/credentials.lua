@@ -103,8 +103,47 @@ function Credential:invalidate(scope)
   if self._cache then self._cache:forget(scope or self.scope) end
 end
 
+-- The core builds the token request and reads its answer; `perform` (the
+-- caller's transport, e.g. nginx cosockets) sends it. No libcurl involved.
+local function core_fetch_with(self, scope, transport, perform)
+  local core_credential = self._core
+  local token, expires_on, refresh_on = core_credential:token_request(scope, os.time(), transport)
+  if token == false then
+    local response = perform(expires_on)
+    if type(response) ~= "table" then
+      check.misuse("transport.perform must return a response table, got " .. type(response))
+    end
+    local failure = response.transport
+    if failure ~= nil then
+      local kind = type(failure) == "table" and failure.kind
+      if kind ~= "timeout" and kind ~= "protocol" then kind = "network" end
+      local message = type(failure) == "table" and failure.message
+      token, expires_on, refresh_on = core_credential:token_failed(scope, os.time(), kind,
+        type(message) == "string" and message or "the transport gave no reason")
+    else
+      local status = response.status
+      if type(status) ~= "number" or status % 1 ~= 0 then
+        check.misuse("transport.perform's response must have an integer status (or a transport failure)")
+      end
+      local body = response.body
+      if body ~= nil and type(body) ~= "string" then
+        check.misuse("transport.perform's response body must be a string, got " .. type(body))
+      end
+      token, expires_on, refresh_on = core_credential:token_answer(scope, os.time(), response.status, body or "")
+    end
+  end
+  return token, expires_on, refresh_on
+end
+
 local function core_fetch(self, scope, transport)
-  local token, expires_on, refresh_on = self._core:get_token(scope, os.time(), transport)
+  local perform = transport and transport.perform
+  local token, expires_on, refresh_on
+  if perform ~= nil then
+    check.type("transport.perform", perform, "function")
+    token, expires_on, refresh_on = core_fetch_with(self, scope, transport, perform)
+  else
+    token, expires_on, refresh_on = self._core:get_token(scope, os.time(), transport)
+  end
   if token then
     self._secrets:add(token, true)
     return token, expires_on, refresh_on
