@@ -35,9 +35,12 @@ local function curl_perform(log, rewrite)
     if request.proxy then args[#args + 1] = "-x"; args[#args + 1] = request.proxy end
     args[#args + 1] = rewrite and rewrite(request.url) or request.url
     for i, a in ipairs(args) do args[i] = shell_quote(a) end
-    local pipe = assert(io.popen(table.concat(args, " ") .. " 2>/dev/null"))
-    local body = pipe:read("*a")
-    local _, _, code = pipe:close()
+    -- curl's exit status after the body (pipe:close() gives none on Lua 5.1)
+    local pipe = assert(io.popen(table.concat(args, " ") .. " 2>/dev/null; printf '\\n%d' $?"))
+    local out = pipe:read("*a")
+    pipe:close()
+    local body, code = out:match("^(.*)\n(%d+)$")
+    code = tonumber(code)
     local status
     local f = io.open(head, "rb")
     if f then
@@ -341,6 +344,42 @@ describe("the core's token_request/token_answer/token_failed", function()
     assert.equals("auth", err.kind)
     assert.equals(503, err.status)
     assert.equals("the identity endpoint answered HTTP 503", err.message)
+  end)
+
+  it("redact a transport's message of what the request carried, and keep its kind", function()
+    local core = kinds.client_secret { client_secret = "LEAKY_SECRET_1f+&" }._core
+    assert.is_false((core:token_request(scope, os.time())))
+    local token, err = core:token_failed(scope, os.time(), "timeout",
+      "stalled sending client_secret=LEAKY_SECRET_1f%2B%26 and LEAKY_SECRET_1f+&")
+    assert.is_nil(token)
+    assert.equals("timeout", err.kind)
+    assert.equals("token request failed: stalled sending client_secret=[REDACTED] and [REDACTED]", err.message)
+    core = la.credentials.managed_identity { identity_endpoint = endpoint .. "/msi/token",
+      identity_header = "LEAKY_IDHEADER_9a" }._core
+    assert.is_false((core:token_request(scope, os.time())))
+    token, err = core:token_failed(scope, os.time(), "network", "X-IDENTITY-HEADER: LEAKY_IDHEADER_9a")
+    assert.equals("token request failed: X-IDENTITY-HEADER: [REDACTED]", err.message)
+    -- and a certificate's signed assertion, which only the request held
+    core = kinds.client_certificate()._core
+    local _, request = core:token_request(scope, os.time())
+    local assertion = request.body:match("client_assertion=([^&]+)")
+    assert.is_true(#assertion > 500)
+    token, err = core:token_failed(scope, os.time(), "protocol", "bad answer to " .. assertion)
+    assert.equals("protocol", err.kind)
+    assert.equals("token request failed: bad answer to [REDACTED]", err.message)
+  end)
+
+  it("get_token refuses a perform that is no function or answers no response", function()
+    local credential = kinds.client_secret()
+    assert.has_error(function() credential:get_token(nil, { perform = "curl" }) end)
+    assert.has_error(function() credential:get_token(nil, { perform = function() return 200 end }) end)
+    assert.has_error(function()
+      credential:get_token(nil, { perform = function() return { status = "200", body = "{}" } end })
+    end)
+    -- a perform that raises leaves nothing in the way of the next request
+    assert.has_error(function() credential:get_token(nil, { perform = function() error("boom") end }) end)
+    local token, err = credential:get_token(nil, { perform = curl_perform {} })
+    assert.is_string(token, tostring(err))
   end)
 
   it("a request of a closed credential is refused", function()

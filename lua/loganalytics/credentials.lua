@@ -80,7 +80,8 @@ end
 -- @tparam[opt] table transport the asking client's transport settings, for what the
 --   credential's own options leave unset: `proxy`, `ca_file`, `ca_path`, `insecure`
 --   (`verify_tls = false`), `connect_timeout`, `timeout`, `stall_timeout` (seconds),
---   `user_agent`
+--   `user_agent`; and `perform`, a function that sends token requests itself (e.g. on
+--   nginx cosockets) instead of libcurl: see @{transport_perform}
 -- @treturn[1] string access token
 -- @treturn[1] number expires_on, epoch seconds
 -- @treturn[1] number refresh_on, epoch seconds: when the cache will ask anew
@@ -93,6 +94,36 @@ function Credential:get_token(scope, transport)
   if transport ~= nil then check.type("transport", transport, "table") end
   return self:_fetch(scope, transport)
 end
+
+--- Token requests sent by the caller (sans-I/O): when `get_token`'s transport has a
+-- `perform` function, the credentials whose token requests the C core makes
+-- (`client_secret`, `client_certificate`, `workload_identity`, `authorization_code`,
+-- `refresh_token`, `managed_identity`, and those `environment` and `default` choose) have
+-- the core build the request and read the answer, with the same cache, errors, rotated
+-- refresh tokens and redaction, and `perform(request)` send it. It returns the response
+-- as a client's `perform` does: `{ status = 200, body = "..." }`, or
+-- `{ transport = { kind = "network"|"timeout"|"protocol", message = "..." } }` when no
+-- answer came (the old token is then kept until it expires). It may yield (a cosocket);
+-- what it raises is raised. `azure_cli` runs its command whatever the transport (a
+-- blocking subprocess); tokens of the caller's own come from the caller.
+-- The request must be sent as it says: over plain http only where `allow_http` is true or
+-- the host is loopback when `carries_secret` is true, never through a proxy when `no_proxy`.
+-- @table transport_perform
+-- @field method `"POST"` (token endpoints) or `"GET"` (IMDS, App Service)
+-- @field url the whole URL (IMDS and App Service: its query too)
+-- @field headers a list of `"Name: value"` lines (App Service's carries its secret header)
+-- @field body the form (a secret, an assertion, a code or a refresh token); nil for GET
+-- @field user_agent the user agent to send, or nil (the transport's own)
+-- @field connect_timeout seconds to connect (default 10)
+-- @field timeout seconds for the whole request (default 30)
+-- @field stall_timeout seconds without a byte once the answer has started (default 60)
+-- @field ca_file CA bundle, or nil (the system's)
+-- @field ca_path CA directory, or nil
+-- @field proxy proxy URL, or nil
+-- @field insecure true: TLS verification off (asked for with `verify_tls = false`)
+-- @field no_proxy true: never through a proxy (managed identity)
+-- @field carries_secret true: the request holds a secret
+-- @field allow_http true: plain http to a host that is not loopback was allowed
 
 --- Forgets the cached token for `scope`, so the next `get_token` asks
 -- anew. A client calls it when the API answers 401 to a token.
