@@ -227,6 +227,52 @@ describe("get_token with transport.perform", function()
   end)
 end)
 
+describe("token requests of coroutines that yield in perform (as on cosockets)", function()
+  -- runs the functions as coroutines, round robin, until all are done
+  local function run_all(...)
+    local threads, results = {}, {}
+    for i, f in ipairs { ... } do
+      threads[i] = coroutine.create(function() results[i] = { f() } end)
+    end
+    local live = #threads
+    while live > 0 do
+      live = 0
+      for _, co in ipairs(threads) do
+        if coroutine.status(co) ~= "dead" then
+          local ok, err = coroutine.resume(co)
+          assert(ok, err)
+          if coroutine.status(co) ~= "dead" then live = live + 1 end
+        end
+      end
+    end
+    return results
+  end
+
+  it("make one token request per credential at a time: the others wait for its answer", function()
+    local log = {}
+    local send = curl_perform(log)
+    local transport = {
+      perform = function(request)
+        coroutine.yield()  -- the others run meanwhile
+        return send(request)
+      end,
+      sleep = function() coroutine.yield() end,
+    }
+    local credential = kinds.client_certificate()
+    local other = "https://management.azure.com/.default"
+    local results = run_all(
+      function() return credential:get_token(nil, transport) end,
+      function() return credential:get_token(nil, transport) end,
+      function() return credential:get_token(other, transport) end)
+    assert.is_string(results[1][1], tostring(results[1][2]))
+    assert.equals(results[1][1], results[2][1])
+    assert.is_string(results[3][1], tostring(results[3][2]))
+    assert.are_not.equal(results[1][1], results[3][1])
+    assert.equals(2, #log)
+    assert.equals(2, helper.identity().token_requests)
+  end)
+end)
+
 describe("token errors with transport.perform", function()
   local cases = {
     { "client_secret 401", function() return kinds.client_secret { client_secret = "bad_secret" } end },
@@ -371,13 +417,23 @@ describe("the core's token_request/token_answer/token_failed", function()
 
   it("get_token refuses a perform that is no function or answers no response", function()
     local credential = kinds.client_secret()
-    assert.has_error(function() credential:get_token(nil, { perform = "curl" }) end)
-    assert.has_error(function() credential:get_token(nil, { perform = function() return 200 end }) end)
+    local scope = "https://api.loganalytics.io/.default"
+    assert.has_error(function() credential:get_token(nil, { perform = "curl" }) end,
+      "loganalytics: option 'transport.perform' must be a function, got string")
+    assert.has_error(function() credential:get_token(nil, { perform = function() return 200 end }) end,
+      "loganalytics: transport.perform must return a response table, got number")
     assert.has_error(function()
       credential:get_token(nil, { perform = function() return { status = "200", body = "{}" } end })
-    end)
-    -- a perform that raises leaves nothing in the way of the next request
-    assert.has_error(function() credential:get_token(nil, { perform = function() error("boom") end }) end)
+    end, "loganalytics: transport.perform's response must have an HTTP status (or a transport failure), got 200")
+    -- the request it was given is dropped (its secrets wiped)
+    assert.has_error(function() credential._core:token_answer(scope, os.time(), 200, "{}") end,
+      "no token request under way")
+    -- a perform that raises: raised as it is, the request dropped
+    assert.has_error(function() credential:get_token(nil, { perform = function() error("boom", 0) end }) end,
+      "boom")
+    assert.has_error(function() credential._core:token_answer(scope, os.time(), 200, "{}") end,
+      "no token request under way")
+    assert.equals(0, helper.identity().token_requests)
     local token, err = credential:get_token(nil, { perform = curl_perform {} })
     assert.is_string(token, tostring(err))
   end)

@@ -1227,6 +1227,15 @@ static int credential_token_failed(lua_State *L)
     return push_token_outcome(L, rc, token, expires_on, refresh_on, &err);
 }
 
+/* credential:token_abandon(): drops the token request under way (its
+ * secrets wiped), e.g. when the transport raised. */
+static int credential_token_abandon(lua_State *L)
+{
+    credential_box *b = check_credential(L);
+    la_credential_abandon(b->cred);
+    return 0;
+}
+
 static int credential_invalidate(lua_State *L)
 {
     credential_box *b = check_credential(L);
@@ -1241,6 +1250,7 @@ static const luaL_Reg credential_methods[] = {
     {"token_request", credential_token_request},
     {"token_answer", credential_token_answer},
     {"token_failed", credential_token_failed},
+    {"token_abandon", credential_token_abandon},
     {"close", credential_close},
     {NULL, NULL},
 };

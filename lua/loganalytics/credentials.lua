@@ -134,33 +134,67 @@ function Credential:invalidate(scope)
   if self._cache then self._cache:forget(scope or self.scope) end
 end
 
+-- What transport.perform answered: "answer", status, body | "failed", kind,
+-- message (no answer came) | nil, why it is no response.
+local function read_response(response)
+  if type(response) ~= "table" then
+    return nil, "transport.perform must return a response table, got " .. type(response)
+  end
+  local failure = response.transport
+  if failure ~= nil then
+    local kind = type(failure) == "table" and failure.kind
+    if kind ~= "timeout" and kind ~= "protocol" then kind = "network" end
+    local message = type(failure) == "table" and failure.message
+    return "failed", kind, type(message) == "string" and message or "the transport gave no reason"
+  end
+  local status, body = response.status, response.body
+  if type(status) ~= "number" or status % 1 ~= 0 or status < 100 or status > 999 then
+    return nil, "transport.perform's response must have an HTTP status (or a transport failure), got "
+      .. tostring(status)
+  end
+  if body ~= nil and type(body) ~= "string" then
+    return nil, "transport.perform's response body must be a string, got " .. type(body)
+  end
+  return "answer", status, body or ""
+end
+
+-- pcall lets perform yield (a cosocket) on LuaJIT and Lua 5.2+, not on Lua 5.1
+local PCALL_YIELDS = _VERSION ~= "Lua 5.1" or type(jit) == "table"
+
 -- The core builds the token request and reads its answer; `perform` (the
 -- caller's transport, e.g. nginx cosockets) sends it. No libcurl involved.
+-- The core keeps one request under way per credential: while one coroutine
+-- waits in perform, the others asking this credential wait (transport.sleep,
+-- else core.sleep) for its answer, which the cache then gives them, rather
+-- than replace its request; not beyond its time limit.
 local function core_fetch_with(self, scope, transport, perform)
   local core_credential = self._core
+  local sleep = transport.sleep or core.sleep
+  if transport.sleep ~= nil then check.type("transport.sleep", transport.sleep, "function") end
+  while self._in_flight_until and os.time() <= self._in_flight_until do sleep(0.01) end
   local token, expires_on, refresh_on = core_credential:token_request(scope, os.time(), transport)
   if token == false then
-    local response = perform(expires_on)
-    if type(response) ~= "table" then
-      check.misuse("transport.perform must return a response table, got " .. type(response))
-    end
-    local failure = response.transport
-    if failure ~= nil then
-      local kind = type(failure) == "table" and failure.kind
-      if kind ~= "timeout" and kind ~= "protocol" then kind = "network" end
-      local message = type(failure) == "table" and failure.message
-      token, expires_on, refresh_on = core_credential:token_failed(scope, os.time(), kind,
-        type(message) == "string" and message or "the transport gave no reason")
+    local request = expires_on
+    self._in_flight_until = os.time() + request.timeout + 1
+    local ok, response
+    if PCALL_YIELDS then
+      ok, response = pcall(perform, request)
     else
-      local status = response.status
-      if type(status) ~= "number" or status % 1 ~= 0 then
-        check.misuse("transport.perform's response must have an integer status (or a transport failure)")
-      end
-      local body = response.body
-      if body ~= nil and type(body) ~= "string" then
-        check.misuse("transport.perform's response body must be a string, got " .. type(body))
-      end
-      token, expires_on, refresh_on = core_credential:token_answer(scope, os.time(), response.status, body or "")
+      ok, response = true, perform(request)
+    end
+    self._in_flight_until = nil
+    if not ok then
+      core_credential:token_abandon()
+      error(response, 0)
+    end
+    local what, x, y = read_response(response)
+    if what == "answer" then
+      token, expires_on, refresh_on = core_credential:token_answer(scope, os.time(), x, y)
+    elseif what == "failed" then
+      token, expires_on, refresh_on = core_credential:token_failed(scope, os.time(), x, y)
+    else
+      core_credential:token_abandon()
+      check.misuse(x)
     end
   end
   return token, expires_on, refresh_on
