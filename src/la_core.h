@@ -433,7 +433,8 @@ const char *la_credential_missing(const la_credential_options *o);
 
 /* Why no token came; never holds a secret. */
 typedef struct la_token_error {
-    char kind[16];                /* "auth", "network", "timeout", "protocol" */
+    char kind[16];                /* "auth", "network", "timeout", "protocol";
+                                     "misuse" with LA_TOKEN_MISUSE */
     long http_status;             /* 0 without a response */
     char code[64];                /* "invalid_client", ... */
     char message[1024];           /* "AADSTS7000215: Invalid client secret ..." */

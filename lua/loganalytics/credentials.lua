@@ -81,7 +81,9 @@ end
 --   credential's own options leave unset: `proxy`, `ca_file`, `ca_path`, `insecure`
 --   (`verify_tls = false`), `connect_timeout`, `timeout`, `stall_timeout` (seconds),
 --   `user_agent`; and `perform`, a function that sends token requests itself (e.g. on
---   nginx cosockets) instead of libcurl: see @{transport_perform}
+--   nginx cosockets) instead of libcurl: see @{transport_perform}; with it, `sleep(seconds)`
+--   (e.g. `ngx.sleep`; default: a blocking sleep) for waiting on a request of the same
+--   credential that another coroutine has under way
 -- @treturn[1] string access token
 -- @treturn[1] number expires_on, epoch seconds
 -- @treturn[1] number refresh_on, epoch seconds: when the cache will ask anew
@@ -103,8 +105,10 @@ end
 -- refresh tokens and redaction, and `perform(request)` send it. It returns the response
 -- as a client's `perform` does: `{ status = 200, body = "..." }`, or
 -- `{ transport = { kind = "network"|"timeout"|"protocol", message = "..." } }` when no
--- answer came (the old token is then kept until it expires). It may yield (a cosocket);
--- what it raises is raised. `azure_cli` runs its command whatever the transport (a
+-- answer came (the old token is then kept until it expires). It may yield (a cosocket;
+-- not on PUC Lua 5.1); what it raises is raised. One request per credential is under way
+-- at a time: a coroutine asking the same credential meanwhile waits (with the transport's
+-- `sleep`) for its answer, at most its `timeout`, then takes the cached token. `azure_cli` runs its command whatever the transport (a
 -- blocking subprocess); tokens of the caller's own come from the caller.
 -- The request must be sent as it says: over plain http only where `allow_http` is true or
 -- the host is loopback when `carries_secret` is true, never through a proxy when `no_proxy`.
