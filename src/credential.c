@@ -21,6 +21,7 @@
 #define ASSERTION_TYPE "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 /* token requests are never unbounded (la_token_transport): a listener that
  * never answers must not pin a caller, or an nginx pool thread, forever */
+#define DEFAULT_TOKEN_CONNECT_MS 10000L
 #define DEFAULT_TOKEN_TIMEOUT_MS 30000L
 #define DEFAULT_TOKEN_STALL_MS 60000L
 
@@ -30,6 +31,21 @@ typedef struct cached_token {
     long long expires_on;
     long long refresh_on;
 } cached_token;
+
+/* A token request under way (la_credential_prepare): what la_http_request
+ * points into, and what its answer is redacted of, kept until it is
+ * answered (complete, fail), abandoned or replaced. Every buffer that may
+ * hold a secret is a secret one. */
+typedef struct pending_request {
+    int active;
+    char *scope;
+    la_buf url, query;
+    la_buf form;          /* the POST body: a secret, an assertion, a code... */
+    la_buf header;        /* X-IDENTITY-HEADER: value */
+    la_buf scratch;
+    la_buf sent;          /* the assertion the form carries (see redact) */
+    const char *headers[2];
+} pending_request;
 
 struct la_credential {
     la_credential_kind kind;
@@ -50,6 +66,8 @@ struct la_credential {
     la_http_response response;
     cached_token cache[MAX_CACHED_SCOPES];
     size_t ncached;
+    /* the token request la_credential_prepare made, until it is answered */
+    pending_request pending;
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -350,6 +368,12 @@ la_credential *la_credential_new(const la_credential_options *o)
     c->own = o->transport;
     c->own.user_agent = c->own.ca_file = c->own.ca_path = c->own.proxy = NULL;
     la_http_response_init(&c->response);
+    la_buf_init(&c->pending.url);
+    la_buf_init(&c->pending.query);
+    la_buf_init_secret(&c->pending.form);
+    la_buf_init_secret(&c->pending.header);
+    la_buf_init_secret(&c->pending.scratch);
+    la_buf_init_secret(&c->pending.sent);
 #define COPY(field)                                      \
     do {                                                 \
         c->field = dup_or_null(o->field);                \
@@ -391,6 +415,7 @@ void la_credential_free(la_credential *c)
     size_t i;
     if (!c)
         return;
+    la_credential_abandon(c);
     for (i = 0; i < c->ncached; i++) {
         free(c->cache[i].scope);
         la_secure_free(c->cache[i].token);
@@ -614,21 +639,21 @@ static int managed_identity_url(la_credential *c, const char *scope, la_buf *url
     return rc ? -1 : 0;
 }
 
-/* Reads a token answer (or an error answer) into token/expiry or err;
- * sent: the assertion the request carried (see redact). */
-static int read_answer(la_credential *c, const char *sent, long long now, la_buf *token_out,
+/* Reads a token answer (or an error answer: status, body) into
+ * token/expiry or err; sent: the assertion the request carried (see redact). */
+static int read_answer(la_credential *c, const char *sent, long long now, long status,
+                       const char *body, size_t body_len, la_buf *token_out,
                        long long *expires_on, long long *refresh_in, la_token_error *err)
 {
-    la_http_response *r = &c->response;
-    cJSON *doc = cJSON_ParseWithLength(r->body.data ? r->body.data : "", r->body.len);
+    cJSON *doc = cJSON_ParseWithLength(body, body_len);
     const char *token, *code, *description, *rotated;
     long long expires_in, on;
-    int ok = r->status >= 200 && r->status < 300;
+    int ok = status >= 200 && status < 300;
 
     if (!ok) {
         memset(err, 0, sizeof *err);
         snprintf(err->kind, sizeof err->kind, "auth");
-        err->http_status = r->status;
+        err->http_status = status;
         code = doc ? json_string(doc, "error") : NULL;
         description = doc ? json_string(doc, "error_description") : NULL;
         if (doc && !code && cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(doc, "error"))) {
@@ -643,7 +668,7 @@ static int read_answer(la_credential *c, const char *sent, long long now, la_buf
             set_redacted(c, sent, err->message, sizeof err->message, description);
         else
             snprintf(err->message, sizeof err->message,
-                     "the identity endpoint answered HTTP %ld", r->status);
+                     "the identity endpoint answered HTTP %ld", status);
         if (doc) {
             const char *cid = json_string(doc, "correlation_id");
             const cJSON *codes = cJSON_GetObjectItemCaseSensitive(doc, "error_codes");
@@ -662,7 +687,7 @@ static int read_answer(la_credential *c, const char *sent, long long now, la_buf
     if (!token || !token[0]) {
         delete_json(doc);
         set_error(err, "protocol", "the identity endpoint's answer has no access_token%s", NULL);
-        err->http_status = r->status;
+        err->http_status = status;
         return -1;
     }
     expires_in = json_seconds(doc, "expires_in");
@@ -704,7 +729,8 @@ static void token_transport(const la_credential *c, const la_token_transport *cl
         client = &none;
 #define PICK(own, theirs, dflt) ((own) ? (own) : (theirs) ? (theirs) : (dflt))
     req->user_agent = PICK(c->own.user_agent, client->user_agent, NULL);
-    req->connect_timeout_ms = PICK(c->own.connect_timeout_ms, client->connect_timeout_ms, 0);
+    req->connect_timeout_ms = PICK(c->own.connect_timeout_ms, client->connect_timeout_ms,
+                                 DEFAULT_TOKEN_CONNECT_MS);
     req->timeout_ms = PICK(c->own.timeout_ms, client->timeout_ms, DEFAULT_TOKEN_TIMEOUT_MS);
     req->stall_timeout_ms = PICK(c->own.stall_timeout_ms, client->stall_timeout_ms,
                                  DEFAULT_TOKEN_STALL_MS);
@@ -721,78 +747,189 @@ static void token_transport(const la_credential *c, const la_token_transport *cl
         req->proxy = NULL;
 }
 
-static int fetch(la_credential *c, const char *scope, const la_token_transport *transport,
-                 long long now, la_buf *token, long long *expires_on, long long *refresh_in,
-                 la_token_error *err)
+/* Builds the token request for scope into c->pending and req. */
+static int build_request(la_credential *c, const char *scope, const la_token_transport *client,
+                         long long now, la_http_request *req, la_token_error *err)
 {
-    la_buf url, form, scratch, query, sent;
-    const char *headers[2];
-    la_http_request req;
-    int rc = -1;
-    la_buf_init(&url);
-    /* secret buffers: wiped when cleared, moved or freed */
-    la_buf_init_secret(&form);
-    la_buf_init_secret(&scratch);
-    la_buf_init_secret(&sent);
-    la_buf_init(&query);
-    memset(&req, 0, sizeof req);
-    token_transport(c, transport, &req);
-    req.allow_http = c->allow_http;
+    pending_request *p = &c->pending;
+    token_transport(c, client, req);
+    req->allow_http = c->allow_http;
     /* a client secret, an assertion, a code or a refresh token: http.c
      * keeps it off plain http to other hosts (IMDS and App Service get none) */
-    req.carries_secret = c->kind != LA_CRED_MANAGED_IDENTITY;
-    headers[0] = "Accept: application/json";
+    req->carries_secret = c->kind != LA_CRED_MANAGED_IDENTITY;
+    p->headers[0] = "Accept: application/json";
+    p->scope = dup_or_null(scope);
+    if (!p->scope)
+        goto no_memory;
 
     if (c->kind == LA_CRED_MANAGED_IDENTITY) {
-        if (managed_identity_url(c, scope, &url, &query, &scratch) != 0) {
-            set_error(err, "network", "out of memory%s", NULL);
-            goto done;
-        }
-        la_buf_clear(&form);
+        if (managed_identity_url(c, scope, &p->url, &p->query, &p->scratch) != 0)
+            goto no_memory;
         if (c->identity_endpoint && c->identity_header) {
-            if (la_buf_append(&form, "X-IDENTITY-HEADER: ", 19) != 0 ||
-                la_buf_append(&form, c->identity_header, strlen(c->identity_header)) != 0) {
-                set_error(err, "network", "out of memory%s", NULL);
-                goto done;
-            }
-            headers[1] = form.data;
+            if (la_buf_append(&p->header, "X-IDENTITY-HEADER: ", 19) != 0 ||
+                la_buf_append(&p->header, c->identity_header, strlen(c->identity_header)) != 0)
+                goto no_memory;
+            p->headers[1] = p->header.data;
         } else {
-            headers[1] = "Metadata: true";
+            p->headers[1] = "Metadata: true";
         }
-        req.method = "GET";
-        req.url = url.data;
+        req->method = "GET";
     } else {
-        if (!token_url(c, &url)) {
-            set_error(err, "network", "out of memory%s", NULL);
-            goto done;
-        }
-        if (token_form(c, scope, url.data, now, &form, &scratch, &sent, err) != 0)
-            goto done;
-        headers[1] = "Content-Type: application/x-www-form-urlencoded";
-        req.method = "POST";
-        req.url = url.data;
-        req.body = form.data;
-        req.body_len = form.len;
+        if (!token_url(c, &p->url))
+            goto no_memory;
+        if (token_form(c, scope, p->url.data, now, &p->form, &p->scratch, &p->sent, err) != 0)
+            return -1;
+        p->headers[1] = "Content-Type: application/x-www-form-urlencoded";
+        req->method = "POST";
+        req->body = p->form.data;
+        req->body_len = p->form.len;
     }
-    req.headers = headers;
-    req.nheaders = 2;
-    if (la_http_perform(c->http, &req, &c->response) != 0) {
-        set_error(err, c->response.transport_kind ? c->response.transport_kind : "network",
-                  "token request failed: %s", c->response.transport_message);
-        set_redacted(c, sent.data, err->message, sizeof err->message, err->message);
-        err->http_status = c->response.status;
-        goto done;
+    req->url = p->url.data;
+    req->headers = p->headers;
+    req->nheaders = 2;
+    p->active = 1;
+    return 0;
+no_memory:
+    set_error(err, "network", "out of memory%s", NULL);
+    return -1;
+}
+
+void la_credential_abandon(la_credential *c)
+{
+    pending_request *p;
+    if (!c)
+        return;
+    p = &c->pending;
+    p->active = 0;
+    free(p->scope);
+    p->scope = NULL;
+    /* the secret ones are wiped */
+    la_buf_free(&p->url);
+    la_buf_free(&p->query);
+    la_buf_free(&p->form);
+    la_buf_free(&p->header);
+    la_buf_free(&p->scratch);
+    la_buf_free(&p->sent);
+    p->headers[0] = p->headers[1] = NULL;
+}
+
+static void give(const cached_token *e, const char **token, long long *expires_on,
+                 long long *refresh_on)
+{
+    *token = e->token;
+    *expires_on = e->expires_on;
+    if (refresh_on)
+        *refresh_on = e->refresh_on;
+}
+
+/* After a failed token request (rc -1, err filled) or a fresh token (rc 0,
+ * in fresh): caches it, or falls back on the cached token while it has not
+ * expired (a refresh ahead of expiry failed: the old token still works). */
+static int settle(la_credential *c, const char *scope, long long now, int rc, la_buf *fresh,
+                  long long fresh_expires_on, long long refresh_in, const char **token,
+                  long long *expires_on, long long *refresh_on, la_token_error *err)
+{
+    cached_token *e;
+    if (rc == 0 && cache_store(c, scope, fresh->data, now, fresh_expires_on, refresh_in) != 0) {
+        set_error(err, "network", "out of memory%s", NULL);
+        rc = -1;
     }
-    rc = read_answer(c, sent.data, now, token, expires_on, refresh_in, err);
-done:
-    /* the answer (a secret buffer) is wiped now rather than at the next request */
-    la_buf_clear(&c->response.body);
-    la_buf_free(&url);
-    la_buf_free(&form);
-    la_buf_free(&scratch);
-    la_buf_free(&sent);
-    la_buf_free(&query);
+    e = cache_find(c, scope);
+    if (rc != 0 && !(e && now < e->expires_on))
+        return -1;
+    give(e, token, expires_on, refresh_on);
+    return 0;
+}
+
+int la_credential_prepare(la_credential *c, const char *scope, const la_token_transport *client,
+                          long long now, la_http_request *req, const char **token,
+                          long long *expires_on, long long *refresh_on, la_token_error *err)
+{
+    cached_token *e;
+    if (!c || !scope || !req || !token || !expires_on || !err) {
+        if (err)
+            set_error(err, "misuse", "la_credential_prepare: an argument is NULL%s", NULL);
+        return LA_TOKEN_MISUSE;
+    }
+    la_credential_abandon(c);
+    memset(req, 0, sizeof *req);
+    e = cache_find(c, scope);
+    if (e && now < e->refresh_on) {
+        give(e, token, expires_on, refresh_on);
+        return LA_TOKEN_CACHED;
+    }
+    if (build_request(c, scope, client, now, req, err) == 0)
+        return LA_TOKEN_SEND;
+    la_credential_abandon(c);
+    memset(req, 0, sizeof *req);
+    return settle(c, scope, now, -1, NULL, 0, -1, token, expires_on, refresh_on, err);
+}
+
+/* LA_TOKEN_MISUSE (err says why) unless a request for scope is under way. */
+static int check_pending(la_credential *c, const char *scope, const char **token,
+                         long long *expires_on, la_token_error *err)
+{
+    if (!err)
+        return LA_TOKEN_MISUSE;
+    if (!c || !scope || !token || !expires_on) {
+        set_error(err, "misuse", "an argument is NULL%s", NULL);
+        return LA_TOKEN_MISUSE;
+    }
+    if (!c->pending.active) {
+        set_error(err, "misuse", "no token request under way%s", NULL);
+        return LA_TOKEN_MISUSE;
+    }
+    if (strcmp(scope, c->pending.scope) != 0) {
+        set_error(err, "misuse", "the token request under way is for another scope%s", NULL);
+        return LA_TOKEN_MISUSE;
+    }
+    return 0;
+}
+
+int la_credential_complete(la_credential *c, const char *scope, long long now, long status,
+                           const char *body, size_t body_len, const char **token,
+                           long long *expires_on, long long *refresh_on, la_token_error *err)
+{
+    la_buf fresh;
+    long long fresh_expires_on = 0, refresh_in = -1;
+    int rc = check_pending(c, scope, token, expires_on, err);
+    if (rc != 0)
+        return rc;
+    if (!body) {
+        set_error(err, "misuse", "the answer has no body (give \"\" for an empty one)%s", NULL);
+        return LA_TOKEN_MISUSE;
+    }
+    if (status < 100 || status > 999) {
+        set_error(err, "misuse", "the answer's status must be an HTTP status (100 to 999)%s", NULL);
+        return LA_TOKEN_MISUSE;
+    }
+    /* what la_http keeps of a body, and what is read of it */
+    if (body_len > LA_KEPT_BODY_MAX)
+        body_len = LA_KEPT_BODY_MAX;
+    la_buf_init_secret(&fresh);
+    rc = read_answer(c, c->pending.sent.data, now, status, body, body_len, &fresh,
+                     &fresh_expires_on, &refresh_in, err);
+    la_credential_abandon(c);
+    rc = settle(c, scope, now, rc, &fresh, fresh_expires_on, refresh_in, token, expires_on,
+                refresh_on, err);
+    la_buf_free(&fresh);
     return rc;
+}
+
+int la_credential_fail(la_credential *c, const char *scope, long long now, const char *kind,
+                       const char *message, const char **token, long long *expires_on,
+                       long long *refresh_on, la_token_error *err)
+{
+    int rc = check_pending(c, scope, token, expires_on, err);
+    if (rc != 0)
+        return rc;
+    if (!kind || (strcmp(kind, "timeout") != 0 && strcmp(kind, "protocol") != 0))
+        kind = "network";
+    set_error(err, kind, "token request failed: %s", message);
+    /* a transport's message may quote what it was sending */
+    set_redacted(c, c->pending.sent.data, err->message, sizeof err->message, err->message);
+    la_credential_abandon(c);
+    return settle(c, scope, now, -1, NULL, 0, -1, token, expires_on, refresh_on, err);
 }
 
 int la_credential_get_token(la_credential *c, const char *scope, long long now,
@@ -801,44 +938,30 @@ int la_credential_get_token(la_credential *c, const char *scope, long long now,
     return la_credential_get_token_with(c, scope, NULL, now, token, expires_on, NULL, err);
 }
 
+/* prepare, la_http_perform, complete (or fail): the one path of a token
+ * request, which a transport of the caller's own takes too */
 int la_credential_get_token_with(la_credential *c, const char *scope,
                                  const la_token_transport *transport, long long now,
                                  const char **token, long long *expires_on,
                                  long long *refresh_on, la_token_error *err)
 {
-    cached_token *e = cache_find(c, scope);
-    la_buf fresh;
-    long long fresh_expires_on = 0, refresh_in = -1;
-    int rc;
-    if (e && now < e->refresh_on) {
-        *token = e->token;
-        *expires_on = e->expires_on;
-        if (refresh_on)
-            *refresh_on = e->refresh_on;
-        return 0;
+    la_http_request req;
+    int rc = la_credential_prepare(c, scope, transport, now, &req, token, expires_on, refresh_on,
+                                   err);
+    if (rc != LA_TOKEN_SEND)
+        return rc == LA_TOKEN_CACHED ? 0 : -1;
+    if (la_http_perform(c->http, &req, &c->response) != 0) {
+        long status = c->response.status;
+        rc = la_credential_fail(c, scope, now, c->response.transport_kind,
+                                c->response.transport_message, token, expires_on, refresh_on, err);
+        if (rc != 0)
+            err->http_status = status;
+    } else {
+        rc = la_credential_complete(c, scope, now, c->response.status,
+                                    c->response.body.data ? c->response.body.data : "",
+                                    c->response.body.len, token, expires_on, refresh_on, err);
     }
-    la_buf_init_secret(&fresh);
-    rc = fetch(c, scope, transport, now, &fresh, &fresh_expires_on, &refresh_in, err);
-    if (rc == 0 && cache_store(c, scope, fresh.data, now, fresh_expires_on, refresh_in) != 0) {
-        set_error(err, "network", "out of memory%s", NULL);
-        rc = -1;
-    }
-    la_buf_free(&fresh);
-    e = cache_find(c, scope);
-    if (rc != 0) {
-        /* a refresh ahead of expiry failed: the old token still works */
-        if (e && now < e->expires_on) {
-            *token = e->token;
-            *expires_on = e->expires_on;
-            if (refresh_on)
-                *refresh_on = e->refresh_on;
-            return 0;
-        }
-        return -1;
-    }
-    *token = e->token;
-    *expires_on = e->expires_on;
-    if (refresh_on)
-        *refresh_on = e->refresh_on;
-    return 0;
+    /* the answer (a secret buffer) is wiped now rather than at the next request */
+    la_buf_clear(&c->response.body);
+    return rc == 0 ? 0 : -1;
 }

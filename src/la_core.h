@@ -443,7 +443,8 @@ const char *la_credential_missing(const la_credential_options *o);
 
 /* Why no token came; never holds a secret. */
 typedef struct la_token_error {
-    char kind[16];                /* "auth", "network", "timeout", "protocol" */
+    char kind[16];                /* "auth", "network", "timeout", "protocol";
+                                     "misuse" with LA_TOKEN_MISUSE */
     long http_status;             /* 0 without a response */
     char code[64];                /* "invalid_client", ... */
     char message[1024];           /* "AADSTS7000215: Invalid client secret ..." */
@@ -478,6 +479,45 @@ int la_credential_get_token_with(la_credential *c, const char *scope,
                                  long long *refresh_on, la_token_error *err);
 /* Forget the cached token for scope (the API answered 401 with it). */
 void la_credential_invalidate(la_credential *c, const char *scope);
+
+/* A token request without la_http (a transport of the caller's own, e.g.
+ * nginx cosockets): prepare, send req yourself, then complete with the
+ * answer or fail with why none came. la_credential_get_token_with is these
+ * three over la_http_perform. */
+#define LA_TOKEN_CACHED 0         /* *token answers: no request needed */
+#define LA_TOKEN_SEND 1           /* send req, then complete or fail */
+#define LA_TOKEN_MISUSE (-2)      /* called wrongly; err->message says how */
+/* LA_TOKEN_CACHED with the cached token (or, when building the request
+ * failed, the old one while it has not expired); LA_TOKEN_SEND with req
+ * filled in: method, url, headers, body, and the transport settings to use
+ * (the credential's own over client's over the defaults, as
+ * la_token_transport; no_proxy, carries_secret and allow_http as la_http
+ * reads them: a transport of its own must honour them too); -1 with err.
+ * req's buffers belong to c (secret ones are wiped) until complete, fail,
+ * la_credential_abandon or the next prepare; its transport strings may
+ * point into client. Abandons any request under way. */
+int la_credential_prepare(la_credential *c, const char *scope, const la_token_transport *client,
+                          long long now, la_http_request *req, const char **token,
+                          long long *expires_on, long long *refresh_on, la_token_error *err);
+/* The answer to the request under way for scope (status, body of
+ * body_len bytes, read up to LA_KEPT_BODY_MAX): read as
+ * la_credential_get_token_with reads it (errors redacted of what the
+ * request sent, a rotated refresh token kept, a code used once) and
+ * cached. 0 with the token (the old one, while it has not expired, when
+ * the answer is an error), -1 with err, LA_TOKEN_MISUSE when no request
+ * for scope is under way, body is NULL or status is no HTTP status. */
+int la_credential_complete(la_credential *c, const char *scope, long long now, long status,
+                           const char *body, size_t body_len, const char **token,
+                           long long *expires_on, long long *refresh_on, la_token_error *err);
+/* The request under way for scope got no answer: kind "network",
+ * "timeout" or "protocol" (anything else: "network"), message (redacted,
+ * may be NULL). 0 with the old token while it has not expired, else -1
+ * with err; LA_TOKEN_MISUSE as complete. */
+int la_credential_fail(la_credential *c, const char *scope, long long now, const char *kind,
+                       const char *message, const char **token, long long *expires_on,
+                       long long *refresh_on, la_token_error *err);
+/* Drops the request under way, if any (its secrets wiped). */
+void la_credential_abandon(la_credential *c);
 
 /* ------------------------------------------------------ client assertion */
 

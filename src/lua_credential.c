@@ -181,6 +181,160 @@ static int credential_get_token(lua_State *L)
     return 3;
 }
 
+/* ---- token requests sent by a transport of the caller's own */
+
+/* Epoch seconds at index i (as get_token's now). */
+static long long check_epoch(lua_State *L, int i)
+{
+    lua_Number now = luaL_checknumber(L, i);
+    /* range first: the cast of 1e300 to an integer is undefined */
+    luaL_argcheck(L, now >= 0 && now < 1e15, i, "must be epoch seconds");
+    return (long long)now;
+}
+
+/* What complete, fail and prepare answered: token, expires_on, refresh_on
+ * | nil, err; misuse raises. */
+static int push_token_outcome(lua_State *L, int rc, const char *token, long long expires_on,
+                              long long refresh_on, const la_token_error *err)
+{
+    if (rc == LA_TOKEN_MISUSE)
+        return luaL_error(L, "%s", err->message);
+    if (rc == -1) {
+        lua_pushnil(L);
+        push_token_error(L, err);
+        return 2;
+    }
+    lua_pushstring(L, token);
+    la_pushint64(L, expires_on);
+    la_pushint64(L, refresh_on);
+    return 3;
+}
+
+static void set_string_field(lua_State *L, const char *name, const char *value)
+{
+    if (value) {
+        lua_pushstring(L, value);
+        lua_setfield(L, -2, name);
+    }
+}
+
+static void set_bool_field(lua_State *L, const char *name, int value)
+{
+    lua_pushboolean(L, value);
+    lua_setfield(L, -2, name);
+}
+
+static void set_seconds_field(lua_State *L, const char *name, long ms)
+{
+    lua_pushnumber(L, (lua_Number)ms / 1000);
+    lua_setfield(L, -2, name);
+}
+
+/* la_credential_prepare's request as the table a transport's perform takes */
+static void push_token_request(lua_State *L, const la_http_request *r)
+{
+    size_t i;
+    lua_createtable(L, 0, 16);
+    set_string_field(L, "method", r->method);
+    set_string_field(L, "url", r->url);
+    lua_createtable(L, (int)r->nheaders, 0);
+    for (i = 0; i < r->nheaders; i++) {
+        lua_pushstring(L, r->headers[i]);
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    lua_setfield(L, -2, "headers");
+    if (r->body) {
+        lua_pushlstring(L, r->body, r->body_len);
+        lua_setfield(L, -2, "body");
+    }
+    set_string_field(L, "user_agent", r->user_agent);
+    set_seconds_field(L, "connect_timeout", r->connect_timeout_ms);
+    set_seconds_field(L, "timeout", r->timeout_ms);
+    set_seconds_field(L, "stall_timeout", r->stall_timeout_ms);
+    set_string_field(L, "ca_file", r->ca_file);
+    set_string_field(L, "ca_path", r->ca_path);
+    set_string_field(L, "proxy", r->proxy);
+    set_bool_field(L, "insecure", r->insecure);
+    set_bool_field(L, "no_proxy", r->no_proxy);
+    set_bool_field(L, "carries_secret", r->carries_secret);
+    set_bool_field(L, "allow_http", r->allow_http);
+}
+
+/* credential:token_request(scope, now[, transport]) -> token, expires_on,
+ * refresh_on (the cache answers) | false, request | nil, err */
+static int credential_token_request(lua_State *L)
+{
+    credential_box *b = check_credential(L);
+    const char *scope = luaL_checkstring(L, 2);
+    long long now = check_epoch(L, 3), expires_on = 0, refresh_on = 0;
+    const char *token = NULL;
+    la_token_transport transport;
+    la_http_request req;
+    la_token_error err;
+    int has_transport = !lua_isnoneornil(L, 4), rc;
+    if (has_transport)
+        read_transport(L, 4, &transport);
+    if (!b->cred)
+        return luaL_error(L, "credential is closed");
+    rc = la_credential_prepare(b->cred, scope, has_transport ? &transport : NULL, now, &req,
+                               &token, &expires_on, &refresh_on, &err);
+    if (rc == LA_TOKEN_SEND) {
+        lua_pushboolean(L, 0);
+        push_token_request(L, &req);
+        return 2;
+    }
+    return push_token_outcome(L, rc == LA_TOKEN_CACHED ? 0 : rc, token, expires_on, refresh_on,
+                              &err);
+}
+
+/* credential:token_answer(scope, now, status, body) -> token, expires_on,
+ * refresh_on | nil, err */
+static int credential_token_answer(lua_State *L)
+{
+    credential_box *b = check_credential(L);
+    const char *scope = luaL_checkstring(L, 2);
+    long long now = check_epoch(L, 3), expires_on = 0, refresh_on = 0;
+    lua_Integer status = luaL_checkinteger(L, 4);
+    size_t len;
+    const char *body = luaL_checklstring(L, 5, &len), *token = NULL;
+    la_token_error err;
+    int rc;
+    luaL_argcheck(L, status >= 100 && status <= 999, 4, "must be an HTTP status");
+    if (!b->cred)
+        return luaL_error(L, "credential is closed");
+    rc = la_credential_complete(b->cred, scope, now, (long)status, body, len, &token,
+                                &expires_on, &refresh_on, &err);
+    return push_token_outcome(L, rc, token, expires_on, refresh_on, &err);
+}
+
+/* credential:token_failed(scope, now, kind, message) -> token, expires_on,
+ * refresh_on (the old token, not expired yet) | nil, err */
+static int credential_token_failed(lua_State *L)
+{
+    static const char *const kinds[] = { "network", "timeout", "protocol", NULL };
+    credential_box *b = check_credential(L);
+    const char *scope = luaL_checkstring(L, 2);
+    long long now = check_epoch(L, 3), expires_on = 0, refresh_on = 0;
+    int kind = luaL_checkoption(L, 4, NULL, kinds);
+    const char *message = luaL_optstring(L, 5, ""), *token = NULL;
+    la_token_error err;
+    int rc;
+    if (!b->cred)
+        return luaL_error(L, "credential is closed");
+    rc = la_credential_fail(b->cred, scope, now, kinds[kind], message, &token, &expires_on,
+                            &refresh_on, &err);
+    return push_token_outcome(L, rc, token, expires_on, refresh_on, &err);
+}
+
+/* credential:token_abandon(): drops the token request under way (its
+ * secrets wiped), e.g. when the transport raised. */
+static int credential_token_abandon(lua_State *L)
+{
+    credential_box *b = check_credential(L);
+    la_credential_abandon(b->cred);
+    return 0;
+}
+
 static int credential_invalidate(lua_State *L)
 {
     credential_box *b = check_credential(L);
@@ -192,6 +346,10 @@ static int credential_invalidate(lua_State *L)
 static const luaL_Reg credential_methods[] = {
     {"get_token", credential_get_token},
     {"invalidate", credential_invalidate},
+    {"token_request", credential_token_request},
+    {"token_answer", credential_token_answer},
+    {"token_failed", credential_token_failed},
+    {"token_abandon", credential_token_abandon},
     {"close", credential_close},
     {NULL, NULL},
 };

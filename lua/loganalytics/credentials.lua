@@ -80,7 +80,10 @@ end
 -- @tparam[opt] table transport the asking client's transport settings, for what the
 --   credential's own options leave unset: `proxy`, `ca_file`, `ca_path`, `insecure`
 --   (`verify_tls = false`), `connect_timeout`, `timeout`, `stall_timeout` (seconds),
---   `user_agent`
+--   `user_agent`; and `perform`, a function that sends token requests itself (e.g. on
+--   nginx cosockets) instead of libcurl: see @{transport_perform}; with it, `sleep(seconds)`
+--   (e.g. `ngx.sleep`; default: a blocking sleep) for waiting on a request of the same
+--   credential that another coroutine has under way
 -- @treturn[1] string access token
 -- @treturn[1] number expires_on, epoch seconds
 -- @treturn[1] number refresh_on, epoch seconds: when the cache will ask anew
@@ -94,6 +97,38 @@ function Credential:get_token(scope, transport)
   return self:_fetch(scope, transport)
 end
 
+--- Token requests sent by the caller (sans-I/O): when `get_token`'s transport has a
+-- `perform` function, the credentials whose token requests the C core makes
+-- (`client_secret`, `client_certificate`, `workload_identity`, `authorization_code`,
+-- `refresh_token`, `managed_identity`, and those `environment` and `default` choose) have
+-- the core build the request and read the answer, with the same cache, errors, rotated
+-- refresh tokens and redaction, and `perform(request)` send it. It returns the response
+-- as a client's `perform` does: `{ status = 200, body = "..." }`, or
+-- `{ transport = { kind = "network"|"timeout"|"protocol", message = "..." } }` when no
+-- answer came (the old token is then kept until it expires). It may yield (a cosocket;
+-- not on PUC Lua 5.1); what it raises is raised. One request per credential is under way
+-- at a time: a coroutine asking the same credential meanwhile waits (with the transport's
+-- `sleep`) for its answer, at most its `timeout`, then takes the cached token. `azure_cli` runs its command whatever the transport (a
+-- blocking subprocess); tokens of the caller's own come from the caller.
+-- The request must be sent as it says: over plain http only where `allow_http` is true or
+-- the host is loopback when `carries_secret` is true, never through a proxy when `no_proxy`.
+-- @table transport_perform
+-- @field method `"POST"` (token endpoints) or `"GET"` (IMDS, App Service)
+-- @field url the whole URL (IMDS and App Service: its query too)
+-- @field headers a list of `"Name: value"` lines (App Service's carries its secret header)
+-- @field body the form (a secret, an assertion, a code or a refresh token); nil for GET
+-- @field user_agent the user agent to send, or nil (the transport's own)
+-- @field connect_timeout seconds to connect (default 10)
+-- @field timeout seconds for the whole request (default 30)
+-- @field stall_timeout seconds without a byte once the answer has started (default 60)
+-- @field ca_file CA bundle, or nil (the system's)
+-- @field ca_path CA directory, or nil
+-- @field proxy proxy URL, or nil
+-- @field insecure true: TLS verification off (asked for with `verify_tls = false`)
+-- @field no_proxy true: never through a proxy (managed identity)
+-- @field carries_secret true: the request holds a secret
+-- @field allow_http true: plain http to a host that is not loopback was allowed
+
 --- Forgets the cached token for `scope`, so the next `get_token` asks
 -- anew. A client calls it when the API answers 401 to a token.
 -- @function credential:invalidate
@@ -103,8 +138,81 @@ function Credential:invalidate(scope)
   if self._cache then self._cache:forget(scope or self.scope) end
 end
 
+-- What transport.perform answered: "answer", status, body | "failed", kind,
+-- message (no answer came) | nil, why it is no response.
+local function read_response(response)
+  if type(response) ~= "table" then
+    return nil, "transport.perform must return a response table, got " .. type(response)
+  end
+  local failure = response.transport
+  if failure ~= nil then
+    local kind = type(failure) == "table" and failure.kind
+    if kind ~= "timeout" and kind ~= "protocol" then kind = "network" end
+    local message = type(failure) == "table" and failure.message
+    return "failed", kind, type(message) == "string" and message or "the transport gave no reason"
+  end
+  local status, body = response.status, response.body
+  if type(status) ~= "number" or status % 1 ~= 0 or status < 100 or status > 999 then
+    return nil, "transport.perform's response must have an HTTP status (or a transport failure), got "
+      .. tostring(status)
+  end
+  if body ~= nil and type(body) ~= "string" then
+    return nil, "transport.perform's response body must be a string, got " .. type(body)
+  end
+  return "answer", status, body or ""
+end
+
+-- pcall lets perform yield (a cosocket) on LuaJIT and Lua 5.2+, not on Lua 5.1
+local PCALL_YIELDS = _VERSION ~= "Lua 5.1" or type(jit) == "table"
+
+-- The core builds the token request and reads its answer; `perform` (the
+-- caller's transport, e.g. nginx cosockets) sends it. No libcurl involved.
+-- The core keeps one request under way per credential: while one coroutine
+-- waits in perform, the others asking this credential wait (transport.sleep,
+-- else core.sleep) for its answer, which the cache then gives them, rather
+-- than replace its request; not beyond its time limit.
+local function core_fetch_with(self, scope, transport, perform)
+  local core_credential = self._core
+  local sleep = transport.sleep or core.sleep
+  if transport.sleep ~= nil then check.type("transport.sleep", transport.sleep, "function") end
+  while self._in_flight_until and os.time() <= self._in_flight_until do sleep(0.01) end
+  local token, expires_on, refresh_on = core_credential:token_request(scope, os.time(), transport)
+  if token == false then
+    local request = expires_on
+    self._in_flight_until = os.time() + request.timeout + 1
+    local ok, response
+    if PCALL_YIELDS then
+      ok, response = pcall(perform, request)
+    else
+      ok, response = true, perform(request)
+    end
+    self._in_flight_until = nil
+    if not ok then
+      core_credential:token_abandon()
+      error(response, 0)
+    end
+    local what, x, y = read_response(response)
+    if what == "answer" then
+      token, expires_on, refresh_on = core_credential:token_answer(scope, os.time(), x, y)
+    elseif what == "failed" then
+      token, expires_on, refresh_on = core_credential:token_failed(scope, os.time(), x, y)
+    else
+      core_credential:token_abandon()
+      check.misuse(x)
+    end
+  end
+  return token, expires_on, refresh_on
+end
+
 local function core_fetch(self, scope, transport)
-  local token, expires_on, refresh_on = self._core:get_token(scope, os.time(), transport)
+  local perform = transport and transport.perform
+  local token, expires_on, refresh_on
+  if perform ~= nil then
+    check.type("transport.perform", perform, "function")
+    token, expires_on, refresh_on = core_fetch_with(self, scope, transport, perform)
+  else
+    token, expires_on, refresh_on = self._core:get_token(scope, os.time(), transport)
+  end
   if token then
     self._secrets:add(token, true)
     return token, expires_on, refresh_on
