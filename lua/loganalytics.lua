@@ -104,94 +104,6 @@ local function check_workspace_table(ws)
 end
 
 
---- Makes a client. Raises on an unknown option, a wrong type, or more
--- than one of `api_key`, `token` and `credential`. URLs are read by
--- libcurl's own URL parser, so the host checked is the host libcurl
--- connects to; an endpoint with user information (`user:pw@`), a query, a
--- fragment, whitespace, a backslash or a `.`/`..` path segment raises. A
--- plain `http://` endpoint is accepted only for loopback hosts
--- (`127.0.0.0/8` in any spelling libcurl takes, `localhost`, `[::1]`)
--- unless `allow_http` is true; and a request carrying a key or token goes
--- over plain http through no proxy but a loopback one (the `proxy` option
--- raises here, `http_proxy`/`all_proxy` make the query return a
--- `protocol` error), unless `allow_http`.
--- @tparam table options all optional:
--- @tparam string|table options.workspace the default workspace id for queries (a GUID,
---   or a name of letters, digits, `_`, `.` and `-` that is not `.` or `..`); or
---   `{ subscription = S, resource_group = G, name = N }` to query through Azure
---   Resource Manager (each field one path segment: not `.` or `..`, no `/` or `\`;
---   percent-encoded when sent)
--- @tparam string options.endpoint the query API's base URL, `/v1/...` is appended
---   (default: the cloud's, `https://api.loganalytics.azure.com`)
--- @tparam string options.arm_endpoint Resource Manager's base URL (default: the
---   cloud's, `https://management.azure.com`)
--- @tparam string options.api_key an API key (the demo workspace's is `DEMO_KEY`)
--- @tparam string options.api_key_in `"header"` (default, `X-Api-Key`), `"query"`
---   (`api_key=` URL parameter) or `"basic"` (HTTP basic auth, the key as user name)
--- @tparam string|function options.token an access token, or a function
---   `token(scope)` returning `access_token[, expires_on]` (epoch seconds) or `nil, err`:
---   the function is made a credential, whose cache keeps the token until five minutes
---   before `expires_on` (half its lifetime when shorter); without `expires_on` it is
---   asked at every query
--- @tparam loganalytics.credentials.credential options.credential a credential from
---   `la.credentials`, or an object of your own with `get_token(self, scope, transport)`
---   returning `access_token, expires_on` (then cached like a token function's, and its
---   `invalidate(self, scope)`, if any, called after a 401). The client asks the
---   credential at every query and keeps no token itself: the credential's cache
---   decides when to renew (at the identity platform's `refresh_in`, else ahead of
---   expiry), and is invalidated once after a 401. The credential's token requests use
---   the client's `proxy`, `ca_file`, `ca_path`, `verify_tls`, `connect_timeout`,
---   `timeout` (default 30 s for a token request) and `stall_timeout` where the
---   credential was given none of its own
--- @tparam string options.cloud `"public"` (default), `"usgov"` or `"china"`: sets
---   `endpoint`, `arm_endpoint` and the token audience together (see
---   @{loganalytics.clouds})
--- @tparam string options.audience the query API's token audience (default: the
---   cloud's, `https://api.loganalytics.io`)
--- @tparam boolean options.allow_http allow a plain `http://` endpoint on a host that
---   is not loopback, and plain-http requests through a proxy that is not loopback
---   (default false)
--- @tparam string options.user_agent a product token put before the module's own
---   `loganalytics-lua/x.y.z (...)`
--- @tparam number options.connect_timeout seconds to connect, TCP and TLS (default 10)
--- @tparam number options.timeout seconds for a whole query, its retries and their
---   waits included: each try gets what is left (default: the query's
---   `server_timeout`, else the service's 180 s, plus 15); in @{client:rows}, the
---   time the loop's body spends between rows is not counted
--- @tparam number options.stall_timeout seconds without a byte once the response has
---   started (default 60)
--- @tparam boolean options.threads decode a large response (over 64 KiB on the wire) on
---   a second thread while this one builds the Lua values (default true; false keeps
---   every query on the calling thread)
--- @tparam number options.max_retries further tries after a retryable failure: HTTP
---   408, 429, 500, 502, 503, 504 and connection failures, never once rows have been
---   delivered (0 to 100, default 3)
--- @tparam number options.retry_delay seconds before the first retry, doubled each
---   time with 80-120% jitter (default 0.8); a `Retry-After` or
---   `x-ms-retry-after-ms` from the service is used instead
--- @tparam number options.retry_max_delay the longest wait before a retry, the
---   service's `Retry-After` included: a longer one is not waited, the failure is
---   returned at once (default 60)
--- @tparam string options.ca_file CA bundle for TLS verification (default: the system's)
--- @tparam string options.ca_path CA directory for TLS verification
--- @tparam boolean options.verify_tls `false` turns TLS verification off, with a
---   `warn` log line saying so (default true)
--- @tparam string options.proxy proxy URL, `http://` when it has no scheme (default:
---   libcurl's environment variables, `http_proxy` (lower case only) for http,
---   `https_proxy`/`HTTPS_PROXY` for https, `all_proxy`/`ALL_PROXY`, and
---   `no_proxy`/`NO_PROXY`). For a plain-http endpoint it must be loopback unless
---   `allow_http`; https requests are tunnelled (CONNECT) through any proxy. Token
---   requests use it too, but managed identity's (IMDS, App Service) never go
---   through a proxy
--- @tparam function options.log `log(level, message)`: `"debug"` request lines,
---   `"info"` outcomes with timings, `"warn"` retries and TLS warnings; secrets are
---   never in them (replaced by `[REDACTED]`); a logger that raises is ignored
--- @treturn client
--- @usage local client = la.new{
---   endpoint = "http://127.0.0.1:8080",   -- the local server
---   workspace = "DEMO_WORKSPACE",
---   api_key = "DEMO_KEY",
--- }
 -- How a client does its I/O: libcurl handles (core.new) and blocking
 -- sleeps by default. loganalytics.resty gives nginx cosockets instead
 -- (`new_http` makes an object with core's perform/start/step/cancel/close,
@@ -388,6 +300,94 @@ local function new_client(options, io)
   return self
 end
 
+--- Makes a client. Raises on an unknown option, a wrong type, or more
+-- than one of `api_key`, `token` and `credential`. URLs are read by
+-- libcurl's own URL parser, so the host checked is the host libcurl
+-- connects to; an endpoint with user information (`user:pw@`), a query, a
+-- fragment, whitespace, a backslash or a `.`/`..` path segment raises. A
+-- plain `http://` endpoint is accepted only for loopback hosts
+-- (`127.0.0.0/8` in any spelling libcurl takes, `localhost`, `[::1]`)
+-- unless `allow_http` is true; and a request carrying a key or token goes
+-- over plain http through no proxy but a loopback one (the `proxy` option
+-- raises here, `http_proxy`/`all_proxy` make the query return a
+-- `protocol` error), unless `allow_http`.
+-- @tparam table options all optional:
+-- @tparam string|table options.workspace the default workspace id for queries (a GUID,
+--   or a name of letters, digits, `_`, `.` and `-` that is not `.` or `..`); or
+--   `{ subscription = S, resource_group = G, name = N }` to query through Azure
+--   Resource Manager (each field one path segment: not `.` or `..`, no `/` or `\`;
+--   percent-encoded when sent)
+-- @tparam string options.endpoint the query API's base URL, `/v1/...` is appended
+--   (default: the cloud's, `https://api.loganalytics.azure.com`)
+-- @tparam string options.arm_endpoint Resource Manager's base URL (default: the
+--   cloud's, `https://management.azure.com`)
+-- @tparam string options.api_key an API key (the demo workspace's is `DEMO_KEY`)
+-- @tparam string options.api_key_in `"header"` (default, `X-Api-Key`), `"query"`
+--   (`api_key=` URL parameter) or `"basic"` (HTTP basic auth, the key as user name)
+-- @tparam string|function options.token an access token, or a function
+--   `token(scope)` returning `access_token[, expires_on]` (epoch seconds) or `nil, err`:
+--   the function is made a credential, whose cache keeps the token until five minutes
+--   before `expires_on` (half its lifetime when shorter); without `expires_on` it is
+--   asked at every query
+-- @tparam loganalytics.credentials.credential options.credential a credential from
+--   `la.credentials`, or an object of your own with `get_token(self, scope, transport)`
+--   returning `access_token, expires_on` (then cached like a token function's, and its
+--   `invalidate(self, scope)`, if any, called after a 401). The client asks the
+--   credential at every query and keeps no token itself: the credential's cache
+--   decides when to renew (at the identity platform's `refresh_in`, else ahead of
+--   expiry), and is invalidated once after a 401. The credential's token requests use
+--   the client's `proxy`, `ca_file`, `ca_path`, `verify_tls`, `connect_timeout`,
+--   `timeout` (default 30 s for a token request) and `stall_timeout` where the
+--   credential was given none of its own
+-- @tparam string options.cloud `"public"` (default), `"usgov"` or `"china"`: sets
+--   `endpoint`, `arm_endpoint` and the token audience together (see
+--   @{loganalytics.clouds})
+-- @tparam string options.audience the query API's token audience (default: the
+--   cloud's, `https://api.loganalytics.io`)
+-- @tparam boolean options.allow_http allow a plain `http://` endpoint on a host that
+--   is not loopback, and plain-http requests through a proxy that is not loopback
+--   (default false)
+-- @tparam string options.user_agent a product token put before the module's own
+--   `loganalytics-lua/x.y.z (...)`
+-- @tparam number options.connect_timeout seconds to connect, TCP and TLS (default 10)
+-- @tparam number options.timeout seconds for a whole query, its retries and their
+--   waits included: each try gets what is left (default: the query's
+--   `server_timeout`, else the service's 180 s, plus 15); in @{client:rows}, the
+--   time the loop's body spends between rows is not counted
+-- @tparam number options.stall_timeout seconds without a byte once the response has
+--   started (default 60)
+-- @tparam boolean options.threads decode a large response (over 64 KiB on the wire) on
+--   a second thread while this one builds the Lua values (default true; false keeps
+--   every query on the calling thread)
+-- @tparam number options.max_retries further tries after a retryable failure: HTTP
+--   408, 429, 500, 502, 503, 504 and connection failures, never once rows have been
+--   delivered (0 to 100, default 3)
+-- @tparam number options.retry_delay seconds before the first retry, doubled each
+--   time with 80-120% jitter (default 0.8); a `Retry-After` or
+--   `x-ms-retry-after-ms` from the service is used instead
+-- @tparam number options.retry_max_delay the longest wait before a retry, the
+--   service's `Retry-After` included: a longer one is not waited, the failure is
+--   returned at once (default 60)
+-- @tparam string options.ca_file CA bundle for TLS verification (default: the system's)
+-- @tparam string options.ca_path CA directory for TLS verification
+-- @tparam boolean options.verify_tls `false` turns TLS verification off, with a
+--   `warn` log line saying so (default true)
+-- @tparam string options.proxy proxy URL, `http://` when it has no scheme (default:
+--   libcurl's environment variables, `http_proxy` (lower case only) for http,
+--   `https_proxy`/`HTTPS_PROXY` for https, `all_proxy`/`ALL_PROXY`, and
+--   `no_proxy`/`NO_PROXY`). For a plain-http endpoint it must be loopback unless
+--   `allow_http`; https requests are tunnelled (CONNECT) through any proxy. Token
+--   requests use it too, but managed identity's (IMDS, App Service) never go
+--   through a proxy
+-- @tparam function options.log `log(level, message)`: `"debug"` request lines,
+--   `"info"` outcomes with timings, `"warn"` retries and TLS warnings; secrets are
+--   never in them (replaced by `[REDACTED]`); a logger that raises is ignored
+-- @treturn client
+-- @usage local client = la.new{
+--   endpoint = "http://127.0.0.1:8080",   -- the local server
+--   workspace = "DEMO_WORKSPACE",
+--   api_key = "DEMO_KEY",
+-- }
 function la.new(options)
   return new_client(options, DEFAULT_IO)
 end

@@ -70,7 +70,7 @@ describe("the reference (make docs)", function()
     -- a make of its own: not the jobserver or flags of a `make test` around busted
     ok, output = helper.run("env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s --no-print-directory docs DOCS_DIR="
       .. helper.shell_quote(dir))
-    for _, module in ipairs { "loganalytics", "loganalytics.credentials", "loganalytics.nginx",
+    for _, module in ipairs { "loganalytics", "loganalytics.credentials", "loganalytics.nginx", "loganalytics.resty",
                               "loganalytics.timespan", "loganalytics.errors", "loganalytics.clouds" } do
       local f = io.open(dir .. "/modules/" .. module .. ".html", "rb")
       if f then
@@ -142,10 +142,11 @@ describe("the reference (make docs)", function()
     end
   end)
 
-  it("documents loganalytics.nginx, loganalytics.timespan, loganalytics.errors and loganalytics.clouds", function()
-    -- loganalytics.nginx needs no nginx to load: ngx is used only when it runs
+  it("documents loganalytics.nginx, loganalytics.resty, loganalytics.timespan, loganalytics.errors and loganalytics.clouds", function()
+    -- loganalytics.nginx and .resty need no nginx to load: ngx is used only when they run
     for module, t in pairs {
       ["loganalytics.nginx"] = require "loganalytics.nginx",
+      ["loganalytics.resty"] = require "loganalytics.resty",
       ["loganalytics.timespan"] = require "loganalytics.timespan",
       ["loganalytics.errors"] = require "loganalytics.errors",
     } do
@@ -164,6 +165,8 @@ describe("the reference (make docs)", function()
     local source = helper.read_file("lua/loganalytics.lua")
     assert_fields("loganalytics", "new", option_set(source, "CLIENT_OPTIONS"), "option")
     assert_fields("loganalytics", "client:query", option_set(source, "QUERY_OPTIONS"), "option")
+    assert_fields("loganalytics.resty", "new",
+                  option_set(helper.read_file("lua/loganalytics/resty.lua"), "OWN_OPTIONS"), "option")
   end)
 
   it("documents every option of each credential constructor", function()

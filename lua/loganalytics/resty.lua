@@ -73,17 +73,13 @@ end
 -- (a socket read waited), so the slice starts anew.
 local function new_pacer()
   local last = core.now()
-  local lastc = os.clock()
-  local function pace(what)
-    local now = core.now()
-    if now - last >= SLICE then
-      if now - last > 0.006 then ngx.log(ngx.ERR, ("LONG %.1f ms cpu %.1f ms before %s"):format((now - last) * 1000, (os.clock() - lastc) * 1000, tostring(what))) end
+  local function pace()
+    if core.now() - last >= SLICE then
       ngx.sleep(0.001)
       last = core.now()
-      lastc = os.clock()
     end
   end
-  local function rested() last = core.now() lastc = os.clock() end
+  local function rested() last = core.now() end
   return pace, rested
 end
 
@@ -293,7 +289,7 @@ local function run(self, req, pause_for_rows)
       end
       if stopped then return end
       if pause_for_rows and n > 0 then co_yield() end
-      pace("take " .. n)
+      pace()
       if not more then return end
     end
   end
