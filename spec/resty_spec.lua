@@ -76,6 +76,30 @@ local LOCATIONS = [[
                 ngx.say(#result.tables[1].rows)
             }
         }
+        location = /outcome {
+            content_by_lua_block {
+                local t = require "resty_spec_clients"
+                local cjson = require "cjson.safe"
+                local args = ngx.req.get_uri_args()
+                local client = t.client(nil, tonumber(args.retries))
+                local result, err = client:query(args.kql, { workspace = args.workspace })
+                local out = {}
+                if result then
+                    out.status = result.status
+                    out.tables = {}
+                    for i, tbl in ipairs(result.tables) do
+                        local lines = {}
+                        for r, row in ipairs(tbl.rows) do lines[r] = t.line(row) end
+                        out.tables[i] = { name = tbl.name, columns = tbl.columns, lines = table.concat(lines) }
+                    end
+                    if result.error then out.error = { kind = result.error.kind, code = result.error.code } end
+                else
+                    out.err = { kind = err.kind, status = err.status, code = err.code, attempts = err.attempts,
+                                text = tostring(err) }
+                end
+                ngx.say(cjson.encode(out))
+            }
+        }
         location = /flush_tokens {
             content_by_lua_block { ngx.shared.la_tokens:flush_all() ngx.say("flushed") }
         }
@@ -92,13 +116,14 @@ local resty = require "loganalytics.resty"
 local la = require "loganalytics"
 local M = {}
 local clients = {}
-function M.client(endpoint)
+function M.client(endpoint, retries)
   endpoint = endpoint or ngx.var.la_endpoint
-  local c = clients[endpoint]
+  local key = endpoint .. " " .. tostring(retries)
+  local c = clients[key]
   if not c then
     c = resty.new { endpoint = endpoint, workspace = "DEMO_WORKSPACE", api_key = "DEMO_KEY",
-                    max_retries = 0, allow_http = true }
-    clients[endpoint] = c
+                    max_retries = retries or 0, retry_delay = 0.05 }
+    clients[key] = c
   end
   return c
 end
@@ -113,14 +138,14 @@ function M.credential_client()
   end
   return shared
 end
-local ESCAPES = { ["\\"] = "\\\\", ["\n"] = "\\n", ["\t"] = "\\t", ["\r"] = "\\r" }
+local function ESCAPE(c) return ("\\%03d"):format(c:byte()) end
 function M.line(row)
   local cells = {}
   for j = 1, #row do
     local v = row[j]
     if v == la.null then cells[j] = "null"
     elseif type(v) == "number" then cells[j] = "number:" .. (v ~= v and "nan" or ("%.17g"):format(v))
-    else cells[j] = type(v) .. ":" .. tostring(v):gsub("[\\\n\t\r]", ESCAPES) end
+    else cells[j] = type(v) .. ":" .. tostring(v):gsub("[%z\1-\31\\]", ESCAPE) end
   end
   return table.concat(cells, "\t") .. "\n"
 end
@@ -134,7 +159,7 @@ return M
 
 -- The nginx module's M.line on Lua 5.4: LuaJIT has doubles only, and a
 -- long beyond 2^53 as its exact decimal string.
-local ESCAPES = { ["\\"] = "\\\\", ["\n"] = "\\n", ["\t"] = "\\t", ["\r"] = "\\r" }
+local function ESCAPE(c) return ("\\%03d"):format(c:byte()) end
 local function line_of(row)
   local la = require "loganalytics"
   local cells = {}
@@ -143,7 +168,7 @@ local function line_of(row)
     if v == la.null then cells[j] = "null"
     elseif math.type(v) == "integer" and (v > 2 ^ 53 or v < -2 ^ 53) then cells[j] = ("string:%d"):format(v)
     elseif type(v) == "number" then cells[j] = "number:" .. (v ~= v and "nan" or ("%.17g"):format(v))
-    else cells[j] = type(v) .. ":" .. tostring(v):gsub("[\\\n\t\r]", ESCAPES) end
+    else cells[j] = type(v) .. ":" .. tostring(v):gsub("[%z\1-\31\\]", ESCAPE) end
   end
   return table.concat(cells, "\t") .. "\n"
 end
@@ -186,8 +211,9 @@ describe("loganalytics.resty in nginx", function()
     local master = helper.read_file(prefix .. "/nginx.pid"):match("%d+")
     worker_pid = sh("pgrep -P " .. master):match("%d+")
     assert(worker_pid, "no nginx worker")
-    -- the first query of the worker loads the module (and compiles traces)
-    get(base .. "/count?kql=rows:1000&workspace=FAULTS")
+    -- the first query of the worker loads the module (and compiles traces);
+    -- the server makes the 100,000-row body once and keeps it
+    get(base .. "/count?kql=rows:100000&workspace=FAULTS")
   end)
 
   teardown(function()
@@ -305,6 +331,84 @@ print(sum(1 for s, b in answers if s == 200 and b == b"3\n"), "%.3f" % (time.mon
     assert.equals(0, stats.errors, describe_pings(stats))
     assert.is_true(stats.max_ms < 25, describe_pings(stats))
   end)
+
+  -- The same answer from the cosocket client as from the libcurl client:
+  -- results cell for cell, errors of the same kind, status and code.
+  local PARITY = {
+    { "Heartbeat | take 5" },
+    { "AzureActivity | take 40" },
+    { "completely invalid syntax" },
+    { "large", "FIXTURES" },
+    { "chunked:all_types", "FIXTURES" },
+    { "partial", "FIXTURES" },
+    { "escapes", "FIXTURES" },
+    { "reals", "FIXTURES" },
+    { "html_502", "FIXTURES" },
+    { "bad_short_rows", "FIXTURES" },
+    { "truncate:all_types", "FIXTURES" },
+    { "cut:all_types", "FIXTURES" },
+    { "gzcut:all_types", "FIXTURES" },
+    { "reset_mid_body", "FAULTS" },
+    { "truncate_body", "FAULTS" },
+    { "truncate_gzip", "FAULTS" },
+    { "gzip_bad_crc", "FAULTS" },
+    { "gzip_header_crc", "FAULTS" },
+    { "invalid_json", "FAULTS" },
+    { "html502", "FAULTS" },
+    { "bad_chunk", "FAULTS" },
+    { "chunk_cut", "FAULTS" },
+    { "long_length", "FAULTS" },
+    { "bad_gzip", "FAULTS" },
+    { "bad_status_line", "FAULTS" },
+    { "huge_header:2000", "FAULTS" },
+    { "throttle:30", "FAULTS" },
+    { "flaky:parity%d:2:503", "FAULTS", 3 },
+    { "flaky_reset:parity%d:1", "FAULTS", 2 },
+    { "flaky:parity%d:1:429:0", "FAULTS", 1 },
+    { "html404", "ECHO" },
+    { "json400", "ECHO" },
+    { "partial", "ECHO" },
+    { "text401", "ECHO" },
+  }
+  for i, case in ipairs(PARITY) do
+    local kql, workspace, retries = case[1], case[2] or "DEMO_WORKSPACE", case[3]
+    it("answers " .. kql:format(i) .. " (" .. workspace .. ") as the libcurl client does", function()
+      local function run(text)
+        local url = ("%s/outcome?workspace=%s&kql=%s%s"):format(base, workspace,
+          text:gsub("[^%w]", function(c) return ("%%%02X"):format(c:byte()) end),
+          retries and ("&retries=" .. retries) or "")
+        local body = get(url)
+        local out = core.decode_json(body)
+        assert(type(out) == "table", body)
+        return out
+      end
+      local nginx = run(kql:format(i * 2))
+      local direct_result, direct_err = helper.client { workspace = workspace, max_retries = retries or 0,
+                                                        retry_delay = 0.05 }:query(kql:format(i * 2 + 1))
+      if direct_result then
+        assert.is_nil(nginx.err, nginx.err and nginx.err.text)
+        assert.equals(direct_result.status, nginx.status)
+        assert.equals(#direct_result.tables, #nginx.tables)
+        for t, tbl in ipairs(direct_result.tables) do
+          local lines = {}
+          for r, row in ipairs(tbl.rows) do lines[r] = line_of(row) end
+          assert.equals(tbl.name, nginx.tables[t].name)
+          assert.same(tbl.columns, nginx.tables[t].columns)
+          assert.equals(table.concat(lines), nginx.tables[t].lines)
+        end
+        if direct_result.error then
+          assert.equals(direct_result.error.code, nginx.error.code)
+        end
+      else
+        assert.is_table(nginx.err, "nginx gave a result where libcurl gave " .. tostring(direct_err))
+        assert.equals(direct_err.kind, nginx.err.kind, nginx.err.text .. " vs " .. tostring(direct_err))
+        assert.equals(direct_err.status, nginx.err.status, nginx.err.text)
+        assert.equals(direct_err.code, nginx.err.code, nginx.err.text)
+        assert.equals(direct_err.attempts, nginx.err.attempts, nginx.err.text)
+        assert.is_nil(nginx.err.text:find("DEMO_KEY", 1, true), nginx.err.text)
+      end
+    end)
+  end
 
   it("queries over TLS, verified with lua_ssl_trusted_certificate", function()
     local tls = helper.get("/_test/tls")

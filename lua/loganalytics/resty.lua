@@ -209,22 +209,39 @@ local function run(self, req, pause_for_rows)
     return failed(err == "timeout" and "timeout" or "network", "cannot send the request: " .. tostring(err))
   end
 
-  -- a network failure from here: what it says, and whether it is ours
+  local status  -- once the status line came
+  -- A network failure from here: what it says, and whether it is ours. A
+  -- connection closed in the middle of a response is the response's
+  -- fault (libcurl's CURLE_PARTIAL_FILE: "protocol"); a reset is not.
   local function broken(what, e)
     sock:close()
+    local response
     if e == "timeout" then
       if deadline and core.now() >= deadline - 0.001 then
-        return failed("timeout", ("the transfer timed out after %.1f s"):format(req.timeout))
+        response = failed("timeout", ("the transfer timed out after %.1f s"):format(req.timeout))
+      else
+        response = failed("timeout", ("the response stalled: no data for %.1f s"):format(stall))
       end
-      return failed("timeout", ("the response stalled: no data for %.1f s"):format(stall))
+    elseif e == "closed" and status then
+      response = failed("protocol", what .. ": the connection closed before the response's end")
+    else
+      response = failed("network", what .. ": " .. tostring(e))
     end
-    return failed("network", what .. ": " .. tostring(e))
+    response.status = status
+    return response
+  end
+  -- a response that is not well-formed HTTP
+  local function malformed(message)
+    sock:close()
+    local response = failed("protocol", message)
+    response.status = status
+    return response
   end
 
   local pace, rested = new_pacer()
 
   -- status line and header fields
-  local status, headers, header_bytes
+  local headers, header_bytes
   repeat
     local line
     line, err = read_line(sock, MAX_HEADER_BYTES, rested)
@@ -242,14 +259,11 @@ local function run(self, req, pause_for_rows)
     while true do
       line, err = read_line(sock, MAX_HEADER_BYTES, rested)
       if not line then
-        if err == "too long" then sock:close() return failed("protocol", "the response's headers are too large") end
+        if err == "too long" then return malformed("the response's headers are too large") end
         return broken("the headers broke off", err)
       end
       header_bytes = header_bytes + #line + 2
-      if header_bytes > MAX_HEADER_BYTES then
-        sock:close()
-        return failed("protocol", "the response's headers are too large")
-      end
+      if header_bytes > MAX_HEADER_BYTES then return malformed("the response's headers are too large") end
       if line == "" then break end
       local name, value = line:match("^([^:%s]+):%s*(.-)%s*$")
       if name then
@@ -263,8 +277,7 @@ local function run(self, req, pause_for_rows)
   local chunked = (headers["transfer-encoding"] or ""):lower():find("chunked", 1, true) ~= nil
   local length = not chunked and headers["content-length"] and tonumber(headers["content-length"]) or nil
   if headers["content-length"] and not chunked and not (length and length >= 0 and length == floor(length)) then
-    sock:close()
-    return failed("protocol", "the response's Content-Length is not a number")
+    return malformed("the response's Content-Length is not a number")
   end
   local gzip = (headers["content-encoding"] or ""):lower() == "gzip"
   local keep_alive = (headers["connection"] or ""):lower() ~= "close"
@@ -312,11 +325,12 @@ local function run(self, req, pause_for_rows)
     kept_len = kept_len + #piece
     return true
   end
-  local function late(e)
+  local function late()
     if deadline and core.now() > deadline then
-      return failed("timeout", ("the transfer timed out after %.1f s"):format(req.timeout))
+      local timed_out = failed("timeout", ("the transfer timed out after %.1f s"):format(req.timeout))
+      timed_out.status = status
+      return timed_out
     end
-    return e
   end
 
   local complete = false
@@ -327,10 +341,10 @@ local function run(self, req, pause_for_rows)
     while true do
       local line
       line, err = read_line(sock, 1024, rested)
-      if not line then problem = err == "too long" and failed("protocol", "a chunk size line is too long")
+      if not line then problem = err == "too long" and malformed("a chunk size line is too long")
                                  or broken("the body broke off", err) break end
       local size = tonumber((line:match("^%s*(%x+)%s*[;]?.-$")) or "", 16)
-      if not size then sock:close() problem = failed("protocol", "the response's chunked framing is broken") break end
+      if not size then problem = malformed("the response's chunked framing is broken") break end
       if size == 0 then
         -- trailer fields, then the end
         repeat
@@ -346,14 +360,14 @@ local function run(self, req, pause_for_rows)
         if not data then problem = broken("the body broke off", err) break end
         size = size - #data
         if not deliver(data) then break end
-        problem = late(nil)
+        problem = late()
         if problem then sock:close() break end
       end
       if problem or stopped or response.parse_error then break end
       local crlf
       crlf, err = timed_read(sock, rested, 2)
       if crlf ~= "\r\n" then
-        problem = crlf and failed("protocol", "the response's chunked framing is broken")
+        problem = crlf and malformed("the response's chunked framing is broken")
                   or broken("the body broke off", err)
         break
       end
@@ -364,13 +378,13 @@ local function run(self, req, pause_for_rows)
       local data
       data, err = timed_read(sock, rested, min(left, READ_SIZE), true)
       if not data then
-        problem = err == "closed" and failed("protocol", ("the body ended %d bytes short of its Content-Length"):format(left))
+        problem = err == "closed" and malformed(("the body ended %d bytes short of its Content-Length"):format(left))
                   or broken("the body broke off", err)
         break
       end
       left = left - #data
       if not deliver(data) then break end
-      problem = late(nil)
+      problem = late()
       if problem then sock:close() break end
     end
     complete = left == 0 and not problem
@@ -385,7 +399,7 @@ local function run(self, req, pause_for_rows)
         break
       end
       if not deliver(data) then break end
-      problem = late(nil)
+      problem = late()
       if problem then sock:close() break end
     end
   end
