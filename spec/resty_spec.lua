@@ -81,7 +81,7 @@ local LOCATIONS = [[
                 local t = require "resty_spec_clients"
                 local cjson = require "cjson.safe"
                 local args = ngx.req.get_uri_args()
-                local client = t.client(nil, tonumber(args.retries))
+                local client = t.client(nil, tonumber(args.retries), tonumber(args.stall))
                 local result, err = client:query(args.kql, { workspace = args.workspace })
                 local out = {}
                 if result then
@@ -100,6 +100,22 @@ local LOCATIONS = [[
                 ngx.say(cjson.encode(out))
             }
         }
+        location = /break {
+            content_by_lua_block {
+                -- a rows() loop left early, then the same client again
+                local t = require "resty_spec_clients"
+                local client = t.client()
+                local next_row, loop = client:rows("rows:50000", { workspace = "FAULTS" })
+                local n = 0
+                for _ in next_row, loop do
+                    n = n + 1
+                    if n == 10 then break end
+                end
+                loop:close()
+                local result, err = client:query("Heartbeat | take 2")
+                ngx.say(n, " ", loop.status, " ", result and #result.tables[1].rows or tostring(err))
+            }
+        }
         location = /flush_tokens {
             content_by_lua_block { ngx.shared.la_tokens:flush_all() ngx.say("flushed") }
         }
@@ -116,13 +132,13 @@ local resty = require "loganalytics.resty"
 local la = require "loganalytics"
 local M = {}
 local clients = {}
-function M.client(endpoint, retries)
+function M.client(endpoint, retries, stall)
   endpoint = endpoint or ngx.var.la_endpoint
-  local key = endpoint .. " " .. tostring(retries)
+  local key = endpoint .. " " .. tostring(retries) .. " " .. tostring(stall)
   local c = clients[key]
   if not c then
     c = resty.new { endpoint = endpoint, workspace = "DEMO_WORKSPACE", api_key = "DEMO_KEY",
-                    max_retries = retries or 0, retry_delay = 0.05 }
+                    max_retries = retries or 0, retry_delay = 0.05, stall_timeout = stall }
     clients[key] = c
   end
   return c
@@ -409,6 +425,30 @@ print(sum(1 for s, b in answers if s == 200 and b == b"3\n"), "%.3f" % (time.mon
       end
     end)
   end
+
+  it("gives up on a body that stalls after stall_timeout, as the libcurl client does", function()
+    local t0 = core.now()
+    local out = core.decode_json((get(base .. "/outcome?workspace=FAULTS&kql=stall:4&stall=1")))
+    local seconds = core.now() - t0
+    assert.is_table(out.err)
+    assert.equals("timeout", out.err.kind)
+    assert.matches("stalled", out.err.text)
+    assert.is_true(seconds < 3, "took " .. seconds)
+  end)
+
+  it("closes a rows() loop left early, and the client goes on", function()
+    helper.reset()
+    assert.equals("10 closed 2\n", (get(base .. "/break")))
+  end)
+
+  it("renews a revoked token once over cosockets (401), one new token request", function()
+    helper.configure_identity('{"reset": true}')
+    get(base .. "/flush_tokens")
+    assert.equals("3\n", (get(base .. "/slow?kql=sleep:0")))
+    helper.revoke_tokens()
+    assert.equals("3\n", (get(base .. "/slow?kql=sleep:0")))
+    assert.equals(2, helper.identity().token_requests)
+  end)
 
   it("queries over TLS, verified with lua_ssl_trusted_certificate", function()
     local tls = helper.get("/_test/tls")

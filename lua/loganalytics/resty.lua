@@ -165,6 +165,7 @@ local function run(self, req, pause_for_rows)
   end
   local sock, err = ngx.socket.tcp()
   if not sock then return failed("network", "no cosocket: " .. tostring(err)) end
+  self.sock = sock  -- for cancel
   local stall = req.stall_timeout or 60
   sock:settimeouts(ms(req.connect_timeout, 10), ms(stall, 60), ms(stall, 60))
   local pool = ("%s:%s:%d:%s"):format(u.scheme, host, port, req.insecure and "unverified" or "verified")
@@ -407,6 +408,7 @@ local function run(self, req, pause_for_rows)
     if decoder then decoder:close() end
     return problem
   end
+  self.sock = nil
   if complete and keep_alive and not stopped and not response.parse_error then
     sock:setkeepalive(self.settings.keepalive_timeout, self.settings.pool_size)
   else
@@ -472,14 +474,17 @@ function Http:step()
   return nil
 end
 
+-- Drops a transfer under way (a rows() loop left early): its connection
+-- is closed now, not kept alive (the rest of the body is still on it).
 function Http:cancel()
-  -- the coroutine's socket is closed when it is collected (nginx closes
-  -- sockets of finished requests too)
   self.transfer = nil
+  local sock = self.sock
+  self.sock = nil
+  if sock then sock:close() end
 end
 
 function Http:close()
-  self.transfer = nil
+  self:cancel()
 end
 
 -- ---------------------------------------------------------------- clients
