@@ -713,7 +713,77 @@ static int opt_boolean(lua_State *L, const char *name)
     return v;
 }
 
-/* core.decoder{ gzip =, on_row =, take =, batch = } -> decoder (LDoc above) */
+/***
+ * A decoder: the bytes of a query response body in, the result out, with no
+ * socket of its own (internal API of `loganalytics.core`; its user is
+ * lua/loganalytics/resty.lua, the cosocket transport; the libcurl client
+ * uses the same code). The result, its typing, string cache and errors are
+ * those of `client:perform`'s `response.result`.
+ *
+ *     local dec = core.decoder { gzip = true, take = true, batch = 500 }
+ *     for chunk in body_chunks do
+ *       assert(dec:feed(chunk))
+ *       repeat
+ *         local n, more, list = dec:take()   -- list = { row1, tbl1, row2, tbl2, ... }
+ *         ...                                 -- handle the rows; may yield here
+ *       until not more
+ *     end
+ *     local result, err = dec:finish()
+ *
+ * @function core.decoder
+ * @tparam table options
+ * @tparam[opt] boolean options.gzip the bytes are one gzip member (bytes after
+ *   it are ignored); otherwise the JSON body itself. Bytes may be split anywhere.
+ * @tparam[opt] function options.on_row `f(row, tbl)`, called from C for each
+ *   row (rows are then not kept in the result; a C call, so it cannot yield
+ *   on LuaJIT); returning `false` stops: later feeds are ignored and `finish`
+ *   gives the result with `stopped = true`. An error it raises propagates
+ *   out of `feed`/`take`/`finish`; the decoder then raises at every call.
+ * @tparam[opt] boolean options.take rows are neither kept nor called:
+ *   `take()` returns them (not with `on_row`). `feed` then only parses.
+ * @tparam[opt] integer options.batch N >= 1: `feed` only parses (records the
+ *   events in C, makes no Lua value); each `take()` turns at most N pending
+ *   rows into Lua values (kept, given to `on_row` or listed), so no stretch
+ *   of Lua work is longer than N rows. Without it, `feed` makes every row it
+ *   parsed (keep and on_row modes) and `take()` returns `0, false`.
+ * @treturn decoder raises on misuse (wrong option types) or when memory ran out
+ */
+
+/***
+ * Feeds the next bytes of the body.
+ * @function decoder:feed
+ * @tparam string bytes
+ * @return `true`, or `nil, err` with `err.kind` "protocol" (malformed JSON,
+ *   broken gzip; `err.message` is the parser's) or "memory"; the same after a
+ *   failure, and `nil, err` ("the decoder has finished") after `finish`.
+ */
+
+/***
+ * Turns pending rows into Lua values (batch or take mode).
+ * @function decoder:take
+ * @treturn integer n the rows made by this call (at most `batch`)
+ * @treturn boolean more parsed rows are still pending: call again
+ * @treturn[opt] table list take mode only: `{ row1, tbl1, row2, tbl2, ... }`.
+ *   In take mode, rows still pending at `finish` are counted (`row_count`)
+ *   but given to no one: take until `more` is false first.
+ */
+
+/***
+ * The end of the body: checks the JSON (and the gzip member) is complete,
+ * makes whatever is still pending, and frees the C memory.
+ * @function decoder:finish
+ * @return the result (`tables` with `name`, `columns` `{name, type}`, `rows`
+ *   (by index or `row.ColumnName`), `row_count`; `statistics`, `render`,
+ *   `error` as sent; `stopped = true` when `on_row` stopped), or `nil, err`
+ *   as `feed` gives it ("the response ended before its JSON was complete",
+ *   "the gzip stream ended early").
+ */
+
+/***
+ * Frees the C memory now (also done by `__gc` and `__close`); idempotent.
+ * Later `feed`, `take` or `finish` raise "the decoder is closed".
+ * @function decoder:close
+ */
 static int decoder_new(lua_State *L)
 {
     enum la_decoder_mode mode = LA_DECODE_KEEP;
