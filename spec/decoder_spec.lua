@@ -466,11 +466,17 @@ describe("core.decoder on broken input", function()
 
   it("after a failure or finish, feed and finish are nil, err (not a crash)", function()
     local dec = core.decoder {}
-    assert.is_nil(dec:feed("]"))
+    local _, first = dec:feed("]")
+    assert.equals("protocol", first.kind)
     for _ = 1, 2 do
-      assert_protocol(nil, "feed after failure", dec:feed("{}"))
-      assert_protocol(nil, "finish after failure", dec:finish())
+      assert_protocol(first.message, "feed after failure", dec:feed("{}"))
+      assert_protocol(first.message, "finish after failure", dec:finish())
     end
+    dec = core.decoder { gzip = true }
+    assert.is_true(dec:feed(gzip_of(BODY):sub(1, 100)))
+    _, first = dec:finish()
+    assert.equals("the gzip stream ended early", first.message)
+    assert_protocol(first.message, "feed after a failed finish", dec:feed("{}"))
     dec = core.decoder {}
     assert.is_true(dec:feed(BODY))
     assert.is_table(dec:finish())

@@ -59,7 +59,9 @@ struct la_decoder {
     int owned;               /* a client's: it frees the C parts */
     enum phase phase;
     la_parse_status parse_status;  /* written by on_body, on either thread */
-    char message[120];       /* a failure not the parser's (gzip) */
+    char message[200];       /* a failure not the parser's (gzip), or the
+                                parser's kept when it is freed */
+    int message_no_memory;   /* ... and it was memory running out */
     int stopped;             /* on_row returned false */
     int lua_failed;          /* a handler raised: the error is at S_ERROR */
     int lua_no_memory;       /* ... and it was memory running out */
@@ -385,8 +387,11 @@ const char *la_decoder_error(const la_decoder *d)
 
 int la_decoder_out_of_memory(const la_decoder *d)
 {
-    return d->parse_status == LA_PARSE_ERROR && !d->message[0] && d->parser &&
-           la_parser_out_of_memory(d->parser);
+    if (d->parse_status != LA_PARSE_ERROR)
+        return 0;
+    if (d->message[0])
+        return d->message_no_memory;
+    return d->parser && la_parser_out_of_memory(d->parser);
 }
 
 void la_decoder_push_result(lua_State *L, int idx)
@@ -579,6 +584,19 @@ static int replay_failed(lua_State *L, la_decoder *d)
     return lua_error(L);
 }
 
+/* The body is broken (or memory ran out): the error is kept, the C parts
+ * freed; this and every later feed or finish give nil, err. */
+static int parse_failed(lua_State *L, la_decoder *d)
+{
+    if (!d->message[0]) {
+        snprintf(d->message, sizeof d->message, "%s", la_decoder_error(d));
+        d->message_no_memory = la_decoder_out_of_memory(d);
+    }
+    d->phase = FAILED;
+    la_decoder_release(d);
+    return push_failure(L, d);
+}
+
 static int parse_bytes(la_decoder *d, const char *data, size_t len)
 {
     if (!d->gunzip)
@@ -587,8 +605,10 @@ static int parse_bytes(la_decoder *d, const char *data, size_t len)
         return 0;  /* bytes after the member are ignored, as libcurl does */
     if (la_gunzip_feed(d->gunzip, data, len, la_decoder_on_body, d) != 0 &&
         d->parse_status == LA_PARSE_OK) {
-        snprintf(d->message, sizeof d->message, "%s", la_gunzip_failed(d->gunzip)
-                 ? "the gzip data is corrupt" : "out of memory for the gzip decoder");
+        int corrupt = la_gunzip_failed(d->gunzip);
+        snprintf(d->message, sizeof d->message, "%s",
+                 corrupt ? "the gzip data is corrupt" : "out of memory for the gzip decoder");
+        d->message_no_memory = !corrupt;
         d->parse_status = LA_PARSE_ERROR;
     }
     return d->parse_status == LA_PARSE_OK ? 0 : -1;
@@ -604,10 +624,8 @@ static int decoder_feed(lua_State *L)
         return push_failure(L, d);
     if (!d->stopped) {
         la_decoder_begin_call(d, L, 1);
-        if (parse_bytes(d, data, len) != 0) {
-            d->phase = FAILED;
-            return push_failure(L, d);
-        }
+        if (parse_bytes(d, data, len) != 0)
+            return parse_failed(L, d);
         if (d->batch == 0 && d->mode != LA_DECODE_TAKE) {
             d->budget = -1;
             if (run_replay(d) != 0 && d->lua_failed)
@@ -665,13 +683,8 @@ static int decoder_finish(lua_State *L)
     la_decoder_begin_call(d, L, 1);
     if (la_decoder_end(L, 1, d) != 0)
         return replay_failed(L, d);
-    if (d->parse_status == LA_PARSE_ERROR) {
-        d->phase = FAILED;
-        lua_settop(L, 1);
-        push_failure(L, d);
-        la_decoder_release(d);
-        return 2;
-    }
+    if (d->parse_status == LA_PARSE_ERROR)
+        return parse_failed(L, d);
     d->phase = FINISHED;
     la_decoder_release(d);
     la_decoder_push_result(L, 1);
