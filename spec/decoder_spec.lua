@@ -544,6 +544,16 @@ describe("core.decoder's life", function()
     collectgarbage()
   end)
 
+  it("refuses to be fed, taken, finished or closed from its own on_row", function()
+    for _, method in ipairs { "feed", "take", "finish", "close" } do
+      local dec
+      dec = core.decoder { on_row = function() dec[method](dec, BODY) end }
+      local ok, err = pcall(dec.feed, dec, BODY)
+      assert.is_false(ok, method)
+      assert.matches("the decoder is busy", err, 1, true)
+    end
+  end)
+
   it("refuses misuse with an argument error", function()
     local cases = {
       { nil, "table expected" },

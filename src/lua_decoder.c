@@ -66,6 +66,7 @@ struct la_decoder {
     int lua_failed;          /* a handler raised: the error is at S_ERROR */
     int lua_no_memory;       /* ... and it was memory running out */
     int paused;              /* the last replay stopped on its row budget */
+    int replaying;           /* inside a replay: its on_row handler runs */
     long budget;             /* rows the current replay may still make; < 0: any */
     lua_Integer made;        /* rows made since la_decoder_begin_call */
     lua_Integer listed;      /* take mode: entries in R_LIST */
@@ -333,7 +334,9 @@ static int run_replay(la_decoder *d)
     lua_rawgeti(L, -1, S_REPLAY);
     lua_remove(L, -2);
     lua_pushvalue(L, d->idx);
+    d->replaying = 1;
     status = lua_pcall(L, 1, 0, 0);
+    d->replaying = 0;
     d->L = L;  /* replay set it to the same thread; said again for clarity */
     if (status != LUA_OK) {
         d->lua_no_memory = status == LUA_ERRMEM;
@@ -454,7 +457,7 @@ void la_decoder_cancel(void *ud)
 int la_decoder_end(lua_State *L, int idx, la_decoder *d)
 {
     d->L = L;
-    d->idx = idx;
+    d->idx = lua_absindex(L, idx);
     if (d->lua_failed)
         return -1;
     if (d->stopped || !d->parser)
@@ -537,9 +540,19 @@ la_decoder *la_decoder_push(lua_State *L, int gzip, enum la_decoder_mode mode, i
 
 /* ------------------------------------------------------------ the Lua object */
 
+/* Its on_row handler may not touch it: a nested replay would read the tape
+ * the outer one is reading (and close would free it). */
+static void check_not_replaying(lua_State *L, const la_decoder *d)
+{
+    if (d->replaying)
+        luaL_error(L, "the decoder is busy: its on_row handler cannot feed, take, finish "
+                      "or close it");
+}
+
 static la_decoder *check_decoder(lua_State *L)
 {
     la_decoder *d = luaL_checkudata(L, 1, DECODER_MT);
+    check_not_replaying(L, d);
     if (d->phase == CLOSED)
         luaL_error(L, "the decoder is closed");
     if (d->lua_failed && !d->lua_no_memory)
@@ -699,6 +712,7 @@ static int decoder_close(lua_State *L)
     la_decoder *d = luaL_checkudata(L, 1, DECODER_MT);
     if (d->owned)
         return 0;  /* a client's: it frees it when its transfer ends */
+    check_not_replaying(L, d);
     la_decoder_release(d);
     d->phase = CLOSED;
     return 0;
