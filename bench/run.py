@@ -41,10 +41,11 @@ TIMEOUT = 900
 
 class Contender:
     def __init__(self, key, label, argv, scheme="http", env=None, callgrind=False,
-                 optional=False, check_bytes=None):
+                 optional=False, check_bytes=None, offline=False):
         self.key, self.label, self.argv, self.scheme = key, label, argv, scheme
         self.env, self.callgrind, self.optional = env or {}, callgrind, optional
         self.check_bytes = check_bytes  # None | "json" | "gz": what bytes= must equal
+        self.offline = offline          # reads the data file itself: no request to check
 
 
 CONTENDERS = [
@@ -65,8 +66,15 @@ CONTENDERS = [
     Contender("floor_tls", "5b floor, over https",
               lambda ep, n: ["sh", "bench/contender_floor.sh", ep, str(n), CERT[0]],
               scheme="https", check_bytes="gz"),
+    Contender("decoder", "6 decoder fed from Lua strings, full result",
+              lambda ep, n: [LUA, "bench/contender_decoder.lua", DATA[0], str(n), "full"],
+              env=LUA_ENV, callgrind=True, check_bytes="gz", offline=True),
+    Contender("decoder_take", "6b decoder, take=true batch=500",
+              lambda ep, n: [LUA, "bench/contender_decoder.lua", DATA[0], str(n), "take"],
+              env=LUA_ENV, callgrind=True, check_bytes="gz", offline=True),
 ]
 CERT = [None]
+DATA = [None]   # the data directory (--data)
 
 
 def sh(cmd):
@@ -189,8 +197,9 @@ def run_once(c, endpoint, n, sizes, http_port, extra_env, wrapper=None):
         return None, rec.get("msg", "error")
     if rc != 0 and not wrapper:
         return None, "exit %d: %s" % (rc, err.strip()[-200:])
-    seen = last_request(http_port)
     json_bytes, gz_bytes = sizes
+    seen = {"rows": n, "complete": True, "gzip": True, "scheme": c.scheme} if c.offline \
+        else last_request(http_port)
     if seen.get("rows") != n or not seen.get("complete"):
         return None, "the server did not send the whole body: %r" % seen
     if not seen.get("gzip"):
@@ -254,7 +263,7 @@ def main():
     # what is missing makes a contender n/a rather than the whole run fail
     missing = {}
     if not os.path.exists(os.path.join(ROOT, "build", "loganalytics", "core.so")):
-        for k in ("full", "on_row", "cjson"):
+        for k in ("full", "on_row", "cjson", "decoder", "decoder_take"):
             missing[k] = "build/loganalytics/core.so missing: run make build"
     if subprocess.run([LUA, "-e", "require'cjson'"], capture_output=True).returncode != 0:
         missing.setdefault("cjson", "lua-cjson not installed")
@@ -266,6 +275,7 @@ def main():
         args.no_callgrind = True
         print("valgrind not found: no instruction counts", file=sys.stderr)
 
+    DATA[0] = args.data
     print("generating data (cached in %s) ..." % os.path.relpath(args.data, ROOT), file=sys.stderr)
     data = {}
     for n in sizes:
@@ -407,6 +417,8 @@ def main():
               "interpreter start-up (3: lua + sh + curl; 5: curl alone)." % args.callgrind_rows)
     print("Lua contenders and the curl floor use http; the JS SDK (bearer auth) needs https, "
           "compare it with 5b. Every run checked: N rows, gzip, whole body.")
+    print("6 and 6b make no request: the gzip file is read into a Lua string before the clock "
+          "starts, then fed to core.decoder in 64 KiB slices (the cosocket path's decoding cost).")
     # the issue's goals, read off this run's medians
     def med(key, n, field="times"):
         r = results.get((key, n))
@@ -425,6 +437,11 @@ def main():
         stream = med("on_row", n, "rss")
         if stream:
             parts.append("on_row peak RSS %.0f MB" % (stream * 1024 / 1e6))
+        dec, dec_take, on_row = med("decoder", n), med("decoder_take", n), med("on_row", n)
+        if full and dec:
+            parts.append("decoder fed from Lua strings %.3f s (libcurl path %.3f s)" % (dec, full))
+        if dec_take and on_row:
+            parts.append("decoder take/batch %.3f s (libcurl on_row %.3f s)" % (dec_take, on_row))
         if parts:
             print("at %dk rows, full result: %s" % (n // 1000, "; ".join(parts)))
     for note in notes:

@@ -22,8 +22,10 @@
  * stop, and statuses that match what the sink did. Any violation aborts.
  *
  * Then the same body goes through the event tape (src/event_tape.c, with
- * its string cache) in other random chunks, replayed after every chunk:
- * the replayed events, string slots resolved, must be exactly the direct
+ * its string cache) in other random chunks, replayed after every chunk, the
+ * replaying sink pausing at random events (LA_SINK_PAUSE: the next replay
+ * gives that event again, as a decoder taking rows in batches does): the
+ * replayed events, string slots resolved, must be exactly the direct
  * parse's, event for event (both are written out canonically and compared).
  */
 #include "../src/la_core.h"
@@ -285,24 +287,61 @@ typedef struct resolver {
     state *checked;
     la_buf kept[SLOTS + 1];
     int seen[SLOTS + 1];
+    int paused;          /* the last event was refused: take it this time */
 } resolver;
+
+/* Refuses one event in eight (never the same one twice running). */
+static int pause_here(resolver *r)
+{
+    if (r->paused) {
+        r->paused = 0;
+        return 0;
+    }
+    r->paused = next_random() % 8 == 0;
+    return r->paused;
+}
+
+#define PAUSE_AT_RANDOM(r)              \
+    do {                                \
+        if (pause_here(r))              \
+            return LA_SINK_PAUSE;       \
+    } while (0)
 
 static int r_table_begin(void *ud)
 {
     resolver *r = ud;
+    PAUSE_AT_RANDOM(r);
     memset(r->seen, 0, sizeof r->seen);
     return on_table_begin(r->checked);
 }
-static int r_table_name(void *ud, const char *n, size_t l) { return on_table_name(((resolver *)ud)->checked, n, l); }
+static int r_table_name(void *ud, const char *n, size_t l)
+{
+    PAUSE_AT_RANDOM((resolver *)ud);
+    return on_table_name(((resolver *)ud)->checked, n, l);
+}
 static int r_column(void *ud, size_t i, const char *n, size_t nl, const char *t, size_t tl)
 {
+    PAUSE_AT_RANDOM((resolver *)ud);
     return on_column(((resolver *)ud)->checked, i, n, nl, t, tl);
 }
-static int r_row_begin(void *ud, size_t n) { return on_row_begin(((resolver *)ud)->checked, n); }
-static int r_row_end(void *ud, size_t n) { return on_row_end(((resolver *)ud)->checked, n); }
-static int r_table_end(void *ud) { return on_table_end(((resolver *)ud)->checked); }
+static int r_row_begin(void *ud, size_t n)
+{
+    PAUSE_AT_RANDOM((resolver *)ud);
+    return on_row_begin(((resolver *)ud)->checked, n);
+}
+static int r_row_end(void *ud, size_t n)
+{
+    PAUSE_AT_RANDOM((resolver *)ud);
+    return on_row_end(((resolver *)ud)->checked, n);
+}
+static int r_table_end(void *ud)
+{
+    PAUSE_AT_RANDOM((resolver *)ud);
+    return on_table_end(((resolver *)ud)->checked);
+}
 static int r_member(void *ud, const char *k, size_t kl, const char *j, size_t jl)
 {
+    PAUSE_AT_RANDOM((resolver *)ud);
     return on_member(((resolver *)ud)->checked, k, kl, j, jl);
 }
 
@@ -310,6 +349,7 @@ static int r_cell(void *ud, size_t index, const la_cell *cell)
 {
     resolver *r = ud;
     la_cell plain = *cell;
+    PAUSE_AT_RANDOM(r);
     if (cell->slot != 0) {
         int slot = cell->slot > 0 ? cell->slot : -cell->slot;
         CHECK(cell->kind == LA_CELL_STRING);
@@ -333,6 +373,15 @@ static const la_result_sink resolving_sink = {
     r_cell, r_row_end, r_table_end, r_member,
 };
 
+/* Replays until the tape has nothing left, through the random pauses. */
+static void replay_all(la_tape *tape, resolver *r)
+{
+    int rc;
+    while ((rc = la_tape_replay(tape, &resolving_sink, r)) == LA_SINK_PAUSE)
+        ;
+    CHECK(rc == 0);
+}
+
 /* The body through the tape, replayed after every chunk into the checking
  * sink; returns the parse status. */
 static la_parse_status through_tape(const char *doc, size_t doc_len, state *checked)
@@ -344,6 +393,7 @@ static la_parse_status through_tape(const char *doc, size_t doc_len, state *chec
     size_t at = 0, i;
     CHECK(tape != NULL);
     r.checked = checked;
+    r.paused = 0;
     for (i = 0; i <= SLOTS; i++)
         la_buf_init(&r.kept[i]);
     p = la_parser_new(la_tape_sink(), tape);
@@ -355,12 +405,12 @@ static la_parse_status through_tape(const char *doc, size_t doc_len, state *chec
         st = la_parser_feed(p, doc + at, n);
         at += n;
         CHECK(la_tape_flush(tape) == 0);
-        CHECK(la_tape_replay(tape, &resolving_sink, &r) == 0);
+        replay_all(tape, &r);
     }
     if (st == LA_PARSE_OK)
         st = la_parser_finish(p);
     CHECK(la_tape_flush(tape) == 0);
-    CHECK(la_tape_replay(tape, &resolving_sink, &r) == 0);
+    replay_all(tape, &r);
     la_parser_free(p);
     la_tape_free(tape);
     for (i = 0; i <= SLOTS; i++)

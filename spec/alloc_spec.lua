@@ -21,7 +21,28 @@ local CONFIGS = {
   { name = "identity, threads = false, on_row", fault = "big:1:identity", threads = "false",
     on_row = "on_row" },
   { name = "gzip, body worker, on_row", fault = "big:1", threads = "true", on_row = "on_row" },
+  -- core.decoder fed from Lua strings (the cosocket transport's path)
+  { name = "decoder, gzip, full result", fault = "big:1", decoder = "keep" },
+  { name = "decoder, gzip, take in batches", fault = "big:1", decoder = "take" },
 }
+
+-- The gzip body of a FAULTS query, as the server sends it (for the decoder
+-- runs: fetched here, outside the shim).
+local body_files = {}
+local function body_file(fault)
+  if not body_files[fault] then
+    local request, out = os.tmpname(), os.tmpname()
+    local f = assert(io.open(request, "w"))
+    f:write(require("loganalytics.core").query_body(fault))
+    f:close()
+    assert(os.execute(("curl -sf -o %s -H 'X-Api-Key: DEMO_KEY' -H 'Accept-Encoding: gzip' "
+      .. "-H 'Content-Type: application/json' --data-binary @%s %s/v1/workspaces/FAULTS/query")
+      :format(out, request, helper.endpoint())))
+    os.remove(request)
+    body_files[fault] = out
+  end
+  return body_files[fault]
+end
 
 local report = os.tmpname()
 
@@ -33,8 +54,11 @@ local function run(config, at)
     "env", "LUA_PATH='lua/?.lua;;'", "LUA_CPATH='build/?.so;;'",
     "LD_PRELOAD=" .. SHIM, "FAILMALLOC_AT=" .. at, "FAILMALLOC_CALLERS=" .. CALLERS,
     "FAILMALLOC_REPORT=" .. report,
-    "timeout -s KILL 60 lua5.4 spec/scripts/alloc_query.lua",
-    helper.endpoint(), config.fault, config.threads, config.on_row, "2>&1; echo \"exit $?\"",
+    "timeout -s KILL 60 lua5.4",
+    config.decoder and "spec/scripts/alloc_decoder.lua" or "spec/scripts/alloc_query.lua",
+    helper.endpoint(),
+    config.decoder and body_file(config.fault) or config.fault,
+    config.decoder or config.threads, config.on_row or "", "2>&1; echo \"exit $?\"",
   }, " ")
   local pipe = assert(io.popen(command))
   local out = pipe:read("*a")

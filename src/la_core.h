@@ -1,8 +1,8 @@
 /*
  * The C core of loganalytics: HTTP transport, streaming response parser,
  * typed cell conversion and request bodies. It never includes lua.h, so it
- * can be unit-tested, fuzzed, and driven by other transports; the single
- * binding file (lua_binding.c) turns its events into Lua values.
+ * can be unit-tested, fuzzed, and driven by other transports; the binding
+ * (src/lua_*.c, lua_binding.h) turns its events into Lua values.
  */
 #ifndef LA_CORE_H
 #define LA_CORE_H

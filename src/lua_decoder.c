@@ -59,11 +59,14 @@ struct la_decoder {
     int owned;               /* a client's: it frees the C parts */
     enum phase phase;
     la_parse_status parse_status;  /* written by on_body, on either thread */
-    char message[120];       /* a failure not the parser's (gzip) */
+    char message[200];       /* a failure not the parser's (gzip), or the
+                                parser's kept when it is freed */
+    int message_no_memory;   /* ... and it was memory running out */
     int stopped;             /* on_row returned false */
     int lua_failed;          /* a handler raised: the error is at S_ERROR */
     int lua_no_memory;       /* ... and it was memory running out */
     int paused;              /* the last replay stopped on its row budget */
+    int replaying;           /* inside a replay: its on_row handler runs */
     long budget;             /* rows the current replay may still make; < 0: any */
     lua_Integer made;        /* rows made since la_decoder_begin_call */
     lua_Integer listed;      /* take mode: entries in R_LIST */
@@ -331,7 +334,9 @@ static int run_replay(la_decoder *d)
     lua_rawgeti(L, -1, S_REPLAY);
     lua_remove(L, -2);
     lua_pushvalue(L, d->idx);
+    d->replaying = 1;
     status = lua_pcall(L, 1, 0, 0);
+    d->replaying = 0;
     d->L = L;  /* replay set it to the same thread; said again for clarity */
     if (status != LUA_OK) {
         d->lua_no_memory = status == LUA_ERRMEM;
@@ -385,8 +390,11 @@ const char *la_decoder_error(const la_decoder *d)
 
 int la_decoder_out_of_memory(const la_decoder *d)
 {
-    return d->parse_status == LA_PARSE_ERROR && !d->message[0] && d->parser &&
-           la_parser_out_of_memory(d->parser);
+    if (d->parse_status != LA_PARSE_ERROR)
+        return 0;
+    if (d->message[0])
+        return d->message_no_memory;
+    return d->parser && la_parser_out_of_memory(d->parser);
 }
 
 void la_decoder_push_result(lua_State *L, int idx)
@@ -449,7 +457,7 @@ void la_decoder_cancel(void *ud)
 int la_decoder_end(lua_State *L, int idx, la_decoder *d)
 {
     d->L = L;
-    d->idx = idx;
+    d->idx = lua_absindex(L, idx);
     if (d->lua_failed)
         return -1;
     if (d->stopped || !d->parser)
@@ -532,9 +540,19 @@ la_decoder *la_decoder_push(lua_State *L, int gzip, enum la_decoder_mode mode, i
 
 /* ------------------------------------------------------------ the Lua object */
 
+/* Its on_row handler may not touch it: a nested replay would read the tape
+ * the outer one is reading (and close would free it). */
+static void check_not_replaying(lua_State *L, const la_decoder *d)
+{
+    if (d->replaying)
+        luaL_error(L, "the decoder is busy: its on_row handler cannot feed, take, finish "
+                      "or close it");
+}
+
 static la_decoder *check_decoder(lua_State *L)
 {
     la_decoder *d = luaL_checkudata(L, 1, DECODER_MT);
+    check_not_replaying(L, d);
     if (d->phase == CLOSED)
         luaL_error(L, "the decoder is closed");
     if (d->lua_failed && !d->lua_no_memory)
@@ -579,6 +597,19 @@ static int replay_failed(lua_State *L, la_decoder *d)
     return lua_error(L);
 }
 
+/* The body is broken (or memory ran out): the error is kept, the C parts
+ * freed; this and every later feed or finish give nil, err. */
+static int parse_failed(lua_State *L, la_decoder *d)
+{
+    if (!d->message[0]) {
+        snprintf(d->message, sizeof d->message, "%s", la_decoder_error(d));
+        d->message_no_memory = la_decoder_out_of_memory(d);
+    }
+    d->phase = FAILED;
+    la_decoder_release(d);
+    return push_failure(L, d);
+}
+
 static int parse_bytes(la_decoder *d, const char *data, size_t len)
 {
     if (!d->gunzip)
@@ -587,8 +618,10 @@ static int parse_bytes(la_decoder *d, const char *data, size_t len)
         return 0;  /* bytes after the member are ignored, as libcurl does */
     if (la_gunzip_feed(d->gunzip, data, len, la_decoder_on_body, d) != 0 &&
         d->parse_status == LA_PARSE_OK) {
-        snprintf(d->message, sizeof d->message, "%s", la_gunzip_failed(d->gunzip)
-                 ? "the gzip data is corrupt" : "out of memory for the gzip decoder");
+        int corrupt = la_gunzip_failed(d->gunzip);
+        snprintf(d->message, sizeof d->message, "%s",
+                 corrupt ? "the gzip data is corrupt" : "out of memory for the gzip decoder");
+        d->message_no_memory = !corrupt;
         d->parse_status = LA_PARSE_ERROR;
     }
     return d->parse_status == LA_PARSE_OK ? 0 : -1;
@@ -604,10 +637,8 @@ static int decoder_feed(lua_State *L)
         return push_failure(L, d);
     if (!d->stopped) {
         la_decoder_begin_call(d, L, 1);
-        if (parse_bytes(d, data, len) != 0) {
-            d->phase = FAILED;
-            return push_failure(L, d);
-        }
+        if (parse_bytes(d, data, len) != 0)
+            return parse_failed(L, d);
         if (d->batch == 0 && d->mode != LA_DECODE_TAKE) {
             d->budget = -1;
             if (run_replay(d) != 0 && d->lua_failed)
@@ -665,13 +696,8 @@ static int decoder_finish(lua_State *L)
     la_decoder_begin_call(d, L, 1);
     if (la_decoder_end(L, 1, d) != 0)
         return replay_failed(L, d);
-    if (d->parse_status == LA_PARSE_ERROR) {
-        d->phase = FAILED;
-        lua_settop(L, 1);
-        push_failure(L, d);
-        la_decoder_release(d);
-        return 2;
-    }
+    if (d->parse_status == LA_PARSE_ERROR)
+        return parse_failed(L, d);
     d->phase = FINISHED;
     la_decoder_release(d);
     la_decoder_push_result(L, 1);
@@ -686,6 +712,7 @@ static int decoder_close(lua_State *L)
     la_decoder *d = luaL_checkudata(L, 1, DECODER_MT);
     if (d->owned)
         return 0;  /* a client's: it frees it when its transfer ends */
+    check_not_replaying(L, d);
     la_decoder_release(d);
     d->phase = CLOSED;
     return 0;
@@ -713,7 +740,77 @@ static int opt_boolean(lua_State *L, const char *name)
     return v;
 }
 
-/* core.decoder{ gzip =, on_row =, take =, batch = } -> decoder (LDoc above) */
+/***
+ * A decoder: the bytes of a query response body in, the result out, with no
+ * socket of its own (internal API of `loganalytics.core`; its user is
+ * lua/loganalytics/resty.lua, the cosocket transport; the libcurl client
+ * uses the same code). The result, its typing, string cache and errors are
+ * those of `client:perform`'s `response.result`.
+ *
+ *     local dec = core.decoder { gzip = true, take = true, batch = 500 }
+ *     for chunk in body_chunks do
+ *       assert(dec:feed(chunk))
+ *       repeat
+ *         local n, more, list = dec:take()   -- list = { row1, tbl1, row2, tbl2, ... }
+ *         ...                                 -- handle the rows; may yield here
+ *       until not more
+ *     end
+ *     local result, err = dec:finish()
+ *
+ * @function core.decoder
+ * @tparam table options
+ * @tparam[opt] boolean options.gzip the bytes are one gzip member (bytes after
+ *   it are ignored); otherwise the JSON body itself. Bytes may be split anywhere.
+ * @tparam[opt] function options.on_row `f(row, tbl)`, called from C for each
+ *   row (rows are then not kept in the result; a C call, so it cannot yield
+ *   on LuaJIT); returning `false` stops: later feeds are ignored and `finish`
+ *   gives the result with `stopped = true`. An error it raises propagates
+ *   out of `feed`/`take`/`finish`; the decoder then raises at every call.
+ * @tparam[opt] boolean options.take rows are neither kept nor called:
+ *   `take()` returns them (not with `on_row`). `feed` then only parses.
+ * @tparam[opt] integer options.batch N >= 1: `feed` only parses (records the
+ *   events in C, makes no Lua value); each `take()` turns at most N pending
+ *   rows into Lua values (kept, given to `on_row` or listed), so no stretch
+ *   of Lua work is longer than N rows. Without it, `feed` makes every row it
+ *   parsed (keep and on_row modes) and `take()` returns `0, false`.
+ * @treturn decoder raises on misuse (wrong option types) or when memory ran out
+ */
+
+/***
+ * Feeds the next bytes of the body.
+ * @function decoder:feed
+ * @tparam string bytes
+ * @return `true`, or `nil, err` with `err.kind` "protocol" (malformed JSON,
+ *   broken gzip; `err.message` is the parser's) or "memory"; the same after a
+ *   failure, and `nil, err` ("the decoder has finished") after `finish`.
+ */
+
+/***
+ * Turns pending rows into Lua values (batch or take mode).
+ * @function decoder:take
+ * @treturn integer n the rows made by this call (at most `batch`)
+ * @treturn boolean more parsed rows are still pending: call again
+ * @treturn[opt] table list take mode only: `{ row1, tbl1, row2, tbl2, ... }`.
+ *   In take mode, rows still pending at `finish` are counted (`row_count`)
+ *   but given to no one: take until `more` is false first.
+ */
+
+/***
+ * The end of the body: checks the JSON (and the gzip member) is complete,
+ * makes whatever is still pending, and frees the C memory.
+ * @function decoder:finish
+ * @return the result (`tables` with `name`, `columns` `{name, type}`, `rows`
+ *   (by index or `row.ColumnName`), `row_count`; `statistics`, `render`,
+ *   `error` as sent; `stopped = true` when `on_row` stopped), or `nil, err`
+ *   as `feed` gives it ("the response ended before its JSON was complete",
+ *   "the gzip stream ended early").
+ */
+
+/***
+ * Frees the C memory now (also done by `__gc` and `__close`); idempotent.
+ * Later `feed`, `take` or `finish` raise "the decoder is closed".
+ * @function decoder:close
+ */
 static int decoder_new(lua_State *L)
 {
     enum la_decoder_mode mode = LA_DECODE_KEEP;
