@@ -445,9 +445,10 @@ print(sum(1 for s, b in answers if s == 200 and b == b"3\n"), "%.3f" % (time.mon
     helper.configure_identity('{"reset": true}')
     get(base .. "/flush_tokens")
     assert.equals("3\n", (get(base .. "/slow?kql=sleep:0")))
+    local before = helper.identity().token_requests
     helper.revoke_tokens()
     assert.equals("3\n", (get(base .. "/slow?kql=sleep:0")))
-    assert.equals(2, helper.identity().token_requests)
+    assert.equals(before + 1, helper.identity().token_requests)
   end)
 
   it("queries over TLS, verified with lua_ssl_trusted_certificate", function()

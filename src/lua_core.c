@@ -102,6 +102,17 @@ static int core_now(lua_State *L)
     return 1;
 }
 
+/* core.wall_clock() -> seconds since the epoch, now (not cached): beside
+ * nginx's ngx.now(), cached when its event loop last woke, it tells how long
+ * the loop's current turn has run, whoever ran it. */
+static int core_wall_clock(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
 /* core.parse_http_date(text) -> epoch seconds | nil */
 static int core_parse_http_date(lua_State *L)
 {
@@ -331,6 +342,7 @@ static int core_gunzip(lua_State *L)
 static const luaL_Reg functions[] = {
     {"sleep", core_sleep},
     {"now", core_now},
+    {"wall_clock", core_wall_clock},
     {"parse_http_date", core_parse_http_date},
     {"parse_url", core_parse_url},
     {"base_url", core_base_url},

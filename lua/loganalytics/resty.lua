@@ -42,6 +42,7 @@ local shared_tokens = require "loganalytics.shared_tokens"
 local type, pairs, tostring, tonumber, setmetatable, pcall, error =
   type, pairs, tostring, tonumber, setmetatable, pcall, error
 local concat, min, floor = table.concat, math.min, math.floor
+local wall_clock = core.wall_clock
 local co_create, co_resume, co_status, co_yield =
   coroutine.create, coroutine.resume, coroutine.status, coroutine.yield
 
@@ -68,13 +69,17 @@ end
 
 -- ---------------------------------------------------------------- yielding
 
--- Gives the event loop back once SLICE of work has gone by since it last
--- ran: `pace()` is cheap to call often; `rested()` says the loop just ran
--- (a socket read waited), so the slice starts anew.
+-- Gives the event loop back once its current turn has run SLICE, whoever
+-- ran it: ngx.now() is the time nginx cached when the loop last woke, so
+-- many requests resuming in one turn (200 answers arriving together) share
+-- one budget, and those past it go on in the next turns. Also once this
+-- transfer has worked SLICE since it last waited (in case nginx's cached
+-- time moved within the turn). `pace()` is cheap to call often; `rested()`
+-- says a socket read just waited.
 local function new_pacer()
   local last = core.now()
   local function pace()
-    if core.now() - last >= SLICE then
+    if core.now() - last >= SLICE or wall_clock() - ngx.now() >= SLICE then
       ngx.sleep(0.001)
       last = core.now()
     end
@@ -163,6 +168,8 @@ local function run(self, req, pause_for_rows)
     if deadline then value = min(value, deadline - core.now()) end
     return floor(value * 1000 + 0.5) > 0 and floor(value * 1000 + 0.5) or 1
   end
+  local pace, rested = new_pacer()
+  pace()  -- many requests starting in one turn of the loop take turns
   local sock, err = ngx.socket.tcp()
   if not sock then return failed("network", "no cosocket: " .. tostring(err)) end
   self.sock = sock  -- for cancel
@@ -238,8 +245,6 @@ local function run(self, req, pause_for_rows)
     response.status = status
     return response
   end
-
-  local pace, rested = new_pacer()
 
   -- status line and header fields
   local headers, header_bytes
