@@ -71,7 +71,7 @@ local LOCATIONS = [[
         location = /slow {
             content_by_lua_block {
                 local t = require "resty_spec_clients"
-                local result, err = t.credential_client():query(ngx.var.arg_kql, { workspace = "FAULTS" })
+                local result, err = t.credential_client(ngx.var.arg_c):query(ngx.var.arg_kql, { workspace = "FAULTS" })
                 if not result then ngx.status = 502 ngx.say(tostring(err)) return end
                 ngx.say(#result.tables[1].rows)
             }
@@ -143,16 +143,17 @@ function M.client(endpoint, retries, stall)
   end
   return c
 end
-local shared
-function M.credential_client()
-  if not shared then
-    shared = resty.new {
+local shared = {}
+function M.credential_client(name)
+  name = name or "default"
+  if not shared[name] then
+    shared[name] = resty.new {
       endpoint = ngx.var.la_endpoint, workspace = "FAULTS", token_cache = "la_tokens",
       credential = la.credentials.client_secret { tenant = "TEST_TENANT", client_id = "TEST_CLIENT",
         client_secret = "TEST_SECRET", authority_host = ngx.var.la_endpoint },
     }
   end
-  return shared
+  return shared[name]
 end
 local function ESCAPE(c) return ("\\%03d"):format(c:byte()) end
 function M.line(row)
@@ -320,29 +321,25 @@ describe("loganalytics.resty in nginx", function()
   it("runs 200 slow queries at once in under 4 s with one token request, /ping under 25 ms", function()
     helper.configure_identity('{"reset": true}')
     get(base .. "/flush_tokens")
-    local script = ([[
-import concurrent.futures, sys, time, urllib.request
-url = sys.argv[1]
-def one(_):
-    with urllib.request.urlopen(url, timeout=30) as r:
-        return r.status, r.read()
-start = time.monotonic()
-with concurrent.futures.ThreadPoolExecutor(200) as pool:
-    answers = list(pool.map(one, range(200)))
-print(sum(1 for s, b in answers if s == 200 and b == b"3\n"), "%.3f" % (time.monotonic() - start))
-]])
-    local file = os.tmpname()
-    local f = assert(io.open(file, "w"))
-    f:write(script)
+    -- one curl process (C, event-driven) makes the 200 requests: Python
+    -- threads would take the two cores from the nginx under test
+    local config = os.tmpname()
+    local f = assert(io.open(config, "w"))
+    for _ = 1, 200 do
+      f:write(('url = "%s/slow?kql=sleep:2000&c=burst"\noutput = "/dev/null"\n'):format(base))
+    end
     f:close()
-    local out
+    local out, seconds
     local stats = pings_during(port, function()
-      out = sh(("python3 %s '%s/slow?kql=sleep:2000'"):format(file, base))
+      local t0 = core.now()
+      out = sh(("curl -s --parallel --parallel-immediate --parallel-max 200 -w '%%{http_code}:%%{size_download}\\n' -K %s")
+        :format(config))
+      seconds = core.now() - t0
     end)
-    os.remove(file)
-    local ok_count, seconds = out:match("^(%d+) ([%d.]+)")
-    assert.equals("200", ok_count, out)
-    assert.is_true(tonumber(seconds) < 4, ("200 slow queries took %s s"):format(seconds))
+    os.remove(config)
+    local ok_count = select(2, out:gsub("200:2\n", ""))
+    assert.equals(200, ok_count, out)
+    assert.is_true(seconds < 4, ("200 slow queries took %.2f s"):format(seconds))
     assert.equals(1, helper.identity().token_requests)
     assert.equals(0, stats.errors, describe_pings(stats))
     assert.is_true(stats.max_ms < 25, describe_pings(stats))
