@@ -175,18 +175,32 @@ local function core_fetch_with(self, scope, transport, perform)
   local core_credential = self._core
   local sleep = transport.sleep or core.sleep
   if transport.sleep ~= nil then check.type("transport.sleep", transport.sleep, "function") end
-  while self._in_flight_until and os.time() <= self._in_flight_until do sleep(0.01) end
+  -- nil for the main thread: it cannot yield, so no other coroutine runs while it is
+  -- in perform (unless perform resumes them: waiting would never end)
+  local me, is_main = coroutine.running()
+  if is_main then me = nil end
+  while true do
+    -- wait while another coroutine, alive (one whose perform raised is dead), has a
+    -- request under way within its time limit
+    local busy = self._in_flight
+    if not (busy and busy.owner and busy.owner ~= me and os.time() <= busy.deadline
+            and coroutine.status(busy.owner) ~= "dead") then
+      break
+    end
+    sleep(0.01)
+  end
   local token, expires_on, refresh_on = core_credential:token_request(scope, os.time(), transport)
   if token == false then
     local request = expires_on
-    self._in_flight_until = os.time() + request.timeout + 1
+    local busy = { owner = me, deadline = os.time() + request.timeout + 1 }
+    self._in_flight = busy
     local ok, response
     if PCALL_YIELDS then
       ok, response = pcall(perform, request)
     else
       ok, response = true, perform(request)
     end
-    self._in_flight_until = nil
+    if self._in_flight == busy then self._in_flight = nil end
     if not ok then
       core_credential:token_abandon()
       error(response, 0)
