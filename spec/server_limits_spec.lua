@@ -382,9 +382,12 @@ describe("local server limits", function()
     it("ping_probe and rss_probe stop on SIGTERM and write their reports", function()
       local ping_probe = helper.start_probe("ping_probe.py",
         ("http://127.0.0.1:%d/"):format(helper.closed_port()))
+      local stopped
+      finally(function() if not stopped then ping_probe.stop() end end)
       local rss_probe = helper.start_probe("rss_probe.py", stats().pid)
       os.execute("sleep 0.5")
       local ping, rss = ping_probe.stop(), rss_probe.stop()
+      stopped = true
       assert.equals(0, ping.count)        -- nothing listens there
       assert.is_true(ping.errors > 10)
       assert.equals(core.null, ping.p99_ms)
