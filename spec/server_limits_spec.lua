@@ -261,9 +261,16 @@ describe("local server limits", function()
   describe("concurrency", function()
     it("answers 20 slow queries at once and counts them in flight", function()
       local outputs, seconds = parallel(20, "/v1/workspaces/FAULTS/query",
-        '{"query":"sleep:1000"}', "%{http_code}")
-      for _, out in ipairs(outputs) do assert.equals("200", out) end
-      assert.is_true(seconds < 2, ("20 x sleep:1000 took %.2f s"):format(seconds))
+        '{"query":"sleep:1000"}', "%{http_code} %{time_total}")
+      for _, out in ipairs(outputs) do
+        local status, took = out:match("^(%d+) ([%d.]+)$")
+        assert.equals("200", status)
+        -- each answered in its own second: none waited for another
+        assert.is_true(tonumber(took) < 2, "one of 20 x sleep:1000 took " .. took .. " s")
+      end
+      -- all of them at once, starting 20 curl processes included (a loaded machine
+      -- can take a second to start them)
+      assert.is_true(seconds < 3, ("20 x sleep:1000 took %.2f s"):format(seconds))
       local s = stats()
       assert.equals(20, s.max_in_flight)
       assert.equals(0, s.in_flight)

@@ -7,8 +7,9 @@
 Pings URL (http:// or https://; https unverified: it measures time, not trust) with
 http.client, reusing the connection and reconnecting when it drops, one ping every
 interval (the next starts at once when a ping took longer). Stops on SIGTERM or SIGINT,
-or after S seconds (or --max-seconds: a probe nobody stopped ends by itself). Once it can be stopped it writes {"running": true} to FILE (wait for
-that before the work you measure: a SIGTERM before it kills the probe without a report);
+or after S seconds (or --max-seconds: a probe nobody stopped ends by itself). Once it can
+be stopped it writes {"running": true} to FILE (wait for that before the work you
+measure: a SIGTERM before it kills the probe without a report);
 when it stops it replaces FILE (atomically: a temporary file renamed) with the report:
     {"count", "p50_ms", "p99_ms", "max_ms", "errors", "samples": [ms, ...]}
 count and the percentiles are over the pings that answered 2xx (their whole body read);
