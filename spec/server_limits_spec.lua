@@ -279,6 +279,19 @@ describe("local server limits", function()
       assert.equals(0, stats().max_in_flight)
     end)
 
+    it("counts an answer its client abandoned, and no longer in flight", function()
+      assert(helper.run(("curl -s -H 'X-Api-Key: DEMO_KEY' --data '{\"query\":\"rows:5000000\"}' "
+        .. "%s/v1/workspaces/FAULTS/query | head -c 100000 > /dev/null"):format(helper.endpoint())))
+      local s
+      for _ = 1, 40 do   -- the server sees the close at its next write
+        s = stats()
+        if s.aborted == 1 then break end
+        os.execute("sleep 0.05")
+      end
+      assert.equals(1, s.aborted)
+      assert.equals(0, s.in_flight)
+    end)
+
     it("refuses beyond concurrency_limit with 429 and Retry-After", function()
       helper.configure_server('{"concurrency_limit":2,"retry_after":3}')
       local outputs = parallel(5, "/v1/workspaces/FAULTS/query", '{"query":"sleep:1500"}',

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Memory probe: samples a process's resident set size until told to stop.
 
-    python3 spec/scripts/rss_probe.py PID [--interval-ms 20] [--seconds S] [--max-seconds 900] --out FILE
+    python3 spec/scripts/rss_probe.py PID [--interval-ms 20] [--seconds S]
+                                         [--max-seconds 900] --out FILE
 
 Reads VmRSS from /proc/PID/status every interval until SIGTERM or SIGINT, S seconds (or
---max-seconds: a probe nobody stopped ends by itself), or the process's end. Once it can be stopped it writes {"running": true} to FILE (wait for
-that first: a SIGTERM before it kills the probe without a report); when it stops it
-replaces FILE (atomically) with the report:
+--max-seconds: a probe nobody stopped ends by itself), or the process's end. Once it can
+be stopped it writes {"running": true} to FILE (wait for that first: a SIGTERM before it
+kills the probe without a report); when it stops it replaces FILE (atomically) with the
+report:
     {"start_kb", "max_kb", "end_kb", "samples"}
 (the first, largest and last readings in kB, and how many there were; the kB values are
 null when not one reading was made). Standard library only.
