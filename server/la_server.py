@@ -25,9 +25,10 @@ Query endpoints (POST, JSON body {"query", "timespan"?, "workspaces"?}; ?api_key
   /v1/workspaces/ECHO/query             query = html404|gateway502|json400|partial|text401:
                                         a gateway quoting the request (URL, Authorization,
                                         X-Api-Key) back, before any auth (server/faults.py)
-  /v1/workspaces/GENERATED/query        query = Events | Events | take N | Events | count:
-                                        the --generated-rows-row table (Id, TimeGenerated, ...)
-                                        of December 2025, only the rows in `timespan`
+  /v1/workspaces/GENERATED/query        query = `Events`, `Events | take N` or `Events | count`
+                                        on the table of --generated-rows rows (Id,
+                                        TimeGenerated, ...) spread over December 2025 (which
+                                        ends at ANCHOR, "now"): only the rows in `timespan`
                                         ([start, end), 100 ns exact), streamed, capped by
                                         row_cap / size_cap_bytes (then HTTP 200 with the
                                         service's PartialError); see server/generated.py
@@ -64,10 +65,12 @@ Beyond concurrency_limit at once, or while throttle_next > 0, a request gets 429
 ThrottledError with Retry-After: retry_after, before authentication, as a gateway would.
 
 Test control (no auth, not logged): GET /_test/requests, /_test/last, /_test/stats
-({"connections", "requests", "in_flight", "max_in_flight", "admitted", "throttled", "pid"}:
+({"connections", "requests", "in_flight", "max_in_flight", "admitted", "throttled",
+"aborted", "pid"}:
 in_flight = query-route requests being answered now, max_in_flight = their most at once,
-admitted = let in, throttled = refused with 429, all since start or reset; pid = the
-server's process id, for memory probes),
+admitted = let in, throttled = refused with 429, aborted = answers cut short because the
+client closed the connection (a streamed answer notices at its next write), all since start
+or reset; pid = the server's process id, for memory probes),
 /_test/faults (the FAULTS per-KEY counters), /_test/tls (with --tls: {"ca_file", "good",
 "untrusted", "wrong_host"}, the CA's PEM path and the HTTPS ports; 404 without --tls);
 GET /_test/config (the whole configuration below); POST /_test/config with a JSON object:
@@ -732,6 +735,7 @@ class State:
         self.max_in_flight = 0  # their most at once since start or reset
         self.admitted = 0      # query-route requests let in (not refused with 429)
         self.throttled = 0     # refused by concurrency_limit or throttle_next
+        self.aborted = 0       # answers cut because the client closed the connection
 
 
 # The test configuration (POST /_test/config): key -> (default, check). The CLI flags set
@@ -872,6 +876,10 @@ class Handler(BaseHTTPRequestHandler):
             self.route(method, path, parse_qs(qs, keep_blank_values=True), body, prefs, applied)
         except ApiError as err:
             self.send_error_api(err, [("Preference-Applied", ",".join(applied))] if applied else [])
+        except ConnectionError:   # the client went away mid-answer
+            with STATE.lock:
+                STATE.aborted += 1
+            raise
         finally:
             with STATE.lock:
                 STATE.in_flight -= 1
@@ -1128,6 +1136,7 @@ class Handler(BaseHTTPRequestHandler):
                                             "max_in_flight": STATE.max_in_flight,
                                             "admitted": STATE.admitted,
                                             "throttled": STATE.throttled,
+                                            "aborted": STATE.aborted,
                                             "pid": os.getpid()},
                    "/_test/faults": faults.counters,
                    "/_test/tls": lambda: dict(TLS_INFO),
@@ -1135,7 +1144,7 @@ class Handler(BaseHTTPRequestHandler):
             if path == "/_test/reset":
                 STATE.log.clear()
                 STATE.connections = STATE.requests = 0
-                STATE.admitted = STATE.throttled = 0
+                STATE.admitted = STATE.throttled = STATE.aborted = 0
                 STATE.max_in_flight = STATE.in_flight  # those still running count on
                 TEST_CONFIG.clear()
                 TEST_CONFIG.update(STARTUP_CONFIG)

@@ -421,7 +421,7 @@ end
 function helper.start_probe(script, args)
   local out = os.tmpname()
   os.remove(out)
-  local p = assert(io.popen(("python3 spec/scripts/%s %s --out %s & echo $!"):format(script, args, out)))
+  local p = assert(io.popen(("python3 spec/scripts/%s %s --out %s >/dev/null 2>&1 & echo $!"):format(script, args, out)))
   local pid = p:read("*l")
   p:close()
   local function report()
@@ -434,7 +434,10 @@ function helper.start_probe(script, args)
     if report() then break end
     os.execute("sleep 0.05")
   end
-  assert(report(), script .. " did not start")
+  if not report() then
+    os.execute("kill " .. pid .. " 2>/dev/null")
+    error(script .. " did not start")
+  end
   local probe = {}
   function probe.stop()
     os.execute("kill " .. pid)

@@ -2,13 +2,14 @@
 """Latency probe: GETs a URL over one keep-alive connection every interval and reports.
 
     python3 spec/scripts/ping_probe.py URL [--interval-ms 5] [--seconds S] [--timeout 10]
-                                          --out FILE
+                                          [--max-seconds 900] --out FILE
 
 Pings URL (http:// or https://; https unverified: it measures time, not trust) with
 http.client, reusing the connection and reconnecting when it drops, one ping every
 interval (the next starts at once when a ping took longer). Stops on SIGTERM or SIGINT,
-or after S seconds. Once it can be stopped it writes {"running": true} to FILE (wait for
-that before the work you measure: a SIGTERM before it kills the probe without a report);
+or after S seconds (or --max-seconds: a probe nobody stopped ends by itself). Once it can
+be stopped it writes {"running": true} to FILE (wait for that before the work you
+measure: a SIGTERM before it kills the probe without a report);
 when it stops it replaces FILE (atomically: a temporary file renamed) with the report:
     {"count", "p50_ms", "p99_ms", "max_ms", "errors", "samples": [ms, ...]}
 count and the percentiles are over the pings that answered 2xx (their whole body read);
@@ -54,6 +55,8 @@ def main(argv=None):
     ap.add_argument("url")
     ap.add_argument("--interval-ms", type=float, default=5)
     ap.add_argument("--seconds", type=float, default=None)
+    ap.add_argument("--max-seconds", type=float, default=900,
+                    help="stop after this long anyway (a probe nobody stopped)")
     ap.add_argument("--timeout", type=float, default=10, help="seconds per ping")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
@@ -70,13 +73,13 @@ def main(argv=None):
 
     samples, errors, conn = [], 0, None
     interval = args.interval_ms / 1000
-    deadline = None if args.seconds is None else time.monotonic() + args.seconds
+    deadline = time.monotonic() + min(args.max_seconds, args.seconds or args.max_seconds)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
         write_json(args.out, {"running": True})   # ready: a SIGTERM now gets the report
         next_at = time.monotonic()
-        while deadline is None or time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             t0 = time.monotonic()
             try:
                 if conn is None:

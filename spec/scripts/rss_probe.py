@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Memory probe: samples a process's resident set size until told to stop.
 
-    python3 spec/scripts/rss_probe.py PID [--interval-ms 20] [--seconds S] --out FILE
+    python3 spec/scripts/rss_probe.py PID [--interval-ms 20] [--seconds S]
+                                         [--max-seconds 900] --out FILE
 
-Reads VmRSS from /proc/PID/status every interval until SIGTERM or SIGINT, S seconds, or
-the process's end. Once it can be stopped it writes {"running": true} to FILE (wait for
-that first: a SIGTERM before it kills the probe without a report); when it stops it
-replaces FILE (atomically) with the report:
+Reads VmRSS from /proc/PID/status every interval until SIGTERM or SIGINT, S seconds (or
+--max-seconds: a probe nobody stopped ends by itself), or the process's end. Once it can
+be stopped it writes {"running": true} to FILE (wait for that first: a SIGTERM before it
+kills the probe without a report); when it stops it replaces FILE (atomically) with the
+report:
     {"start_kb", "max_kb", "end_kb", "samples"}
 (the first, largest and last readings in kB, and how many there were; the kB values are
 null when not one reading was made). Standard library only.
@@ -50,16 +52,18 @@ def main(argv=None):
     ap.add_argument("pid", type=int)
     ap.add_argument("--interval-ms", type=float, default=20)
     ap.add_argument("--seconds", type=float, default=None)
+    ap.add_argument("--max-seconds", type=float, default=900,
+                    help="stop after this long anyway (a probe nobody stopped)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     start = peak = end = None
     count = 0
-    deadline = None if args.seconds is None else time.monotonic() + args.seconds
+    deadline = time.monotonic() + min(args.max_seconds, args.seconds or args.max_seconds)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
         write_json(args.out, {"running": True})   # ready: a SIGTERM now gets the report
-        while deadline is None or time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             kb = rss_kb(args.pid)
             if kb is None:
                 break   # the process is gone (or has no memory left: a zombie)
