@@ -84,7 +84,7 @@ test-fresh-clone:
 # nginx, the allocation and TSan hosts, ldoc), not in busted's: they give the
 # same answer whatever runtime or tool runs busted, so the repeat runs below
 # (other runtimes, valgrind, ASan) leave them out. make test runs them.
-OWN_PROCESS_SPECS = alloc races runtimes rock cli examples docs package url_guard nginx
+OWN_PROCESS_SPECS = alloc races runtimes rock cli examples docs package url_guard nginx resty server_limits
 REPEAT_RUN = $(foreach s,$(OWN_PROCESS_SPECS),--exclude-pattern=$(s)_spec)
 
 # Every command block of README.md run as written (.ci/readme_blocks.py), in
