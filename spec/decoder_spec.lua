@@ -575,6 +575,7 @@ describe("core.decoder's life", function()
     local dec = core.decoder {}
     assert.has_error(function() dec:feed() end)
     assert.has_error(function() dec:feed({}) end)
+    assert.has_error(function() dec:feed(123) end)
     assert.has_error(function() dec.feed(nil, "x") end)
     assert.has_error(function() dec.feed(io.stdout, "x") end)
     assert.has_error(function() dec.take(core.new()) end)

@@ -632,7 +632,10 @@ static int decoder_feed(lua_State *L)
 {
     la_decoder *d = check_decoder(L);
     size_t len;
-    const char *data = luaL_checklstring(L, 2, &len);
+    const char *data;
+    /* bytes: a number is no body (luaL_checklstring would take it) */
+    luaL_argcheck(L, lua_type(L, 2) == LUA_TSTRING, 2, "the bytes must be a string");
+    data = lua_tolstring(L, 2, &len);
     if (d->phase != OPEN)
         return push_failure(L, d);
     if (!d->stopped) {
