@@ -108,7 +108,7 @@ end
 -- sleeps by default. loganalytics.resty gives nginx cosockets instead
 -- (`new_http` makes an object with core's perform/start/step/cancel/close,
 -- `per_call`: a fresh one for every transfer, as many clients' requests run
--- at once on one event loop).
+-- at once on one event loop; `pace`, if any, is called as a query starts).
 local DEFAULT_IO = { new_http = core.new, sleep = core.sleep, per_call = false }
 
 local function new_client(options, io)
@@ -928,6 +928,8 @@ end
 -- local n = 0
 -- client:query("AzureActivity", { on_row = function(row) n = n + 1 end })
 function Client:query(kql, opts)
+  local pace = self.io and self.io.pace
+  if pace then pace() end  -- (a cosocket client waits for a turn of the loop with time left)
   local delivered = false
   local on_row = type(opts) == "table" and opts.on_row or nil
   local counted
@@ -1009,6 +1011,8 @@ function Loop.__close(loop) loop.close() end
 -- for row in next_row, loop, nil, loop do print(row.Computer) end
 -- if loop.status == "partial" then io.stderr:write(tostring(loop.error), "\n") end
 function Client:rows(kql, opts)
+  local pace = self.io and self.io.pace
+  if pace then pace() end
   if type(opts) == "table" and opts.on_row ~= nil then
     misuse("option 'on_row' is not for client:rows (it is the iterator)")
   end

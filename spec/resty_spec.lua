@@ -351,6 +351,14 @@ describe("loganalytics.resty in nginx", function()
     end)
     os.remove(config)
     local ok_count = select(2, out:gsub("200:2\n", ""))
+    do  -- when the long pings were (ms since the probe's first)
+      local acc, marks = 0, {}
+      for i, ms in ipairs(stats.samples) do
+        acc = acc + math.max(ms, 2)
+        if ms > 8 then marks[#marks + 1] = ("#%d@%.0fms=%.1f"):format(i, acc, ms) end
+      end
+      report("long pings", table.concat(marks, " "))
+    end
     report("200 slow queries", ("%.2f s, %d token requests, %s"):format(seconds,
       helper.identity().token_requests, describe_pings(stats)))
     assert.equals(200, ok_count, out)

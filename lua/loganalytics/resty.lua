@@ -76,11 +76,27 @@ end
 -- transfer has worked SLICE since it last waited (in case nginx's cached
 -- time moved within the turn). `pace()` is cheap to call often; `rested()`
 -- says a socket read just waited.
+local function turn_spent()
+  return wall_clock() - ngx.now() >= SLICE
+end
+
+-- Waits for a turn of the loop with budget left (again after each wake:
+-- requests woken together by the timer go on in turns, a few at a time).
+local function next_turn()
+  repeat ngx.sleep(0.001) until not turn_spent()
+end
+
+-- At the start of every query: many requests arriving together start
+-- their queries in turns too.
+local function pace_start()
+  if turn_spent() then next_turn() end
+end
+
 local function new_pacer()
   local last = core.now()
   local function pace()
-    if core.now() - last >= SLICE or wall_clock() - ngx.now() >= SLICE then
-      ngx.sleep(0.001)
+    if core.now() - last >= SLICE or turn_spent() then
+      next_turn()
       last = core.now()
     end
   end
@@ -547,6 +563,7 @@ function M.new(options)
   return la._new_with_io(base, {
     new_http = function() return new_http(settings) end,
     sleep = sleep,
+    pace = pace_start,
     per_call = true,
   })
 end
