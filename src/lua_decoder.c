@@ -602,8 +602,8 @@ static int replay_failed(lua_State *L, la_decoder *d)
 static int parse_failed(lua_State *L, la_decoder *d)
 {
     if (!d->message[0]) {
+        d->message_no_memory = la_decoder_out_of_memory(d);  /* before: it reads message */
         snprintf(d->message, sizeof d->message, "%s", la_decoder_error(d));
-        d->message_no_memory = la_decoder_out_of_memory(d);
     }
     d->phase = FAILED;
     la_decoder_release(d);
