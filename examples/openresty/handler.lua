@@ -12,13 +12,7 @@ if type(kql) ~= "string" or kql == "" then
 end
 
 -- the environment (nginx.conf's env lines) first, then nginx.conf's variables
-local function setting(name)
-  local value = os.getenv("LOGANALYTICS_" .. name:upper())
-  if value and value ~= "" then return value end
-  value = ngx.var["la_" .. name]
-  if value and value ~= "" then return value end
-  return nil
-end
+local setting = require("la_clients").setting
 
 if not setting("endpoint") then
   ngx.status = ngx.HTTP_INTERNAL_SERVER_ERROR
