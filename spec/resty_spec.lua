@@ -119,6 +119,41 @@ local LOCATIONS = [[
         location = /flush_tokens {
             content_by_lua_block { ngx.shared.la_tokens:flush_all() ngx.say("flushed") }
         }
+        location = /in_access {
+            access_by_lua_block {
+                local t = require "resty_spec_clients"
+                local result, err = t.client():query("Heartbeat | take 2")
+                if not result then ngx.log(ngx.ERR, tostring(err)) return ngx.exit(500) end
+                ngx.ctx.rows = #result.tables[1].rows
+            }
+            content_by_lua_block { ngx.say("access saw ", ngx.ctx.rows, " rows") }
+        }
+        location = /in_timer {
+            content_by_lua_block {
+                local t = require "resty_spec_clients"
+                local done = false
+                local rows
+                local endpoint = ngx.var.la_endpoint  -- (no ngx.var in a timer)
+                assert(ngx.timer.at(0, function()
+                    local result = t.client(endpoint):query("Heartbeat | take 3")
+                    rows = result and #result.tables[1].rows or 0
+                    done = true
+                end))
+                for _ = 1, 500 do
+                    if done then break end
+                    ngx.sleep(0.01)
+                end
+                ngx.say("timer saw ", tostring(rows), " rows")
+            }
+        }
+        location = /in_header_filter {
+            content_by_lua_block { ngx.say("body") }
+            header_filter_by_lua_block {
+                local t = require "resty_spec_clients"
+                local ok, err = pcall(function() return t.client():query("Heartbeat | take 1") end)
+                ngx.header["X-Query-Error"] = ok and "none" or tostring(err):gsub("[\r\n]", " ")
+            }
+        }
         location = /in_init {
             content_by_lua_block {
                 ngx.say(require("resty_spec_clients").init_error or "none")
@@ -490,8 +525,15 @@ describe("loganalytics.resty in nginx", function()
     end
   end)
 
-  it("says where cosockets are not available", function()
+  it("says where cosockets are not available (init_worker, header filter)", function()
     local body = get(base .. "/in_init")
-    assert.matches("cosockets are not available here", body)
+    assert.matches("cosockets are not available here %(init_worker phase%)", body)
+    local headers = sh(("curl -s -D - -o /dev/null '%s/in_header_filter'"):format(base))
+    assert.matches("X%-Query%-Error: loganalytics.resty: cosockets are not available here %(header_filter phase%)", headers)
+  end)
+
+  it("queries from an access handler and from a timer", function()
+    assert.equals("access saw 2 rows\n", (get(base .. "/in_access")))
+    assert.equals("timer saw 3 rows\n", (get(base .. "/in_timer")))
   end)
 end)

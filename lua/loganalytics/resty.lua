@@ -86,9 +86,20 @@ local function next_turn()
   repeat ngx.sleep(0.001) until not turn_spent()
 end
 
--- At the start of every query: many requests arriving together start
--- their queries in turns too.
+-- Where nginx lets Lua use cosockets (and sleep).
+local COSOCKET_PHASES = { rewrite = true, access = true, content = true, timer = true,
+                          ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true }
+
+local function unavailable(where)
+  error("loganalytics.resty: cosockets are not available here (" .. where
+    .. "): query from content, access or rewrite handlers, timers or ngx.thread", 0)
+end
+
+-- At the start of every query: says plainly where it cannot run; and many
+-- requests arriving together start their queries in turns too.
 local function pace_start()
+  local phase = ngx.get_phase()
+  if not COSOCKET_PHASES[phase] then unavailable(phase .. " phase") end
   if turn_spent() then next_turn() end
 end
 
@@ -466,8 +477,7 @@ function Http:perform(req)
   local ok, response = pcall(run, self, req, false)
   if not ok then
     if type(response) == "string" and response:find("API disabled in the context of", 1, true) then
-      error("loganalytics.resty: cosockets are not available here (" .. response
-        .. "): query from content, access or rewrite handlers, timers or ngx.thread", 0)
+      unavailable(response)
     end
     error(response, 0)
   end
