@@ -62,7 +62,7 @@ test-no-isal: build
 	  cmake --build $(NO_ISAL_BUILD) -j2 -- --no-print-directory -s; \
 	fi
 	LA_BUILD_DIR=$(NO_ISAL_BUILD) LOGANALYTICS_WITH_ISAL=OFF LA_EXPECT_INFLATER=zlib \
-	  busted --lua=$(LUA) --cpath='$(NO_ISAL_BUILD)/?.so'
+	  busted --lua=$(LUA) --cpath='$(NO_ISAL_BUILD)/?.so' $(REPEAT_RUN)
 
 # Nothing in the repository reads the folder beside the checkout (or any path outside it): the
 # recorded responses and REST examples are in spec/fixtures/. Only the
@@ -83,7 +83,7 @@ test-fresh-clone:
 # Specs whose work runs in processes of their own (lua5.4 scripts, luarocks,
 # nginx, the allocation and TSan hosts, ldoc), not in busted's: they give the
 # same answer whatever runtime or tool runs busted, so the repeat runs below
-# (other runtimes, valgrind, ASan) leave them out. make test runs them.
+# (no ISA-L, other runtimes, valgrind, ASan) leave them out. make test runs them.
 OWN_PROCESS_SPECS = alloc races runtimes rock cli examples docs package url_guard nginx resty server_limits
 REPEAT_RUN = $(foreach s,$(OWN_PROCESS_SPECS),--exclude-pattern=$(s)_spec)
 

@@ -229,8 +229,10 @@ describe("core.decoder fed the bytes of an answer", function()
       for _, gzip in ipairs { false, true } do
         local bytes = raw_body(endpoint, a.workspace, a.query, gzip)
         for _, size in ipairs(SIZES) do
-          -- the large answer (2.4 MB) byte by byte: gzip only (0.5 MB)
-          if not (size == 1 and a.query == "large" and not gzip) then
+          -- the large answer (2.4 MB; 0.5 MB gzipped) in small pieces: 7-byte
+          -- gzip pieces only (the smaller answers cover every split; this
+          -- keeps the valgrind run of the suite short)
+          if not (a.query == "large" and size and size < 4096 and not (size == 7 and gzip)) then
             local what = ("%s, %s, %s"):format(a.name, gzip and "gzip" or "identity",
                                                 size and size .. "-byte pieces" or "whole")
             local got, err = decode(bytes, size or nil, { gzip = gzip })

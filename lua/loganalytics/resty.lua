@@ -211,7 +211,11 @@ local function run(self, req, pause_for_rows)
   end
   local reused = sock:getreusedtimes() > 0
   if https and not reused then
-    local server_name = (u.host:find("^[%d.]+$") or u.host:find("^%[")) and nil or u.host
+    -- the name to verify (and for SNI): an address too, so that a
+    -- certificate is never taken without a name check (nginx checks DNS
+    -- names: an https endpoint is given by name)
+    local server_name = host == "127.0.0.1" and u.host:lower():match("^localhost%.?$") and "localhost"
+      or (u.host:gsub("^%[(.*)%]$", "%1"))
     local session
     session, err = sock:sslhandshake(nil, server_name, not req.insecure)
     if not session then
