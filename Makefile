@@ -61,7 +61,7 @@ test-no-isal: build
 	  cmake -S . -B $(NO_ISAL_BUILD) -DLUA_VERSION=$(subst lua,,$(LUA)) -DWITH_ISAL=OFF >/dev/null && \
 	  cmake --build $(NO_ISAL_BUILD) -j2 -- --no-print-directory -s; \
 	fi
-	LA_BUILD_DIR=$(NO_ISAL_BUILD) LOGANALYTICS_WITH_ISAL=OFF LA_EXPECT_INFLATER=zlib \
+	LA_REPEAT_RUN=1 LA_BUILD_DIR=$(NO_ISAL_BUILD) LOGANALYTICS_WITH_ISAL=OFF LA_EXPECT_INFLATER=zlib \
 	  busted --lua=$(LUA) --cpath='$(NO_ISAL_BUILD)/?.so' $(REPEAT_RUN)
 
 # Nothing in the repository reads the folder beside the checkout (or any path outside it): the
@@ -85,6 +85,7 @@ test-fresh-clone:
 # same answer whatever runtime or tool runs busted, so the repeat runs below
 # (no ISA-L, other runtimes, valgrind, ASan) leave them out. make test runs them.
 OWN_PROCESS_SPECS = alloc races runtimes rock cli examples docs package url_guard nginx resty server_limits
+# (LA_REPEAT_RUN=1 in their environment: specs skip what only the first run needs)
 REPEAT_RUN = $(foreach s,$(OWN_PROCESS_SPECS),--exclude-pattern=$(s)_spec)
 
 # Every command block of README.md run as written (.ci/readme_blocks.py), in
@@ -106,12 +107,12 @@ check-readme:
 test-lua-%: build
 	cmake -S . -B $(BUILD)/lua-$* -DLUA_VERSION=$* >/dev/null
 	cmake --build $(BUILD)/lua-$* --target loganalytics_core -j2 -- --no-print-directory -s
-	busted --lua=$(if $(filter jit,$*),luajit,lua$*) --cpath='$(BUILD)/lua-$*/?.so' $(REPEAT_RUN)
+	LA_REPEAT_RUN=1 busted --lua=$(if $(filter jit,$*),luajit,lua$*) --cpath='$(BUILD)/lua-$*/?.so' $(REPEAT_RUN)
 
 # The suite (less OWN_PROCESS_SPECS) under valgrind memcheck: busted runs in-process (no --lua,
 # which would re-exec the interpreter outside valgrind).
 check-valgrind: build
-	valgrind --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \
+	LA_REPEAT_RUN=1 valgrind --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \
 	  --errors-for-leak-kinds=definite --track-origins=yes \
 	  $(LUA) /usr/bin/busted $(REPEAT_RUN)
 test-valgrind: check-valgrind
@@ -128,7 +129,7 @@ ASAN_ENV = ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:detect_stack_use_after_re
 check-asan: build
 	cmake -S . -B $(ASAN_BUILD) -DLUA_VERSION=5.4 -DSANITIZE=ON >/dev/null
 	cmake --build $(ASAN_BUILD) -j2 -- --no-print-directory -s
-	$(ASAN_ENV) $(ASAN_BUILD)/asan_lua /usr/bin/busted --cpath='$(ASAN_BUILD)/?.so' $(REPEAT_RUN)
+	LA_REPEAT_RUN=1 $(ASAN_ENV) $(ASAN_BUILD)/asan_lua /usr/bin/busted --cpath='$(ASAN_BUILD)/?.so' $(REPEAT_RUN)
 
 # Allocation-failure sweep (spec/alloc_spec.lua): a query of ~2,100 rows
 # (gzip and identity, body worker and threads = false, on_row) run once per
