@@ -115,7 +115,10 @@ static int client_close(lua_State *L)
     client *c = check_client(L);
     if (c->busy)
         return luaL_error(L, "cannot close a client while it runs a query");
-    check_group_idle(L, c);
+    /* only a transfer under way touches the group's multi handle; an idle
+     * client may be collected (closed) while its group is driven */
+    if (c->transfer)
+        check_group_idle(L, c);
     drop_transfer(L, c);
     la_http_free(c->http);
     c->http = NULL;
