@@ -207,6 +207,36 @@ int la_tape_flush(la_tape *t);
 int la_tape_replay(la_tape *t, const la_result_sink *sink, void *ud);
 void la_tape_cancel(la_tape *t);
 
+/* ------------------------------------------------------ $batch answers */
+
+/* One answer of a $batch response (batch_answers.c). */
+typedef struct la_batch_answer {
+    la_buf id;
+    long status;                  /* 100 to 599 */
+    la_buf headers;               /* nheaders pairs: lower-case name, NUL, value, NUL */
+    size_t nheaders;
+    int has_body;                 /* a body that is not null */
+    int body_was_string;          /* sent as a JSON string: body is its contents */
+    la_buf body;                  /* compact JSON text, numbers' digits as sent */
+} la_batch_answer;
+
+typedef struct la_batch_answers {
+    la_batch_answer *items;
+    size_t n, cap;
+    int out_of_memory;            /* the failure was memory, not the text */
+    char error[200];
+} la_batch_answers;
+
+/* Containers open at once, in the whole answer, beyond which it is refused. */
+#define LA_BATCH_MAX_DEPTH 4096
+
+/* Reads {"responses":[{"id":"..","status":N,"headers":{..},"body":..}, ...]}
+ * (other members ignored): 0, or -1 with error (out freed). Every answer
+ * needs a string id and an integer status; headers, when there, an object
+ * of strings. Free with la_batch_answers_free. */
+int la_batch_answers_parse(const char *text, size_t len, la_batch_answers *out);
+void la_batch_answers_free(la_batch_answers *a);
+
 /* ------------------------------------------------------------ request body */
 
 /* Builds {"query":..., "timespan":..., "workspaces":[...]} with cJSON.
@@ -331,11 +361,13 @@ typedef struct la_http_request {
     la_progress_fn on_progress;
     void (*on_cancel)(void *ud);
     int no_worker;                /* keep even large bodies on the caller's thread */
+    size_t kept_body_max;         /* a kept body's cap; 0: LA_KEPT_BODY_MAX */
     void *ud;
 } la_http_request;
 
 /* Bodies kept in memory (error responses, token responses) are capped at
- * this size: they are small JSON documents or proxy pages. */
+ * this size, unless the request says otherwise: they are small JSON
+ * documents or proxy pages. */
 #define LA_KEPT_BODY_MAX (1024 * 1024)
 
 typedef struct la_http_response {
@@ -347,6 +379,7 @@ typedef struct la_http_response {
     la_buf headers;               /* header lines of the final response */
     la_buf body;                  /* body of a non-2xx response, or of any
                                      response when on_body is NULL */
+    int body_truncated;           /* ... cut at its cap (kept_body_max) */
     double total_seconds;
 } la_http_response;
 
@@ -383,6 +416,54 @@ int la_http_step(la_http *h, int wait_ms, int *done);
  * considered when req->no_proxy. */
 int la_http_refusal(const la_http_request *req, char *why, size_t whylen);
 void la_http_cancel(la_http *h);
+
+/* A group: many la_http whose transfers run on one libcurl multi handle
+ * (one connection pool of at most max_connections, reused from transfer
+ * to transfer; HTTP/2 multiplexing where the server offers it). A
+ * group's transfers decode on the caller's thread (no body worker) and
+ * their timeout_ms counts the time the group is driven once the transfer
+ * has a connection (not its wait in libcurl's queue for one). NULL when
+ * memory ran out or max_connections < 1. */
+typedef struct la_http_group la_http_group;
+la_http_group *la_http_group_new(long max_connections);
+/* Cancels the transfers under way (each then ends, at its next step, with
+ * transport_kind "cancelled") and detaches every handle: their later
+ * starts fail ("the group is closed"); freeing them stays the caller's. */
+void la_http_group_free(la_http_group *g);
+/* A handle whose transfers run on g (la_http_start, la_http_step,
+ * la_http_perform as usual; la_http_free leaves the group). */
+la_http *la_http_new_in(la_http_group *g);
+/* Moves every transfer of g on, waiting up to wait_ms for the network
+ * when none ended at once: the number that ended (their next
+ * la_http_step gives the outcome), or -1 when called from inside a drive
+ * (a callback of one of its transfers). */
+int la_http_group_drive(la_http_group *g, int wait_ms);
+int la_http_group_busy(const la_http_group *g);
+/* 1, once, when h's transfer has ended and not been told yet. */
+int la_http_group_finished(la_http *h);
+/* h's transfer has ended; la_http_step gives its outcome. */
+int la_http_finished(const la_http *h);
+int la_http_grouped(const la_http *h);
+/* h was made in a group that has been freed since. */
+int la_http_group_closed(const la_http *h);
+
+/* A 2xx body written to a file (body_file.c). init names the file (path
+ * is not copied: it must outlive f); the first write creates or truncates
+ * it (mode 0600 when created); write is an la_body_fn (ud: the
+ * la_body_file); close flushes it to the disk (fsync), creating the file
+ * first when create is set and nothing was written (an empty body). write
+ * and close return 0, or -1 with the first failure in error (errno) and
+ * message (which names no path). */
+typedef struct la_body_file {
+    const char *path;
+    int fd;                       /* -1: not open */
+    unsigned long long bytes;     /* written so far */
+    int error;                    /* errno of the first failure; 0: none */
+    char message[256];
+} la_body_file;
+void la_body_file_init(la_body_file *f, const char *path);
+int la_body_file_write(void *ud, const char *data, size_t len);
+int la_body_file_close(la_body_file *f, int create);
 
 /* ------------------------------------------------------------ credentials */
 
