@@ -597,7 +597,9 @@ end
 
 -- Checks a query and its options; returns a function making the request
 -- table (anew for each try: authorization adds to it) and the auth scope.
-local function prepare(self, kql, opts, on_row)
+-- `route` "search": the workspace's /search path (Basic and Auxiliary
+-- logs), which needs a timespan.
+local function prepare(self, kql, opts, on_row, route)
   if getmetatable(self) ~= Client then
     error("loganalytics: use client:query(kql), not client.query(kql)", 3)
   end
@@ -612,6 +614,13 @@ local function prepare(self, kql, opts, on_row)
   check_known(opts, QUERY_OPTIONS, "query")
 
   local url, scope = target(self, opts)
+  if route == "search" then
+    if opts.resource ~= nil or type(self.workspace) == "table" and opts.workspace == nil then
+      misuse("search needs a workspace id ('workspace'), not a resource")
+    end
+    if opts.timespan == nil then misuse("search needs option 'timespan'") end
+    url = url:gsub("/query$", "/search")
+  end
   local span
   if opts.timespan ~= nil then
     local ok, text = pcall(timespan.format, opts.timespan)
@@ -823,31 +832,41 @@ local function time_left(tries)
   return math.max(tries.deadline - core.now(), 0.001)
 end
 
--- The one retry policy, after each try's response: true when another try
--- is due (the wait is done here), false when this response is the outcome.
--- A refused token is renewed once (not counted as a retry); nothing is
--- retried once rows have reached the caller (they would arrive twice); a
--- wait longer than retry_max_delay or than the query's time left is not
--- waited: the response's error (with its retry_after) is the outcome, now.
-local function next_try(self, tries, response)
+-- The one retry policy, after each try's response: the seconds to wait
+-- before another try (0 for a token renewal), or nil when this response is
+-- the outcome. A refused token is renewed once (not counted as a retry);
+-- nothing is retried once rows have reached the caller (they would arrive
+-- twice); a wait longer than retry_max_delay or than the query's time left
+-- is not waited: the response's error (with its retry_after) is the
+-- outcome, now. The caller waits: next_try by sleeping, a group of
+-- transfers (loganalytics.many) by starting the try later.
+local function retry_decision(self, tries, response)
   if response.status == 401 and not tries.renewed and self.forget(tries.scope) then
     tries.renewed = true
-    return true
+    return 0
   end
   local policy, log = self.policy, self.log
   if tries.attempt > policy.max_retries or not retry.retryable(response) or tries.delivered() then
-    return false
+    return nil
   end
   local wait = retry.wait(policy, tries.attempt, response, tries.deadline - core.now())
   if not wait then
     log("warn", ("no retry after %s: the wait is longer than retry_max_delay or the time left")
       :format(describe(response)))
-    return false
+    return nil
   end
   log("warn", ("retry %d of %d in %s s after %s"):format(tries.attempt, policy.max_retries,
     numbers.format("%.2f", wait), describe(response)))
-  pause(self.io.sleep, wait, tries.on_progress)
   tries.attempt = tries.attempt + 1
+  return wait
+end
+
+-- retry_decision for one transfer at a time: true when another try is due
+-- (the wait is done here), false when this response is the outcome.
+local function next_try(self, tries, response)
+  local wait = retry_decision(self, tries, response)
+  if not wait then return false end
+  if wait > 0 then pause(self.io.sleep, wait, tries.on_progress) end
   return true
 end
 
@@ -927,7 +946,7 @@ end
 --   { timespan = "P1D" })
 -- local n = 0
 -- client:query("AzureActivity", { on_row = function(row) n = n + 1 end })
-function Client:query(kql, opts)
+local function run_query(self, kql, opts, route)
   local pace = self.io and self.io.pace
   if pace then pace() end  -- (a cosocket client waits for a turn of the loop with time left)
   local delivered = false
@@ -939,7 +958,7 @@ function Client:query(kql, opts)
       return on_row(row, tbl)
     end
   end
-  local request, scope, timeout = prepare(self, kql, opts, counted)
+  local request, scope, timeout = prepare(self, kql, opts, counted, route)
   local transfer = { query = true }
   transfer.cancel = function()
     if transfer.http then transfer.http:cancel() end
@@ -955,6 +974,29 @@ function Client:query(kql, opts)
   if not ok then error(response, 0) end
   if not response then return nil, attempts end
   return final(response, attempts, self.secrets)
+end
+
+function Client:query(kql, opts)
+  return run_query(self, kql, opts, "query")
+end
+
+--- Runs a KQL query over a workspace's Basic or Auxiliary logs tables:
+-- `POST {endpoint}/v1/workspaces/{id}/search`, body `{ query, timespan }`.
+-- The same options, result and errors as @{client:query}, but `timespan` is
+-- required (misuse without it) and the target must be a workspace id (not a
+-- `resource` nor a Resource Manager workspace). Those tables take a subset of
+-- KQL: a single table, then `where`, `extend`, `project` (and its variants),
+-- `parse` and `take`/`limit`; no joins, no `summarize`.
+-- @function client:search
+-- @tparam string kql the query
+-- @tparam table opts as @{client:query}'s, `timespan` required
+-- @treturn[1] result
+-- @treturn[2] nil
+-- @treturn[2] error err
+-- @usage local result = client:search("AppTraces_CL | where Level == 'Error'",
+--   { timespan = "P1D" })
+function Client:search(kql, opts)
+  return run_query(self, kql, opts, "search")
 end
 
 --- The state of a @{client:rows} loop, its second value: what the query
@@ -1110,5 +1152,49 @@ function Client:rows(kql, opts)
   end
   return iterate, loop, nil, loop
 end
+
+-- A raw POST of `body` (JSON) to `url` with the client's auth, transport and
+-- retry policy, as the client's transfer: the response (2xx, body kept
+-- whole), or nil, err. ($batch requests.)
+local function send_raw(self, url, body)
+  local transfer = { query = true }
+  transfer.cancel = function()
+    if transfer.http then transfer.http:cancel() end
+    release(self, transfer)
+  end
+  claim(self, transfer)
+  set_active(self, transfer, true)
+  local transport = self.transport
+  local function request(seconds)
+    return {
+      url = url, body = body, raw = true,
+      headers = { "Content-Type: application/json", "Accept: application/json" },
+      user_agent = transport.user_agent, connect_timeout = transport.connect_timeout,
+      timeout = seconds, stall_timeout = transport.stall_timeout,
+      ca_file = transport.ca_file, ca_path = transport.ca_path, proxy = transport.proxy,
+      insecure = transport.insecure, allow_http = self.allow_http,
+    }
+  end
+  local tries = new_tries(self.query_scope, transport.timeout or (SERVICE_DEFAULT_WAIT + TIMEOUT_MARGIN),
+                          nil, function() return false end)
+  tries.http = transfer.http
+  local ok, response, attempts = pcall(send_with_retries, self, request, tries)
+  release(self, transfer)
+  if not ok then error(response, 0) end
+  if not response then return nil, attempts end
+  if response.transport or not response.status or response.status < 200 or response.status > 299 then
+    local _, err = final(response, attempts, self.secrets)
+    return nil, err
+  end
+  return response
+end
+
+-- query_many, export and batch (loganalytics/many.lua), on this query path.
+require("loganalytics.many").install(Client, {
+  prepare = prepare, final = final, outcome = outcome, retry_decision = retry_decision,
+  new_tries = new_tries, time_left = time_left, claim = claim, release = release,
+  set_active = set_active, remember_sent = remember_sent, redact = redact, STEP_MS = STEP_MS,
+  send = send_raw,
+})
 
 return la
