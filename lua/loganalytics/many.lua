@@ -300,7 +300,8 @@ function M.install(Client, the)
   -- @tparam string|table opts.timespan required, with a start and an end: `"start/end"`
   --   (ISO 8601; or `"start/duration"`) or `{ start = , finish = }` (see
   --   @{loganalytics.timespan.interval})
-  -- @tparam function opts.on_row required: `on_row(row, tbl)` for each row; returning
+  -- @tparam function opts.on_row required: `on_row(row, tbl)` for each row (`tbl`: the
+  --   same table object in every slice for a table of the same name and columns); returning
   --   `false` stops the export (the summary then has `stopped = true`); an error
   --   raised in it stops the export and is re-raised
   -- @tparam integer opts.concurrency slices in flight or waiting on disk (1 to 16, default 4)
@@ -456,15 +457,27 @@ function M.install(Client, the)
 
     -- Hands a slice's rows over from its file (a second decoder pass), the
     -- other transfers driven between reads.
+    local canonical = {}  -- "name, columns" -> the table given to on_row for every slice
     local function hand_over(slice)
       local dec = core.decoder { take = true, batch = HANDOVER_BATCH }
       local stopped = false
+      local seen = {}  -- this slice's table -> its canonical one
+      local function same_table(tbl)
+        local parts = { tostring(tbl.name) }
+        for _, col in ipairs(tbl.columns or {}) do parts[#parts + 1] = tostring(col.name) .. ":" .. tostring(col.type) end
+        local key = concat(parts, "\0")
+        local one = canonical[key]
+        if not one then one = tbl; canonical[key] = tbl end
+        seen[tbl] = one
+        return one
+      end
       local function deliver()
         repeat
           local _, more, list = dec:take()
           if list then
             for i = 1, #list, 2 do
-              if on_row(list[i], list[i + 1]) == false then stopped = true return false end
+              local tbl = list[i + 1]
+              if on_row(list[i], seen[tbl] or same_table(tbl)) == false then stopped = true return false end
               summary.rows = summary.rows + 1
             end
           end
