@@ -484,13 +484,19 @@ function M.install(Client, the)
         until not more
         pump(0)
       end
+      local before = summary.rows
       local fok, ferr = feed_file(slice.file, dec, deliver)
       if fok and not stopped then deliver() end
-      if fok == nil then dec:close(); error(ferr, 0) end
-      if not stopped then
+      if fok == nil then failure = ferr end
+      if fok and not stopped then
         local _, err = dec:finish()
-        if err then dec:close(); error(err, 0) end
+        failure = err
+        if not err and summary.rows - before ~= slice.rows then
+          failure = errors.new { kind = "protocol", message = format("slice %s: %d rows read back, %d counted",
+            slice_text(slice), summary.rows - before, slice.rows) }
+        end
       end
+      if failure then dec:close(); error(failure, 0) end
       dec:close()
       drop(slice)
       on_disk = on_disk - 1
@@ -518,9 +524,8 @@ function M.install(Client, the)
     for path in pairs(files) do os.remove(path) end
     release(self, transfer)
     if not run_ok then
-      if errors.is_error(run_err) and run_err == failure then return nil, failure end
-      if errors.is_error(run_err) and run_err.kind ~= "busy" then return nil, run_err end
-      error(run_err, 0)
+      if run_err == failure then return nil, failure end
+      error(run_err, 0)  -- misuse, busy, or the caller's own error from on_row / on_progress
     end
     return summary
   end
