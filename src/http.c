@@ -74,14 +74,27 @@ typedef struct transfer {
  * (la_http_perform) or step by step (la_http_step): one connection pool
  * serves both. */
 struct la_http {
-    CURLM *multi;
+    CURLM *multi;              /* its own, or its group's */
     CURL *easy;
     int running;               /* the easy handle is in the multi */
+    la_http_group *group;      /* NULL: the multi is its own */
+    la_http *next_member;      /* the group's list of its handles */
+    int finished;              /* a group's drive ended the transfer: ... */
+    int outcome;               /* ... with this (finish()'s answer) */
+    int reported;              /* ... and la_http_group_finished told so */
     struct curl_slist *headers;  /* wiped before they are freed: keys, tokens */
     la_buf body;               /* the request body (a token form holds a client
                                   secret): ours, not libcurl's copy, so it is wiped */
     transfer t;
     char errbuf[CURL_ERROR_SIZE];
+};
+
+/* A multi handle many la_http share (la_http_new_in): one connection pool,
+ * HTTP/2 multiplexing where the server offers it. */
+struct la_http_group {
+    CURLM *multi;
+    la_http *members;          /* every handle made in it, running or not */
+    int driving;               /* inside a drive: libcurl's callbacks run */
 };
 
 static int global_init_failed;
@@ -120,6 +133,64 @@ la_http *la_http_new(void)
     return h;
 }
 
+la_http_group *la_http_group_new(long max_connections)
+{
+    la_http_group *g;
+    if (max_connections < 1)
+        return NULL;
+    g = calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    g->multi = curl_multi_init();
+    if (!g->multi) {
+        free(g);
+        return NULL;
+    }
+    curl_multi_setopt(g->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    curl_multi_setopt(g->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, max_connections);
+    /* the connections kept open between transfers: as many as may run */
+    curl_multi_setopt(g->multi, CURLMOPT_MAXCONNECTS, max_connections);
+    return g;
+}
+
+la_http *la_http_new_in(la_http_group *g)
+{
+    la_http *h;
+    if (!g || !g->multi)
+        return NULL;
+    h = calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    la_buf_init_secret(&h->body);
+    h->easy = curl_easy_init();
+    if (!h->easy) {
+        free(h);
+        return NULL;
+    }
+    h->multi = g->multi;
+    h->group = g;
+    h->next_member = g->members;
+    g->members = h;
+    /* a finished transfer finds its handle (la_http_group's drive) */
+    curl_easy_setopt(h->easy, CURLOPT_PRIVATE, (void *)h);
+    return h;
+}
+
+int la_http_group_busy(const la_http_group *g)
+{
+    return g && g->driving;
+}
+
+int la_http_grouped(const la_http *h)
+{
+    return h->group != NULL;
+}
+
+int la_http_group_closed(const la_http *h)
+{
+    return h->group == NULL && h->multi == NULL;
+}
+
 /* Header lines carry the api key or the token: wiped, then freed. */
 static void free_header_list(struct curl_slist *list)
 {
@@ -141,6 +212,7 @@ void la_http_cancel(la_http *h)
         h->running = 0;
     }
     h->t.gz_started = 0;
+    h->finished = h->reported = 0;
     free_header_list(h->headers);
     h->headers = NULL;
     la_buf_clear(&h->body);  /* a secret buffer: wiped */
@@ -152,11 +224,18 @@ void la_http_free(la_http *h)
         return;
     if (h->multi && h->easy)
         la_http_cancel(h);
+    if (h->group) {
+        la_http **p = &h->group->members;
+        while (*p && *p != h)
+            p = &(*p)->next_member;
+        if (*p)
+            *p = h->next_member;
+    }
     la_gunzip_free(h->t.gz);
     la_buf_free(&h->body);
     if (h->easy)
         curl_easy_cleanup(h->easy);
-    if (h->multi)
+    if (h->multi && !h->group)
         curl_multi_cleanup(h->multi);
     free(h);
 }
@@ -680,6 +759,11 @@ static int start_transfer(la_http *h, const la_http_request *req, la_http_respon
 
     la_http_cancel(h);
     reset_response(resp);
+    if (!h->multi) {
+        fail_early(resp, "the group is closed");
+        resp->transport_kind = "cancelled";
+        return -1;
+    }
     la_gunzip *gz = h->t.gz;  /* kept from transfer to transfer */
     memset(&h->t, 0, sizeof h->t);
     h->t.gz = gz;
@@ -687,13 +771,17 @@ static int start_transfer(la_http *h, const la_http_request *req, la_http_respon
     h->t.on_body = req->on_body;
     h->t.on_progress = req->on_progress;
     h->t.on_cancel = req->on_cancel;
-    h->t.no_worker = req->no_worker;
+    /* a group's transfers decode on the caller's thread: one thread per
+     * transfer would not pay, and the group's drive runs them all */
+    h->t.no_worker = req->no_worker || h->group;
     h->t.ud = req->ud;
     h->t.resp = resp;
     h->t.stall_ms = req->stall_timeout_ms;
     h->t.last_progress_ms = now_ms();
     h->t.performing = performing;
-    h->t.timeout_ms = performing ? 0 : req->timeout_ms;
+    /* a group's transfers all move whenever the group is driven: their
+     * timeout is libcurl's, counted from the start */
+    h->t.timeout_ms = performing || h->group ? 0 : req->timeout_ms;
 
     if (guard(req, &h->t, why, sizeof why) != 0) {
         refuse(resp, why);
@@ -756,7 +844,9 @@ static int start_transfer(la_http *h, const la_http_request *req, la_http_respon
                      req->connect_timeout_ms > 0 ? req->connect_timeout_ms
                                                  : DEFAULT_CONNECT_TIMEOUT_MS);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
-                     performing && req->timeout_ms > 0 ? req->timeout_ms : 0L);
+                     (performing || h->group) && req->timeout_ms > 0 ? req->timeout_ms : 0L);
+    if (h->group)  /* curl_easy_reset cleared it */
+        curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)h);
     if (req->user_agent)
         stored &= curl_easy_setopt(e, CURLOPT_USERAGENT, req->user_agent) == CURLE_OK;
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
@@ -788,7 +878,12 @@ static int start_transfer(la_http *h, const la_http_request *req, la_http_respon
 
 int la_http_start(la_http *h, const la_http_request *req, la_http_response *resp)
 {
-    return start_transfer(h, req, resp, 0);
+    if (start_transfer(h, req, resp, 0) == 0)
+        return 0;
+    /* ended before it began: the next step (or a group's wait) tells why */
+    h->finished = 1;
+    h->outcome = -1;
+    return -1;
 }
 
 /* The gzip decoder stopped the transfer: broken data, or no memory for it. */
@@ -935,11 +1030,144 @@ static int step(la_http *h, int wait_ms, int *done)
     return 0;
 }
 
+/* ------------------------------------------------------------- groups */
+
+/* Ends the group's transfers libcurl says are done: the number ended. */
+static int collect(la_http_group *g)
+{
+    CURLMsg *msg;
+    int queued, n = 0;
+    while ((msg = curl_multi_info_read(g->multi, &queued)) != NULL) {
+        CURL *easy = msg->easy_handle;
+        CURLcode rc = msg->data.result;  /* msg is gone once the handle is removed */
+        char *priv = NULL;
+        la_http *h;
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+        h = (la_http *)(void *)priv;
+        if (!h || !h->running || h->easy != easy)
+            continue;
+        h->outcome = finish(h, rc);
+        h->finished = 1;
+        n++;
+    }
+    return n;
+}
+
+/* The multi handle failed: every transfer under way ends with it. */
+static int fail_all(la_http_group *g)
+{
+    la_http *h;
+    int n = 0;
+    for (h = g->members; h; h = h->next_member)
+        if (h->running) {
+            h->outcome = finish(h, CURLE_OUT_OF_MEMORY);
+            h->finished = 1;
+            n++;
+        }
+    return n;
+}
+
+int la_http_group_drive(la_http_group *g, int wait_ms)
+{
+    int running = 0, n;
+    if (!g || g->driving)
+        return -1;
+    g->driving = 1;
+    if (curl_multi_perform(g->multi, &running) != CURLM_OK) {
+        n = fail_all(g);
+    } else {
+        n = collect(g);
+        if (n == 0 && running && wait_ms > 0) {
+            curl_multi_poll(g->multi, NULL, 0, wait_ms, NULL);
+            if (curl_multi_perform(g->multi, &running) != CURLM_OK)
+                n = fail_all(g);
+            else
+                n = collect(g);
+        }
+    }
+    g->driving = 0;
+    return n;
+}
+
+int la_http_group_finished(la_http *h)
+{
+    if (!h->finished || h->reported)
+        return 0;
+    h->reported = 1;
+    return 1;
+}
+
+int la_http_finished(const la_http *h)
+{
+    return h->finished;
+}
+
+void la_http_group_free(la_http_group *g)
+{
+    la_http *h, *next;
+    if (!g)
+        return;
+    for (h = g->members; h; h = next) {
+        next = h->next_member;
+        if (h->running) {
+            la_http_response *resp = h->t.resp;
+            la_http_cancel(h);
+            resp->transport_code = CURLE_ABORTED_BY_CALLBACK;
+            resp->transport_kind = "cancelled";
+            snprintf(resp->transport_message, sizeof resp->transport_message, "%s",
+                     "the transfer was cancelled: its group was closed");
+            h->outcome = -1;
+            h->finished = 1;
+        }
+        h->group = NULL;
+        h->multi = NULL;
+        h->next_member = NULL;
+    }
+    curl_multi_cleanup(g->multi);
+    free(g);
+}
+
+/* A step of a group's transfer: the whole group moves, until this one
+ * ends or wait_ms passed. */
+static int group_step(la_http *h, int wait_ms, int *done)
+{
+    long long deadline = now_ms() + wait_ms, left;
+    if (h->group->driving)
+        return 0;  /* from inside a drive (a callback): nothing moves */
+    if (h->t.paused) {
+        h->t.paused = 0;
+        h->t.last_progress_ms = now_ms();  /* the reader's pause is not a stall */
+        h->group->driving = 1;  /* on_write may run here: no drive from inside it */
+        curl_easy_pause(h->easy, CURLPAUSE_CONT);
+        h->group->driving = 0;
+    }
+    do {
+        left = deadline - now_ms();
+        if (la_http_group_drive(h->group, left > 0 ? (int)left : 0) < 0)
+            break;
+    } while (!h->finished && h->running && !h->t.paused && deadline - now_ms() > 0);
+    if (h->finished) {
+        *done = 1;
+        h->finished = h->reported = 0;
+        return h->outcome;
+    }
+    return 0;
+}
+
 int la_http_step(la_http *h, int wait_ms, int *done)
 {
     long long entered = now_ms();
     int rc;
     *done = 0;
+    if (h->finished) {  /* a group's drive ended it (or its group closed) */
+        *done = 1;
+        h->finished = h->reported = 0;
+        return h->outcome;
+    }
+    if (h->group && h->running)
+        return group_step(h, wait_ms, done);
     if (!h->running) {
         *done = 1;
         return -1;

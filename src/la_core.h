@@ -384,6 +384,53 @@ int la_http_step(la_http *h, int wait_ms, int *done);
 int la_http_refusal(const la_http_request *req, char *why, size_t whylen);
 void la_http_cancel(la_http *h);
 
+/* A group: many la_http whose transfers run on one libcurl multi handle
+ * (one connection pool of at most max_connections, reused from transfer
+ * to transfer; HTTP/2 multiplexing where the server offers it). A
+ * group's transfers decode on the caller's thread (no body worker) and
+ * their timeout_ms is libcurl's, counted from the start (a step of one
+ * moves them all). NULL when memory ran out or max_connections < 1. */
+typedef struct la_http_group la_http_group;
+la_http_group *la_http_group_new(long max_connections);
+/* Cancels the transfers under way (each then ends, at its next step, with
+ * transport_kind "cancelled") and detaches every handle: their later
+ * starts fail ("the group is closed"); freeing them stays the caller's. */
+void la_http_group_free(la_http_group *g);
+/* A handle whose transfers run on g (la_http_start, la_http_step,
+ * la_http_perform as usual; la_http_free leaves the group). */
+la_http *la_http_new_in(la_http_group *g);
+/* Moves every transfer of g on, waiting up to wait_ms for the network
+ * when none ended at once: the number that ended (their next
+ * la_http_step gives the outcome), or -1 when called from inside a drive
+ * (a callback of one of its transfers). */
+int la_http_group_drive(la_http_group *g, int wait_ms);
+int la_http_group_busy(const la_http_group *g);
+/* 1, once, when h's transfer has ended and not been told yet. */
+int la_http_group_finished(la_http *h);
+/* h's transfer has ended; la_http_step gives its outcome. */
+int la_http_finished(const la_http *h);
+int la_http_grouped(const la_http *h);
+/* h was made in a group that has been freed since. */
+int la_http_group_closed(const la_http *h);
+
+/* A 2xx body written to a file (body_file.c). init names the file (path
+ * is not copied: it must outlive f); the first write creates or truncates
+ * it (mode 0600 when created); write is an la_body_fn (ud: the
+ * la_body_file); close flushes it to the disk (fsync), creating the file
+ * first when create is set and nothing was written (an empty body). write
+ * and close return 0, or -1 with the first failure in error (errno) and
+ * message (which names no path). */
+typedef struct la_body_file {
+    const char *path;
+    int fd;                       /* -1: not open */
+    unsigned long long bytes;     /* written so far */
+    int error;                    /* errno of the first failure; 0: none */
+    char message[256];
+} la_body_file;
+void la_body_file_init(la_body_file *f, const char *path);
+int la_body_file_write(void *ud, const char *data, size_t len);
+int la_body_file_close(la_body_file *f, int create);
+
 /* ------------------------------------------------------------ credentials */
 
 typedef enum la_credential_kind {

@@ -50,7 +50,8 @@ typedef struct la_decoder la_decoder;
 enum la_decoder_mode {
     LA_DECODE_KEEP = 0,   /* rows kept in the result */
     LA_DECODE_CALL,       /* rows given to on_row, not kept */
-    LA_DECODE_TAKE        /* rows returned by take(), not kept */
+    LA_DECODE_TAKE,       /* rows returned by take(), not kept */
+    LA_DECODE_COUNT       /* rows counted in C (row_count), no Lua value made */
 };
 
 /* Pushes a new decoder (gzip: bytes are a gzip member). on_row is the

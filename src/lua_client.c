@@ -11,6 +11,7 @@
 #include "lua_binding.h"
 
 #include <string.h>
+#include <time.h>
 
 typedef struct client {
     la_http *http;
@@ -18,15 +19,75 @@ typedef struct client {
     la_decoder *transfer;    /* the transfer under way (its decoder), or NULL */
     int raw;                 /* that transfer keeps its body whole (raw = true) */
     int full;                /* ... builds a full result (no on_row) */
+    int to_file;             /* ... writes its 2xx body to file (body_file) */
+    la_body_file file;
     int busy;                /* inside perform or step */
+    int grouped;             /* made by core.new(group) */
 } client;
 
-/* The client's user value: { [TRANSFER] = the transfer's decoder } */
+/* A group (core.group): its transfers run on one multi handle. */
+typedef struct group {
+    la_http_group *g;        /* NULL once closed */
+} group;
+
+/* The client's user value: { [TRANSFER] = the transfer's decoder,
+ * [GROUP] = its group's userdata (which it keeps alive), [FILE_PATH] = the
+ * body_file path of the transfer under way }. The group's user value:
+ * { [client pointer] = client userdata } for each client whose transfer was
+ * started and not yet collected by its step (what g:wait drives). */
 #define TRANSFER 1
+#define GROUP 2
+#define FILE_PATH 3
+#define GROUP_MT "loganalytics.group"
 
 static client *check_client(lua_State *L)
 {
     return luaL_checkudata(L, 1, CLIENT_MT);
+}
+
+/* The group of the client at index 1 (pushed; nil when none) and its C
+ * part (NULL when none or closed). */
+static group *push_group(lua_State *L)
+{
+    la_getuservalue(L, 1);
+    lua_rawgeti(L, -1, GROUP);
+    lua_remove(L, -2);
+    return lua_isnil(L, -1) ? NULL : lua_touserdata(L, -1);
+}
+
+/* From inside a drive of the group (an on_row handler of one of its
+ * transfers), no transfer of the group may start, step, end or wait. */
+static void check_group_idle(lua_State *L, client *c)
+{
+    group *gb;
+    if (!c->grouped)
+        return;
+    gb = push_group(L);
+    if (gb && gb->g && la_http_group_busy(gb->g))
+        luaL_error(L, "the group is busy: a transfer's on_row cannot start, step, cancel or "
+                      "close the group's transfers, nor wait on the group");
+    lua_pop(L, 1);
+}
+
+/* Adds (or removes, client NULL) the client at index 1 to its group's
+ * transfers under way. Removing never allocates. */
+static void group_track(lua_State *L, client *c, int add)
+{
+    if (!c->grouped)
+        return;
+    push_group(L);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return;
+    }
+    la_getuservalue(L, -1);
+    lua_pushlightuserdata(L, c);
+    if (add)
+        lua_pushvalue(L, 1);
+    else
+        lua_pushnil(L);
+    lua_rawset(L, -3);
+    lua_pop(L, 2);
 }
 
 /* Drops a transfer under way, if any (the client at index 1). */
@@ -37,10 +98,16 @@ static void drop_transfer(lua_State *L, client *c)
     if (c->transfer)
         la_decoder_release(c->transfer);
     c->transfer = NULL;
+    if (c->to_file)
+        la_body_file_close(&c->file, 0);
+    c->to_file = 0;
     la_getuservalue(L, 1);
     lua_pushnil(L);
     lua_rawseti(L, -2, TRANSFER);  /* the array part: no allocation */
+    lua_pushnil(L);
+    lua_rawseti(L, -2, FILE_PATH);
     lua_pop(L, 1);
+    group_track(L, c, 0);
 }
 
 static int client_close(lua_State *L)
@@ -48,6 +115,7 @@ static int client_close(lua_State *L)
     client *c = check_client(L);
     if (c->busy)
         return luaL_error(L, "cannot close a client while it runs a query");
+    check_group_idle(L, c);
     drop_transfer(L, c);
     la_http_free(c->http);
     c->http = NULL;
@@ -62,17 +130,31 @@ static int client_tostring(lua_State *L)
     return 1;
 }
 
-/* core.new() -> client */
+/* core.new([group]) -> client */
 static int client_new(lua_State *L)
 {
-    client *c = la_newuserdata_uv(L, sizeof *c);
+    group *gb = NULL;
+    client *c;
+    if (!lua_isnoneornil(L, 1)) {
+        gb = luaL_checkudata(L, 1, GROUP_MT);
+        if (!gb->g)
+            return luaL_argerror(L, 1, "the group is closed");
+    }
+    lua_settop(L, 1);
+    c = la_newuserdata_uv(L, sizeof *c);
     memset(c, 0, sizeof *c);
     la_http_response_init(&c->response);
+    la_body_file_init(&c->file, NULL);
     /* metatable first, so __gc frees whatever the next steps acquire */
     luaL_setmetatable(L, CLIENT_MT);
-    lua_createtable(L, TRANSFER, 0);
+    lua_createtable(L, FILE_PATH, 0);
+    if (gb) {
+        lua_pushvalue(L, 1);
+        lua_rawseti(L, -2, GROUP);
+    }
     la_setuservalue(L, -2);
-    c->http = la_http_new();
+    c->grouped = gb != NULL;
+    c->http = gb ? la_http_new_in(gb->g) : la_http_new();
     if (!c->http)
         return luaL_error(L, "cannot create a libcurl handle");
     return 1;
@@ -169,10 +251,14 @@ static void read_request(lua_State *L, la_http_request *req)
 static int begin_transfer(lua_State *L, client *c, la_http_request *req)
 {
     int on_row = 0, raw, slot;
+    const char *body_file;
     la_decoder *d;
     luaL_checktype(L, 2, LUA_TTABLE);
     if (!c->http)
         luaL_error(L, "client is closed");
+    if (la_http_group_closed(c->http))
+        luaL_error(L, "the client's group is closed");
+    check_group_idle(L, c);
     /* one transfer per client: a call from inside a transfer's callback, or
      * while a stepped transfer is parked (a rows() loop, a query yielding
      * from on_progress), must not take the handle from under it */
@@ -186,6 +272,11 @@ static int begin_transfer(lua_State *L, client *c, la_http_request *req)
         on_row = lua_gettop(L);
     lua_getfield(L, 2, "raw");
     raw = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    body_file = opt_string_field(L, 2, "body_file", NULL);
+    if (body_file && (raw || on_row))
+        luaL_argerror(L, 2, "field 'body_file' excludes 'raw' and 'on_row'");
+    lua_pushboolean(L, raw);
     lua_getfield(L, 2, "pull");
 
     d = la_decoder_push(L, 0, on_row ? LA_DECODE_CALL : LA_DECODE_KEEP, on_row, 0);
@@ -195,12 +286,23 @@ static int begin_transfer(lua_State *L, client *c, la_http_request *req)
     la_getuservalue(L, 1);
     lua_pushvalue(L, slot);
     lua_rawseti(L, -2, TRANSFER);
+    if (body_file) {
+        lua_getfield(L, 2, "body_file");  /* kept alive while the transfer runs */
+        lua_rawseti(L, -2, FILE_PATH);
+    }
     lua_pop(L, 1);
     c->transfer = d;
+    group_track(L, c, 1);
     c->raw = raw;
-    c->full = !on_row && !raw;
+    c->to_file = body_file != NULL;
+    c->full = !on_row && !raw && !body_file;
     la_decoder_begin_call(d, L, slot);
-    if (!raw) {
+    if (body_file) {
+        /* a 2xx body goes to the file; others are kept, as always */
+        la_body_file_init(&c->file, body_file);
+        req->on_body = la_body_file_write;
+        req->ud = &c->file;
+    } else if (!raw) {
         /* raw: no on_body, libcurl keeps the body of any status */
         req->on_body = la_decoder_on_body;
         req->on_progress = la_decoder_progress;
@@ -216,8 +318,17 @@ static int end_transfer(lua_State *L, client *c, int slot, int transfer_ok)
 {
     la_decoder *d = c->transfer;
     int success = c->response.status >= 200 && c->response.status < 300, parse_no_memory;
+    int to_file = c->to_file, file_failed = 0;
+    unsigned long long file_bytes = 0;
     la_parse_status status;
-    if (!c->raw && transfer_ok && success && !la_decoder_failed(d) && !la_decoder_stopped(d)) {
+    if (to_file) {
+        /* flushed to the disk before success is told */
+        file_failed = la_body_file_close(&c->file, transfer_ok && success) != 0;
+        file_bytes = c->file.bytes;
+        c->to_file = 0;
+    }
+    if (!c->raw && !to_file && transfer_ok && success && !la_decoder_failed(d) &&
+        !la_decoder_stopped(d)) {
         c->busy = 1;
         la_decoder_end(L, slot, d);
         c->busy = 0;
@@ -249,7 +360,17 @@ static int end_transfer(lua_State *L, client *c, int slot, int transfer_ok)
         lua_setfield(L, -2, "body");
         la_buf_clear(&c->response.body);  /* may quote a secret back: wiped (a secret buffer) */
     }
-    if (status == LA_PARSE_ERROR) {
+    if (file_failed) {
+        /* a local failure (disk full, no such directory): kind "file" */
+        lua_createtable(L, 0, 3);
+        lua_pushliteral(L, "file");
+        lua_setfield(L, -2, "kind");
+        lua_pushinteger(L, c->file.error);
+        lua_setfield(L, -2, "code");
+        lua_pushstring(L, c->file.message);
+        lua_setfield(L, -2, "message");
+        lua_setfield(L, -2, "transport");
+    } else if (status == LA_PARSE_ERROR) {
         lua_pushvalue(L, -2);
         lua_setfield(L, -2, "parse_error");
         if (parse_no_memory) {
@@ -265,6 +386,9 @@ static int end_transfer(lua_State *L, client *c, int slot, int transfer_ok)
         lua_pushstring(L, c->response.transport_message);
         lua_setfield(L, -2, "message");
         lua_setfield(L, -2, "transport");
+    } else if (success && to_file) {
+        la_pushint64(L, (long long)file_bytes);
+        lua_setfield(L, -2, "body_file_bytes");
     } else if (success && !c->raw) {
         la_decoder_push_result(L, slot);
         lua_setfield(L, -2, "result");
@@ -313,12 +437,16 @@ static int gc_may_pause(lua_State *L)
  * Failures of the world are described in the table; only misuse raises,
  * and an error raised by on_row is re-raised once the transfer is over.
  */
+static int group_perform(lua_State *L, client *c, int slot, la_http_request *req);
+
 static int query_perform(lua_State *L)
 {
     client *c = check_client(L);
     la_http_request req;
     between_ctx between;
     int slot = begin_transfer(L, c, &req), ok;
+    if (c->grouped)
+        return group_perform(L, c, slot, &req);
     /* Building a full result makes almost nothing but live objects: a
      * collector running meanwhile only re-marks the growing result. No Lua
      * code runs until the transfer is over, so pausing it is invisible. */
@@ -334,6 +462,64 @@ static int query_perform(lua_State *L)
     if (pause_gc)
         lua_gc(L, LUA_GCRESTART, 0);
     return end_transfer(L, c, slot, ok);
+}
+
+/* Before a drive of the client's group (the client at index 1): every
+ * transfer of the group may make rows, so each decoder gets its slot on
+ * this stack. */
+static void prepare_group(lua_State *L)
+{
+    int members;
+    if (!push_group(L)) {
+        lua_pop(L, 1);
+        return;
+    }
+    la_getuservalue(L, -1);
+    members = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, members)) {
+        client *m = lua_touserdata(L, -1);
+        if (m && m->transfer) {
+            luaL_checkstack(L, 4, "loganalytics: stack");
+            la_getuservalue(L, -1);
+            lua_rawgeti(L, -1, TRANSFER);
+            lua_insert(L, -4);  /* below key and value: stays for the drive */
+            lua_pop(L, 1);
+            la_decoder_begin_call(m->transfer, L, -3);
+        }
+        lua_pop(L, 1);
+    }
+    /* the group and its table stay below the decoders, whose slots are set */
+}
+
+/* client:perform on a grouped client: its steps drive the whole group. */
+static int group_perform(lua_State *L, client *c, int slot, la_http_request *req)
+{
+    between_ctx between;
+    int done = 0, rc = la_http_start(c->http, req, &c->response), top;
+    between.L = L;
+    between.slot = slot;
+    between.decoder = c->transfer;
+    (void)rc;  /* when nothing could start, the first step reports why */
+    top = lua_gettop(L);
+    for (;;) {
+        lua_settop(L, top);
+        prepare_group(L);
+        la_decoder_begin_call(c->transfer, L, slot);
+        c->busy = 1;
+        rc = la_http_step(c->http, 100, &done);
+        c->busy = 0;
+        if (done)
+            break;
+        if (perform_between(&between) != 0) {
+            la_http_cancel(c->http);
+            c->response.aborted_by_caller = 1;
+            rc = -1;
+            break;
+        }
+    }
+    lua_settop(L, top);
+    return end_transfer(L, c, slot, rc == 0);
 }
 
 /* client:start{...}: the same request, to be moved on by client:step. */
@@ -360,10 +546,13 @@ static int query_step(lua_State *L)
         return luaL_error(L, "client is busy with another query");
     if (!c->transfer)
         return luaL_error(L, "no transfer under way");
+    check_group_idle(L, c);
     lua_settop(L, 2);
     la_getuservalue(L, 1);
     lua_rawgeti(L, -1, TRANSFER);
     slot = lua_gettop(L);
+    if (c->grouped)
+        prepare_group(L);
     la_decoder_begin_call(c->transfer, L, slot);
     c->busy = 1;
     rc = la_http_step(c->http, wait_ms, &done);
@@ -379,9 +568,147 @@ static int query_cancel(lua_State *L)
     client *c = check_client(L);
     if (c->busy)
         return luaL_error(L, "client is busy with another query");
+    check_group_idle(L, c);
     drop_transfer(L, c);
     return 0;
 }
+
+/* ------------------------------------------------------------- groups */
+
+static long long la_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static group *check_group(lua_State *L)
+{
+    group *gb = luaL_checkudata(L, 1, GROUP_MT);
+    if (!gb->g)
+        luaL_error(L, "the group is closed");
+    return gb;
+}
+
+/* core.group{ max_connections = N } -> group */
+static int group_new(lua_State *L)
+{
+    lua_Number n = 8;
+    group *gb;
+    if (!lua_isnoneornil(L, 1)) {
+        luaL_checktype(L, 1, LUA_TTABLE);
+        lua_getfield(L, 1, "max_connections");
+        if (!lua_isnil(L, -1)) {
+            n = lua_tonumber(L, -1);
+            if (lua_type(L, -1) != LUA_TNUMBER || !(n >= 1 && n <= 1000) || n != (lua_Number)(long)n)
+                return luaL_argerror(L, 1, "field 'max_connections' must be a whole number from 1 to 1000");
+        }
+        lua_pop(L, 1);
+    }
+    gb = la_newuserdata_uv(L, sizeof *gb);
+    gb->g = NULL;
+    luaL_setmetatable(L, GROUP_MT);
+    lua_newtable(L);
+    la_setuservalue(L, -2);
+    gb->g = la_http_group_new((long)n);
+    if (!gb->g)
+        return luaL_error(L, "cannot create a libcurl multi handle");
+    return 1;
+}
+
+/* g:close() (and __gc): cancels the transfers under way (each client's
+ * step then gives a response with transport.kind "cancelled"); the
+ * clients can start nothing more. Idempotent. */
+static int group_close(lua_State *L)
+{
+    group *gb = luaL_checkudata(L, 1, GROUP_MT);
+    if (gb->g && la_http_group_busy(gb->g))
+        return luaL_error(L, "the group is busy: a transfer's on_row cannot close it");
+    la_http_group_free(gb->g);
+    gb->g = NULL;
+    return 0;
+}
+
+static int group_tostring(lua_State *L)
+{
+    group *gb = luaL_checkudata(L, 1, GROUP_MT);
+    lua_pushfstring(L, "loganalytics.group (%p)%s", (void *)gb, gb->g ? "" : " closed");
+    return 1;
+}
+
+/* Appends to the array at index list the group's clients whose transfers
+ * ended and were not told yet; their number. */
+static int list_finished(lua_State *L, int members, int list)
+{
+    int n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, members)) {
+        client *m = lua_touserdata(L, -1);
+        if (m && m->http && m->transfer && la_http_group_finished(m->http)) {
+            lua_pushvalue(L, -1);
+            lua_rawseti(L, list, ++n);
+        }
+        lua_pop(L, 1);
+    }
+    return n;
+}
+
+/* g:wait([ms]) -> { client, ... } */
+static int group_wait(lua_State *L)
+{
+    group *gb = check_group(L);
+    lua_Number wait = luaL_optnumber(L, 2, 100);
+    long long left;
+    int members, list, top;
+    luaL_argcheck(L, wait >= 0 && wait <= 100000, 2, "wait_ms must be from 0 to 100000");
+    if (la_http_group_busy(gb->g))
+        return luaL_error(L, "the group is busy: a transfer's on_row cannot wait on it");
+    left = (long long)wait;
+    lua_settop(L, 1);
+    lua_newtable(L);
+    list = 2;
+    la_getuservalue(L, 1);
+    members = 3;
+    top = lua_gettop(L);
+    if (list_finished(L, members, list) > 0)
+        return 1;
+    for (;;) {
+        /* the host's interrupt gets in at least every 100 ms */
+        int slice = left > 100 ? 100 : (int)left;
+        long long before = la_now_ms();
+        lua_settop(L, top);
+        lua_pushnil(L);
+        while (lua_next(L, members)) {
+            client *m = lua_touserdata(L, -1);
+            if (m && m->transfer) {
+                luaL_checkstack(L, 4, "loganalytics: stack");
+                la_getuservalue(L, -1);
+                lua_rawgeti(L, -1, TRANSFER);
+                lua_insert(L, -4);
+                lua_pop(L, 1);
+                la_decoder_begin_call(m->transfer, L, -3);
+            }
+            lua_pop(L, 1);
+        }
+        la_http_group_drive(gb->g, slice);
+        lua_settop(L, top);
+        if (list_finished(L, members, list) > 0 || !gb->g)
+            break;
+        left -= la_now_ms() - before;
+        if (left <= 0)
+            break;
+        if (la_let_hooks_run(L) != LUA_OK)
+            return lua_error(L);
+    }
+    lua_settop(L, list);
+    return 1;
+}
+
+static const luaL_Reg group_methods[] = {
+    {"wait", group_wait},
+    {"close", group_close},
+    {NULL, NULL},
+};
 
 static const luaL_Reg client_methods[] = {
     {"perform", query_perform},
@@ -397,4 +724,7 @@ void la_client_open(lua_State *L)
     la_register_class(L, CLIENT_MT, client_methods, client_close, client_tostring);
     lua_pushcfunction(L, client_new);
     lua_setfield(L, -2, "new");
+    la_register_class(L, GROUP_MT, group_methods, group_close, group_tostring);
+    lua_pushcfunction(L, group_new);
+    lua_setfield(L, -2, "group");
 }

@@ -72,6 +72,10 @@ struct la_decoder {
     lua_Integer listed;      /* take mode: entries in R_LIST */
     lua_Integer ntables, nrows;
     size_t ncolumns;
+    /* count mode: the rows of each table, counted as they are parsed
+     * (the tape carries no row) */
+    lua_Integer *counts;
+    size_t ncounts, counts_cap;
 };
 
 /* ------------------------------------------------------------ sinks */
@@ -263,6 +267,8 @@ static int sink_row_end(void *ud, size_t ncells)
 static int sink_table_end(void *ud)
 {
     la_decoder *x = ud;
+    if (x->mode == LA_DECODE_COUNT && x->ntables >= 1 && (size_t)x->ntables <= x->ncounts)
+        x->nrows = x->counts[x->ntables - 1];
     lua_pushinteger(x->L, x->nrows);
     lua_setfield(x->L, R_TABLE, "row_count");
     return 0;
@@ -295,6 +301,74 @@ static int sink_member(void *ud, const char *key, size_t key_len, const char *js
 static const la_result_sink lua_sink = {
     sink_table_begin, sink_table_name, sink_column, sink_row_begin,
     sink_cell, sink_row_end, sink_table_end, sink_member,
+};
+
+/* Count mode: between the parser and the tape. Rows are counted here and
+ * never recorded; everything else goes on to the tape. */
+static int count_table_begin(void *ud)
+{
+    la_decoder *d = ud;
+    if (d->ncounts == d->counts_cap) {
+        size_t cap = d->counts_cap ? d->counts_cap * 2 : 4;
+        lua_Integer *grown = realloc(d->counts, cap * sizeof *grown);
+        if (!grown)
+            return LA_SINK_NO_MEMORY;
+        d->counts = grown;
+        d->counts_cap = cap;
+    }
+    d->counts[d->ncounts++] = 0;
+    return la_tape_sink()->table_begin(d->tape);
+}
+
+static int count_table_name(void *ud, const char *name, size_t len)
+{
+    la_decoder *d = ud;
+    return la_tape_sink()->table_name(d->tape, name, len);
+}
+
+static int count_column(void *ud, size_t index, const char *name, size_t name_len,
+                        const char *type, size_t type_len)
+{
+    la_decoder *d = ud;
+    return la_tape_sink()->column(d->tape, index, name, name_len, type, type_len);
+}
+
+static int count_row_begin(void *ud, size_t ncolumns)
+{
+    (void)ud; (void)ncolumns;
+    return 0;
+}
+
+static int count_cell(void *ud, size_t index, const la_cell *cell)
+{
+    (void)ud; (void)index; (void)cell;
+    return 0;
+}
+
+static int count_row_end(void *ud, size_t ncells)
+{
+    la_decoder *d = ud;
+    (void)ncells;
+    if (d->ncounts)
+        d->counts[d->ncounts - 1]++;
+    return 0;
+}
+
+static int count_table_end(void *ud)
+{
+    la_decoder *d = ud;
+    return la_tape_sink()->table_end(d->tape);
+}
+
+static int count_member(void *ud, const char *key, size_t key_len, const char *json, size_t len)
+{
+    la_decoder *d = ud;
+    return la_tape_sink()->member(d->tape, key, key_len, json, len);
+}
+
+static const la_result_sink count_sink = {
+    count_table_begin, count_table_name, count_column, count_row_begin,
+    count_cell, count_row_end, count_table_end, count_member,
 };
 
 /* ------------------------------------------------------------ replaying */
@@ -486,6 +560,9 @@ void la_decoder_release(la_decoder *d)
     d->tape = NULL;
     la_gunzip_free(d->gunzip);
     d->gunzip = NULL;
+    free(d->counts);
+    d->counts = NULL;
+    d->ncounts = d->counts_cap = 0;
 }
 
 la_decoder *la_decoder_push(lua_State *L, int gzip, enum la_decoder_mode mode, int on_row,
@@ -528,7 +605,10 @@ la_decoder *la_decoder_push(lua_State *L, int gzip, enum la_decoder_mode mode, i
     la_setuservalue(L, -2);
 
     d->tape = la_tape_new();
-    d->parser = d->tape ? la_parser_new(la_tape_sink(), d->tape) : NULL;
+    if (mode == LA_DECODE_COUNT)
+        d->parser = d->tape ? la_parser_new(&count_sink, d) : NULL;
+    else
+        d->parser = d->tape ? la_parser_new(la_tape_sink(), d->tape) : NULL;
     if (gzip && d->parser)
         d->gunzip = la_gunzip_new();
     if (!d->parser || (gzip && !d->gunzip)) {
@@ -771,6 +851,11 @@ static int opt_boolean(lua_State *L, const char *name)
  *   out of `feed`/`take`/`finish`; the decoder then raises at every call.
  * @tparam[opt] boolean options.take rows are neither kept nor called:
  *   `take()` returns them (not with `on_row`). `feed` then only parses.
+ * @tparam[opt] boolean options.count_only rows are parsed and counted in C,
+ *   and no Lua value is made for them (checking a stored body fast, before
+ *   handing its rows over): `finish` gives each table's `name`, `columns`
+ *   and `row_count` with `rows` empty, and the top-level members (`error`,
+ *   `statistics`, `render`) as usual. Not with `on_row` or `take`.
  * @tparam[opt] integer options.batch N >= 1: `feed` only parses (records the
  *   events in C, makes no Lua value); each `take()` turns at most N pending
  *   rows into Lua values (kept, given to `on_row` or listed), so no stretch
@@ -818,21 +903,28 @@ static int decoder_new(lua_State *L)
 {
     enum la_decoder_mode mode = LA_DECODE_KEEP;
     long batch = 0;
-    int gzip, takes, on_row = 0;
+    int gzip, takes, counts, on_row = 0;
     luaL_checktype(L, 1, LUA_TTABLE);
     gzip = opt_boolean(L, "gzip");
     takes = opt_boolean(L, "take");
+    counts = opt_boolean(L, "count_only");
+    if (counts && takes)
+        return luaL_argerror(L, 1, "fields 'count_only' and 'take' exclude each other");
     lua_getfield(L, 1, "on_row");
     if (!lua_isnil(L, -1)) {
         if (!lua_isfunction(L, -1))
             return luaL_argerror(L, 1, "field 'on_row' must be a function");
         if (takes)
             return luaL_argerror(L, 1, "fields 'on_row' and 'take' exclude each other");
+        if (counts)
+            return luaL_argerror(L, 1, "fields 'on_row' and 'count_only' exclude each other");
         mode = LA_DECODE_CALL;
         on_row = lua_gettop(L);
     }
     if (takes)
         mode = LA_DECODE_TAKE;
+    if (counts)
+        mode = LA_DECODE_COUNT;
     lua_getfield(L, 1, "batch");
     if (!lua_isnil(L, -1)) {
         lua_Number n = lua_tonumber(L, -1);
