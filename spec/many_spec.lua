@@ -73,10 +73,10 @@ describe("client:query_many", function()
     for i, a in ipairs(answers) do assert(a.result, "query " .. i .. ": " .. tostring(a.err)) end
     local stats = helper.get("/_test/stats")
     assert(stats.throttled >= 1, "the storm did not happen")
-    -- back-pressure: after a 429 no new query starts for a second, so the
-    -- group does not hammer the limit (without it: about 3 refusals per
-    -- query and second of the run)
-    assert(stats.throttled <= 12, "throttled " .. stats.throttled .. " times")
+    -- back-pressure: after a 429 no new query starts until its Retry-After
+    -- has passed, and no more run at once than the server admitted (without
+    -- it: 3 refusals a second, about 18 over the run)
+    assert(stats.throttled <= 8, "throttled " .. stats.throttled .. " times")
     c:close()
   end)
 

@@ -112,7 +112,10 @@ function M.install(Client, the)
 
   -- A scheduler of transfers on one core.group: at most `concurrency` at
   -- once; a job's retries are scheduled (not slept) by the one retry
-  -- policy; a 429 holds every new start until its Retry-After has passed.
+  -- policy. Back-pressure: a 429 holds every new start until its
+  -- Retry-After has passed, and lowers the number allowed in flight to what
+  -- the service still admits (those in flight then); each answer that is not
+  -- a 429 raises it again by 1/limit (additive increase), up to `concurrency`.
   -- job: { request = fn(seconds), scope =, timeout =, body_file =, done = fn(response, attempts) }
   local function new_scheduler(self, concurrency)
     local s = {
@@ -122,6 +125,7 @@ function M.install(Client, the)
       idle = {},             -- clients free for the next transfer
       count = 0,             -- transfers under way
       hold_until = 0,        -- back-pressure: no start before this (core.now())
+      limit = concurrency,   -- back-pressure: transfers allowed in flight now
     }
     local log, secrets = self.log, self.secrets
 
@@ -149,7 +153,7 @@ function M.install(Client, the)
       local now = core.now()
       local next_ready = math.huge
       local i = 1
-      while i <= #s.queue and s.count < concurrency do
+      while i <= #s.queue and s.count < math.floor(s.limit) do
         local job = s.queue[i]
         if now >= s.hold_until and job.ready_at <= now then
           remove(s.queue, i)
@@ -172,6 +176,11 @@ function M.install(Client, the)
           s.running[client] = nil
           s.count = s.count - 1
           s.idle[#s.idle + 1] = client
+          if response.status == 429 then
+            s.limit = math.max(1, s.count)
+          else
+            s.limit = math.min(concurrency, s.limit + 1 / s.limit)
+          end
           local wait = decide(self, job.tries, response)
           if wait then
             now = core.now()
