@@ -7,6 +7,7 @@
 --   ok ROWS FIRST LAST SLICES SPLITS SECONDS VMHWM_KB TEMPFILES_LEFT
 --   | error MESSAGE | order ID_AFTER ID
 local endpoint, concurrency, slice, min_slice = arg[1], tonumber(arg[2]), arg[3], arg[4]
+min_slice = tonumber(min_slice) or min_slice
 local la = require "loganalytics"
 local core = require "loganalytics.core"
 
