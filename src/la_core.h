@@ -207,6 +207,36 @@ int la_tape_flush(la_tape *t);
 int la_tape_replay(la_tape *t, const la_result_sink *sink, void *ud);
 void la_tape_cancel(la_tape *t);
 
+/* ------------------------------------------------------ $batch answers */
+
+/* One answer of a $batch response (batch_answers.c). */
+typedef struct la_batch_answer {
+    la_buf id;
+    long status;                  /* 100 to 599 */
+    la_buf headers;               /* nheaders pairs: lower-case name, NUL, value, NUL */
+    size_t nheaders;
+    int has_body;                 /* a body that is not null */
+    int body_was_string;          /* sent as a JSON string: body is its contents */
+    la_buf body;                  /* compact JSON text, numbers' digits as sent */
+} la_batch_answer;
+
+typedef struct la_batch_answers {
+    la_batch_answer *items;
+    size_t n, cap;
+    int out_of_memory;            /* the failure was memory, not the text */
+    char error[200];
+} la_batch_answers;
+
+/* Containers open at once, in the whole answer, beyond which it is refused. */
+#define LA_BATCH_MAX_DEPTH 4096
+
+/* Reads {"responses":[{"id":"..","status":N,"headers":{..},"body":..}, ...]}
+ * (other members ignored): 0, or -1 with error (out freed). Every answer
+ * needs a string id and an integer status; headers, when there, an object
+ * of strings. Free with la_batch_answers_free. */
+int la_batch_answers_parse(const char *text, size_t len, la_batch_answers *out);
+void la_batch_answers_free(la_batch_answers *a);
+
 /* ------------------------------------------------------------ request body */
 
 /* Builds {"query":..., "timespan":..., "workspaces":[...]} with cJSON.

@@ -670,8 +670,10 @@ static int group_wait(lua_State *L)
     la_getuservalue(L, 1);
     members = 3;
     top = lua_gettop(L);
-    if (list_finished(L, members, list) > 0)
+    if (list_finished(L, members, list) > 0) {
+        lua_settop(L, list);
         return 1;
+    }
     for (;;) {
         /* the host's interrupt gets in at least every 100 ms */
         int slice = left > 100 ? 100 : (int)left;

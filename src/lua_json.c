@@ -177,9 +177,102 @@ int la_push_json_value(lua_State *L, const char *json, size_t len)
     return 1;
 }
 
+/* ------------------------------------------------------ $batch answers */
+
+#define BATCH_BOX_MT "loganalytics.batch_box"
+
+/* Holds the parsed answers while Lua values are made: an error (memory)
+ * frees them in __gc. */
+static int batch_box_gc(lua_State *L)
+{
+    la_batch_answers *a = luaL_checkudata(L, 1, BATCH_BOX_MT);
+    la_batch_answers_free(a);
+    return 0;
+}
+
+/***
+ * Reads the answer to a `POST /v1/$batch` request (internal API of
+ * `loganalytics.core`, for `client:batch`).
+ * @function core.batch_answers
+ * @tparam string text the response body:
+ *   `{"responses":[{"id":..,"status":..,"headers":{..},"body":..}, ...]}`
+ * @return an array, in the order sent, of `{ id = string, status = integer,
+ *   headers = { [lower-case name] = value }, body = string|nil }`: `body`
+ *   is the body's compact JSON text with every number's digits as sent (so
+ *   that `core.decoder` reads longs beyond 2^53 exactly), or, when the
+ *   service sent the body as a JSON string (a known quirk), that string's
+ *   contents (itself JSON text); `body_was_string = true` then; no `body`
+ *   when it was null or absent. Repeated header names are joined by ", ".
+ *   Or `nil, err` with `err.kind` "protocol" (not JSON, not that shape: an
+ *   answer without a string `id` or an integer `status` from 100 to 599,
+ *   headers not strings, a member given twice, nesting deeper than 4096)
+ *   or "memory", and `err.message`.
+ */
+static int batch_answers(lua_State *L)
+{
+    size_t len, i, k;
+    const char *text;
+    la_batch_answers *a;
+    /* a number is no answer (luaL_checklstring would take it) */
+    luaL_argcheck(L, lua_type(L, 1) == LUA_TSTRING, 1, "the answer must be a string");
+    text = lua_tolstring(L, 1, &len);
+    a = lua_newuserdata(L, sizeof *a);
+    memset(a, 0, sizeof *a);
+    luaL_setmetatable(L, BATCH_BOX_MT);
+    if (la_batch_answers_parse(text, len, a) != 0) {
+        lua_pushnil(L);
+        lua_createtable(L, 0, 2);
+        if (a->out_of_memory)
+            lua_pushliteral(L, "memory");
+        else
+            lua_pushliteral(L, "protocol");
+        lua_setfield(L, -2, "kind");
+        lua_pushstring(L, a->error);
+        lua_setfield(L, -2, "message");
+        return 2;
+    }
+    lua_createtable(L, a->n < 1000000 ? (int)a->n : 0, 0);
+    for (i = 0; i < a->n; i++) {
+        const la_batch_answer *item = &a->items[i];
+        const char *p = item->headers.data;
+        lua_createtable(L, 0, 5);
+        lua_pushlstring(L, item->id.data ? item->id.data : "", item->id.len);
+        lua_setfield(L, -2, "id");
+        lua_pushinteger(L, (lua_Integer)item->status);
+        lua_setfield(L, -2, "status");
+        lua_newtable(L);
+        for (k = 0; k < item->nheaders; k++) {
+            const char *name = p, *value = p + strlen(p) + 1;
+            lua_getfield(L, -1, name);
+            if (lua_isstring(L, -1)) {
+                lua_pushliteral(L, ", ");
+                lua_pushstring(L, value);
+                lua_concat(L, 3);
+            } else {
+                lua_pop(L, 1);
+                lua_pushstring(L, value);
+            }
+            lua_setfield(L, -2, name);
+            p = value + strlen(value) + 1;
+        }
+        lua_setfield(L, -2, "headers");
+        if (item->has_body) {
+            lua_pushlstring(L, item->body.data ? item->body.data : "", item->body.len);
+            lua_setfield(L, -2, "body");
+            if (item->body_was_string) {
+                lua_pushboolean(L, 1);
+                lua_setfield(L, -2, "body_was_string");
+            }
+        }
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    return 1;
+}
+
 static const luaL_Reg json_functions[] = {
     {"decode_json", decode_json},
     {"query_body", query_body},
+    {"batch_answers", batch_answers},
     {NULL, NULL},
 };
 
@@ -187,6 +280,11 @@ void la_json_open(lua_State *L)
 {
     if (luaL_newmetatable(L, JSON_BOX_MT)) {
         lua_pushcfunction(L, json_box_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    if (luaL_newmetatable(L, BATCH_BOX_MT)) {
+        lua_pushcfunction(L, batch_box_gc);
         lua_setfield(L, -2, "__gc");
     }
     lua_pop(L, 1);
