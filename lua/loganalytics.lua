@@ -1189,6 +1189,83 @@ local function send_raw(self, url, body)
   return response
 end
 
+--- Runs many queries at once on one connection pool (HTTP/2 multiplexed
+-- where the server offers it): at most `concurrency` in flight, each with
+-- the client's retry policy (its `Retry-After` honoured); a 429 holds back
+-- every query not yet started until its `Retry-After` has passed, so the
+-- whole group slows down. The token is the client's (its credential's
+-- cache answers every query; a 401 renews it once per query). The run is
+-- the client's transfer: calling the client from `on_result` (or from a
+-- query's `on_row`) raises "busy". Misuse in any query raises before any
+-- is sent; each query's failure is its own `err`.
+-- @function client:query_many
+-- @tparam {table,...} list queries: each `{ kql, opts }` or
+--   `{ kql = "...", <opts fields> }`, opts as @{client:query}'s
+-- @tparam[opt] table opts
+-- @tparam integer opts.concurrency queries in flight at most (1 to 100, default 5:
+--   the service's per-user limit)
+-- @tparam function opts.on_result `on_result(i, result, err)` as each query ends
+--   (in the order they end); an error raised in it cancels the rest and is re-raised
+-- @treturn {table,...} one `{ result = result, err = err }` per query, in the order given
+-- @usage local answers = client:query_many({ { "Heartbeat | take 1" },
+--   { kql = "Usage | take 1", timespan = "P1D" } }, { concurrency = 5 })
+-- for i, a in ipairs(answers) do print(i, a.result and #a.result.tables[1].rows, a.err) end
+
+--- Exports the rows of one query over a long timespan, past the service's
+-- caps (500,000 rows, about 64 MB per answer): the same KQL runs over
+-- consecutive time slices `[start, end)` of the timespan (the API's
+-- `timespan`, the KQL untouched), `concurrency` slices at once. A slice
+-- whose answer is cut at a cap (the service's PartialError naming
+-- E_QUERY_RESULT_SET_TOO_LARGE) is halved and its two halves run in its
+-- place, and later slices start at the narrower width. Every row comes
+-- once, in slice order, to `on_row`, in flat memory: each answer is
+-- written to a temporary file, checked, then read back; at most
+-- `concurrency` slices wait on disk. Temporary files are removed, also on
+-- failure.
+--
+-- **Only for queries whose rows are records** (filters, projections,
+-- `extend`): each slice is a query of its own, so a `summarize`, `count`,
+-- `top`, `take` or `join` over the whole range gives one answer per slice,
+-- not one for the range.
+-- @function client:export
+-- @tparam string kql the query
+-- @tparam table opts @{client:query}'s options but `timespan`, `on_row`, `on_progress`, and:
+-- @tparam string|table opts.timespan required, with a start and an end: `"start/end"`
+--   (ISO 8601; or `"start/duration"`) or `{ start = , finish = }` (see
+--   @{loganalytics.timespan.interval})
+-- @tparam function opts.on_row required: `on_row(row, tbl)` for each row (`tbl`: the
+--   same table object in every slice for a table of the same name and columns); returning
+--   `false` stops the export (the summary then has `stopped = true`); an error
+--   raised in it stops the export and is re-raised
+-- @tparam integer opts.concurrency slices in flight or waiting on disk (1 to 16, default 4)
+-- @tparam number|string opts.slice the first slices' width, seconds or an ISO 8601
+--   duration (default: a 16th of the timespan)
+-- @tparam number|string opts.min_slice the narrowest slice, seconds or a duration
+--   (default 1 s): a cut slice that would be halved below it fails the export
+--   with an error naming the slice
+-- @tparam function opts.on_progress `on_progress(done_slices, total_slices, rows)` after
+--   each slice handed over (total_slices grows when slices are halved)
+-- @treturn[1] table `{ rows = N, slices = N, splits = N }` (and `stopped = true`)
+-- @treturn[2] nil
+-- @treturn[2] error err: the first slice's failure (its timespan in the message)
+-- @usage local n = 0
+-- local summary, err = client:export("Events | where Level == 'Error'", {
+--   timespan = "2025-12-01T00:00:00Z/2026-01-01T00:00:00Z",
+--   on_row = function(row) n = n + 1 end })
+
+--- Runs up to 10 queries per HTTP request over `POST {endpoint}/v1/$batch`
+-- (a longer list is sent as several batches, one after another). Answers
+-- are matched to their requests by id whatever their order, also those
+-- whose body comes as a JSON string; each is typed as @{client:query}'s
+-- result, or its error as query's. The service supports `$batch` until
+-- 2028-03-31: @{client:query_many} is the lasting way to run many queries.
+-- Each query targets a workspace id (not `resource`, no `on_row`).
+-- @function client:batch
+-- @tparam {table,...} list as @{client:query_many}'s
+-- @treturn[1] {table,...} one `{ result = result, err = err }` per query, in the order given
+-- @treturn[2] nil
+-- @treturn[2] error err: a batch request that failed as a whole
+
 -- query_many, export and batch (loganalytics/many.lua), on this query path.
 require("loganalytics.many").install(Client, {
   prepare = prepare, final = final, outcome = outcome, retry_decision = retry_decision,
