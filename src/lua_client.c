@@ -115,7 +115,10 @@ static int client_close(lua_State *L)
     client *c = check_client(L);
     if (c->busy)
         return luaL_error(L, "cannot close a client while it runs a query");
-    check_group_idle(L, c);
+    /* only a transfer under way touches the group's multi handle; an idle
+     * client may be collected (closed) while its group is driven */
+    if (c->transfer)
+        check_group_idle(L, c);
     drop_transfer(L, c);
     la_http_free(c->http);
     c->http = NULL;
@@ -434,6 +437,15 @@ static int gc_may_pause(lua_State *L)
  *      parse_error=, seconds= }
  * raw = true: the body is not parsed but kept whole in body, whatever the
  * status (capped at LA_KEPT_BODY_MAX, as error bodies are).
+ * body_file = path (not with raw or on_row): a 2xx body, gunzipped, is
+ * written to the file (created mode 0600, or truncated, at its first byte:
+ * a non-2xx answer leaves it alone; an empty body makes an empty file) and
+ * synced to the disk; the response then has body_file_bytes and no result.
+ * A local failure (cannot open, disk full) is transport = { kind = "file",
+ * code = errno, message }, never a success (the file holds what was
+ * written). Other statuses keep their body in response.body, as always.
+ * On a grouped client (core.new(group)) the transfer runs on the group's
+ * multi handle, and waiting for it moves the group's other transfers too.
  * Failures of the world are described in the table; only misuse raises,
  * and an error raised by on_row is re-raised once the transfer is over.
  */
@@ -590,7 +602,17 @@ static group *check_group(lua_State *L)
     return gb;
 }
 
-/* core.group{ max_connections = N } -> group */
+/*
+ * core.group{ max_connections = N } -> group
+ * One libcurl multi handle for the transfers of the clients made with
+ * core.new(group): HTTP/2 multiplexing where the server offers it
+ * (CURLPIPE_MULTIPLEX), else at most N connections (default 8, 1 to 1000)
+ * shared by all, kept open and reused from transfer to transfer (the rest
+ * wait in libcurl's queue). A group's transfers decode on the caller's
+ * thread (never the body worker), and their `timeout` is counted from the
+ * start, queue included; stall_timeout and the plain-http guard are per
+ * transfer as ever. Each client keeps its group alive (its user value).
+ */
 static int group_new(lua_State *L)
 {
     lua_Number n = 8;
@@ -653,7 +675,19 @@ static int list_finished(lua_State *L, int members, int list)
     return n;
 }
 
-/* g:wait([ms]) -> { client, ... } */
+/*
+ * g:wait([ms]) -> { client, ... }
+ * Drives every transfer of the group (their on_row handlers run here) for
+ * up to ms milliseconds (default 100, at most 100000), returning as soon
+ * as at least one has ended: the clients whose transfers ended and were
+ * not returned by an earlier wait (one that ended while another client's
+ * step or perform drove the group comes at the next wait, at once; so does
+ * one that could not start), in no particular order; possibly empty. Each
+ * such client's step then gives its response (or re-raises its on_row's
+ * error). The host's hooks (Ctrl-C) run every 100 ms at most. Raises when
+ * the group is closed, or when called from inside one of its transfers'
+ * on_row (so do those clients' start, step, cancel and close, and g:close).
+ */
 static int group_wait(lua_State *L)
 {
     group *gb = check_group(L);
