@@ -841,7 +841,8 @@ end
 -- outcome, now. The caller waits: next_try by sleeping, a group of
 -- transfers (loganalytics.many) by starting the try later.
 local function retry_decision(self, tries, response)
-  if response.status == 401 and not tries.renewed and self.forget(tries.scope) then
+  -- (tries.forget: a group's, which renews once for all its transfers)
+  if response.status == 401 and not tries.renewed and (tries.forget or self.forget)(tries.scope) then
     tries.renewed = true
     return 0
   end

@@ -90,6 +90,22 @@ describe("client:query_many", function()
     c:close()
   end)
 
+  it("uses one token for all, and renews it once for all after a 401", function()
+    helper.configure_identity('{"reset": true}')
+    local credential = require("loganalytics").credentials.client_secret { tenant = "TEST_TENANT",
+      client_id = "TEST_CLIENT", client_secret = "TEST_SECRET", authority_host = helper.endpoint() }
+    local c = require("loganalytics").new { endpoint = helper.endpoint(), workspace = "DEMO_WORKSPACE",
+                                            credential = credential }
+    local list = {}
+    for i = 1, 10 do list[i] = { "Heartbeat | take 1" } end
+    for _, a in ipairs(c:query_many(list)) do assert(a.result, tostring(a.err)) end
+    assert.are.equal(1, helper.identity().token_requests)
+    helper.revoke_tokens()  -- every query of the next run gets a 401 first
+    for _, a in ipairs(c:query_many(list)) do assert(a.result, tostring(a.err)) end
+    assert.are.equal(2, helper.identity().token_requests)
+    c:close()
+  end)
+
   it("raises on misuse, and is the client's transfer (busy from on_result)", function()
     local c = client()
     refused(function() c:query_many("Heartbeat") end)

@@ -130,6 +130,7 @@ function M.install(Client, the)
       count = 0,             -- transfers under way
       hold_until = 0,        -- back-pressure: no start before this (core.now())
       limit = concurrency,   -- back-pressure: transfers allowed in flight now
+      renewed = {},          -- scope -> { at = core.now(), ok = } of the last token renewal
     }
     local log, secrets = self.log, self.secrets
 
@@ -139,7 +140,20 @@ function M.install(Client, the)
     end
 
     local function start(job)
-      job.tries = job.tries or new_tries(job.scope, job.timeout, nil, function() return false end)
+      if not job.tries then
+        job.tries = new_tries(job.scope, job.timeout, nil, function() return false end)
+        -- one renewal for all: a 401 to a request sent before the last
+        -- renewal retries with the new token, without renewing again
+        job.tries.forget = function(scope)
+          local last = s.renewed[scope]
+          if last and job.started_at < last.at then return last.ok end
+          last = { at = core.now() }
+          s.renewed[scope] = last
+          last.ok = self.forget(scope)
+          return last.ok
+        end
+      end
+      job.started_at = core.now()
       local req = job.request(time_left(job.tries))
       req.body_file = job.body_file
       local authorized, err = self.authorize(req, job.scope)
