@@ -439,7 +439,8 @@ end
 --   token), `"network"` (DNS, connect, TLS, reset), `"timeout"` (ours, a 408, or the
 --   service's 504), `"protocol"` (a malformed or truncated response, or one that is
 --   not a query result) or `"memory"` (memory ran out while the response was read:
---   never retried, and never a result missing rows); and
+--   never retried, and never a result missing rows), `"file"` (@{client:export} could
+--   not write a slice's temporary file: disk full, say); and
 --   `"busy"`, raised (not returned) by a call made from inside one of the
 --   client's own queries (see @{client:query})
 -- @field status the HTTP status, when there was a response

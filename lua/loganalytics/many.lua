@@ -240,6 +240,9 @@ function M.install(Client, the)
     end
     local answers, left, jobs = {}, #items, {}
     for i, item in ipairs(items) do
+      if type(item.opts) == "table" and item.opts.on_progress ~= nil then
+        misuse(format("query_many's list[%d]: on_progress is not for query_many (see on_result)", i))
+      end
       local request, scope, timeout = prepare(self, item.kql, item.opts)
       jobs[i] = { request = request, scope = scope, timeout = timeout, done = function(response, attempts, err)
         local result
