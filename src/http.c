@@ -39,6 +39,7 @@ typedef struct transfer {
     la_worker *worker;         /* decodes the body on another thread */
     int threaded;              /* decode() runs on the worker */
     int no_worker;             /* the caller said no threads */
+    size_t kept_max;           /* a kept body's cap */
     int pause_next, paused;    /* on_progress said enough: the next bytes wait */
     int performing;            /* driven to its end by la_http_perform */
     size_t raw_bytes;
@@ -262,6 +263,7 @@ static void reset_response(la_http_response *r)
     r->transport_kind = NULL;
     r->transport_message[0] = '\0';
     r->aborted_by_caller = 0;
+    r->body_truncated = 0;
     r->total_seconds = 0;
     la_buf_clear(&r->headers);
     la_buf_clear(&r->body);
@@ -323,12 +325,16 @@ static int deliver(void *ud, const char *data, size_t len)
         }
         return 0;
     }
-    if (t->resp->body.len < LA_KEPT_BODY_MAX) {
-        size_t room = LA_KEPT_BODY_MAX - t->resp->body.len;
+    if (t->resp->body.len < t->kept_max) {
+        size_t room = t->kept_max - t->resp->body.len;
         if (la_buf_append(&t->resp->body, data, len < room ? len : room) != 0) {
             t->no_memory = 1;
             return -1;
         }
+        if (len > room)
+            t->resp->body_truncated = 1;
+    } else if (len) {
+        t->resp->body_truncated = 1;
     }
     return 0;
 }
@@ -774,6 +780,7 @@ static int start_transfer(la_http *h, const la_http_request *req, la_http_respon
     /* a group's transfers decode on the caller's thread: one thread per
      * transfer would not pay, and the group's drive runs them all */
     h->t.no_worker = req->no_worker || h->group;
+    h->t.kept_max = req->kept_body_max ? req->kept_body_max : LA_KEPT_BODY_MAX;
     h->t.ud = req->ud;
     h->t.resp = resp;
     h->t.stall_ms = req->stall_timeout_ms;

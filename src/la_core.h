@@ -361,11 +361,13 @@ typedef struct la_http_request {
     la_progress_fn on_progress;
     void (*on_cancel)(void *ud);
     int no_worker;                /* keep even large bodies on the caller's thread */
+    size_t kept_body_max;         /* a kept body's cap; 0: LA_KEPT_BODY_MAX */
     void *ud;
 } la_http_request;
 
 /* Bodies kept in memory (error responses, token responses) are capped at
- * this size: they are small JSON documents or proxy pages. */
+ * this size, unless the request says otherwise: they are small JSON
+ * documents or proxy pages. */
 #define LA_KEPT_BODY_MAX (1024 * 1024)
 
 typedef struct la_http_response {
@@ -377,6 +379,7 @@ typedef struct la_http_response {
     la_buf headers;               /* header lines of the final response */
     la_buf body;                  /* body of a non-2xx response, or of any
                                      response when on_body is NULL */
+    int body_truncated;           /* ... cut at its cap (kept_body_max) */
     double total_seconds;
 } la_http_response;
 

@@ -228,6 +228,14 @@ static void read_request(lua_State *L, la_http_request *req)
     lua_getfield(L, 2, "allow_http");
     req->allow_http = lua_toboolean(L, -1);
     lua_pop(L, 1);
+    lua_getfield(L, 2, "body_max");
+    if (!lua_isnil(L, -1)) {
+        lua_Number n = lua_tonumber(L, -1);
+        if (lua_type(L, -1) != LUA_TNUMBER || !(n >= 1 && n <= 1e12) || n != (lua_Number)(long long)n)
+            luaL_argerror(L, 2, "field 'body_max' must be a whole number of bytes from 1 to 1e12");
+        req->kept_body_max = (size_t)n;
+    }
+    lua_pop(L, 1);
     lua_getfield(L, 2, "threads");
     req->no_worker = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
     lua_pop(L, 1);
@@ -363,6 +371,10 @@ static int end_transfer(lua_State *L, client *c, int slot, int transfer_ok)
         lua_setfield(L, -2, "body");
         la_buf_clear(&c->response.body);  /* may quote a secret back: wiped (a secret buffer) */
     }
+    if (c->response.body_truncated) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "body_truncated");
+    }
     if (file_failed) {
         /* a local failure (disk full, no such directory): kind "file" */
         lua_createtable(L, 0, 3);
@@ -436,7 +448,9 @@ static int gc_may_pause(lua_State *L)
  * -> { status=, headers=, result=, body=, transport={kind,code,message},
  *      parse_error=, seconds= }
  * raw = true: the body is not parsed but kept whole in body, whatever the
- * status (capped at LA_KEPT_BODY_MAX, as error bodies are).
+ * status (capped at LA_KEPT_BODY_MAX, as error bodies are, or at body_max
+ * bytes; a body cut at its cap has body_truncated = true: a $batch answer
+ * read raw needs the whole of it).
  * body_file = path (not with raw or on_row): a 2xx body, gunzipped, is
  * written to the file (created mode 0600, or truncated, at its first byte:
  * a non-2xx answer leaves it alone; an empty body makes an empty file) and
