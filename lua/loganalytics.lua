@@ -1219,7 +1219,9 @@ end
 -- `timespan`, the KQL untouched), `concurrency` slices at once. A slice
 -- whose answer is cut at a cap (the service's PartialError naming
 -- E_QUERY_RESULT_SET_TOO_LARGE) is halved and its two halves run in its
--- place, and later slices start at the narrower width. Every row comes
+-- place, and later slices start at the narrower width (the first slices run
+-- one at a time until one comes back whole, so no more than one is cut
+-- while the width is found). Every row comes
 -- once, in slice order, to `on_row`, in flat memory: each answer is
 -- written to a temporary file, checked, then read back; at most
 -- `concurrency` slices wait on disk. Temporary files are removed, also on

@@ -328,6 +328,9 @@ function M.install(Client, the)
     local summary = { rows = 0, slices = 0, splits = 0 }
     local failure                     -- the first slice's error
     local on_disk = 0                 -- slices started, not yet handed over
+    -- the first slice runs alone until one comes back whole: the width that
+    -- fits the caps is found before `concurrency` slices are cut at once
+    local probing = true
 
     local function drop(slice)
       if slice.file then os.remove(slice.file); files[slice.file] = nil; slice.file = nil end
@@ -386,6 +389,7 @@ function M.install(Client, the)
                 slice.rows = 0
                 for _, t in ipairs(result.tables or {}) do slice.rows = slice.rows + (t.row_count or 0) end
                 slice.state = "ready"
+                probing = false
                 return
               end
             end
@@ -397,7 +401,7 @@ function M.install(Client, the)
 
     -- Starts new slices while fewer than `concurrency` are in flight or on disk.
     local function fill()
-      while on_disk < concurrency and not failure do
+      while on_disk < (probing and 1 or concurrency) and not failure do
         local nxt
         for i = head, #slices do
           if slices[i].state == "new" then nxt = slices[i] break end
