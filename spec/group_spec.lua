@@ -183,6 +183,30 @@ describe("core.group", function()
     a:close()
   end)
 
+  it("times each transfer out on its own, not counting its wait for a connection", function()
+    local g = core.group { max_connections = 1 }
+    local slow, queued = core.new(g), {}
+    slow:start(faults("sleep:3000", { timeout = 0.5 }))
+    local started = core.now()
+    local finished = {}
+    repeat
+      for _, c in ipairs(g:wait(1000)) do finished[#finished + 1] = c end
+    until #finished > 0 or core.now() - started > 5
+    assert.same({ slow }, finished)
+    local response = slow:step(0)
+    assert.equals("timeout", response.transport.kind)
+    assert.is_true(core.now() - started < 1, "timed out after " .. (core.now() - started))
+    -- three of 0.6 s on one connection, 1 s each: the last waits 1.2 s in the queue
+    for i = 1, 3 do
+      queued[i] = core.new(g)
+      queued[i]:start(faults("sleep:600", { timeout = 1 }))
+    end
+    local responses = collect(g, queued)
+    for i = 1, 3 do
+      assert.equals(200, responses[queued[i]].status, responses[queued[i]].transport and responses[queued[i]].transport.message)
+    end
+  end)
+
   it("never waits longer than asked", function()
     local g = core.group {}
     local c = core.new(g)

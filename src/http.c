@@ -69,6 +69,7 @@ typedef struct transfer {
     /* a secret over plain http: the peer must be loopback (see guard) */
     int loopback_peer_only;
     char refused_peer[64];     /* the peer address on_connected refused */
+    int connected;             /* has a connection: a group's transfer left the queue */
 } transfer;
 
 /* Transfers run on a multi handle, whether driven to the end at once
@@ -706,7 +707,8 @@ static int on_connected(void *ud, char *peer_ip, char *local_ip, int peer_port, 
 {
     transfer *t = ud;
     (void)local_ip; (void)peer_port; (void)local_port;
-    if (la_host_is_loopback(peer_ip))
+    t->connected = 1;
+    if (!t->loopback_peer_only || la_host_is_loopback(peer_ip))
         return CURL_PREREQFUNC_OK;
     snprintf(t->refused_peer, sizeof t->refused_peer, "%s", peer_ip);
     return CURL_PREREQFUNC_ABORT;
@@ -786,9 +788,13 @@ static int start_transfer(la_http *h, const la_http_request *req, la_http_respon
     h->t.stall_ms = req->stall_timeout_ms;
     h->t.last_progress_ms = now_ms();
     h->t.performing = performing;
-    /* a group's transfers all move whenever the group is driven: their
-     * timeout is libcurl's, counted from the start */
-    h->t.timeout_ms = performing || h->group ? 0 : req->timeout_ms;
+    /* a stepped transfer's timeout counts the time in its steps; a group's,
+     * the time its group is driven once it has a connection (not the wait
+     * in libcurl's queue for one) */
+    h->t.timeout_ms = performing ? 0 : req->timeout_ms;
+#if LIBCURL_VERSION_NUM < 0x075000
+    h->t.connected = 1;  /* no word of the connection: counted from the start */
+#endif
 
     if (guard(req, &h->t, why, sizeof why) != 0) {
         refuse(resp, why);
@@ -851,7 +857,7 @@ static int start_transfer(la_http *h, const la_http_request *req, la_http_respon
                      req->connect_timeout_ms > 0 ? req->connect_timeout_ms
                                                  : DEFAULT_CONNECT_TIMEOUT_MS);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
-                     (performing || h->group) && req->timeout_ms > 0 ? req->timeout_ms : 0L);
+                     performing && req->timeout_ms > 0 ? req->timeout_ms : 0L);
     if (h->group)  /* curl_easy_reset cleared it */
         curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)h);
     if (req->user_agent)
@@ -864,7 +870,7 @@ static int start_transfer(la_http *h, const la_http_request *req, la_http_respon
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &h->t);
 #if LIBCURL_VERSION_NUM >= 0x075000
-    if (h->t.loopback_peer_only) {
+    if (h->t.loopback_peer_only || h->group) {
         curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_connected);
         curl_easy_setopt(e, CURLOPT_PREREQDATA, &h->t);
     }
@@ -948,8 +954,10 @@ static int finish(la_http *h, CURLcode rc)
         resp->transport_code = CURLE_OPERATION_TIMEDOUT;
         resp->transport_kind = "timeout";
         snprintf(resp->transport_message, sizeof resp->transport_message,
-                 "the transfer timed out after %ld.%ld s (not counting the time its reader spent between rows)",
-                 timeout_ms / 1000, timeout_ms % 1000 / 100);  /* not %f: the locale's point */
+                 "the transfer timed out after %ld.%ld s (%s)",
+                 timeout_ms / 1000, timeout_ms % 1000 / 100,  /* not %f: the locale's point */
+                 h->group ? "counted while its group was driven, from its connection on"
+                          : "not counting the time its reader spent between rows");
         return -1;
     }
     if (h->t.refused_peer[0]) {
@@ -1076,9 +1084,30 @@ static int fail_all(la_http_group *g)
     return n;
 }
 
+/* Counts the time of a drive against each connected transfer's timeout
+ * (see start_transfer): the number that ran out and were ended. */
+static int time_out(la_http_group *g, long long spent)
+{
+    la_http *h;
+    int n = 0;
+    for (h = g->members; h; h = h->next_member) {
+        if (!h->running || h->t.timeout_ms <= 0 || !h->t.connected)
+            continue;
+        h->t.active_ms += spent;
+        if (h->t.active_ms >= h->t.timeout_ms) {
+            h->t.timed_out = 1;
+            h->outcome = finish(h, CURLE_OPERATION_TIMEDOUT);
+            h->finished = 1;
+            n++;
+        }
+    }
+    return n;
+}
+
 int la_http_group_drive(la_http_group *g, int wait_ms)
 {
     int running = 0, n;
+    long long entered = now_ms();
     if (!g || g->driving)
         return -1;
     g->driving = 1;
@@ -1094,6 +1123,7 @@ int la_http_group_drive(la_http_group *g, int wait_ms)
                 n = collect(g);
         }
     }
+    n += time_out(g, now_ms() - entered);
     g->driving = 0;
     return n;
 }
@@ -1152,7 +1182,7 @@ static int group_step(la_http *h, int wait_ms, int *done)
     }
     do {
         left = deadline - now_ms();
-        if (la_http_group_drive(h->group, left > 0 ? (int)left : 0) < 0)
+        if (la_http_group_drive(h->group, left > 100 ? 100 : left > 0 ? (int)left : 0) < 0)
             break;
     } while (!h->finished && h->running && !h->t.paused && deadline - now_ms() > 0);
     if (h->finished) {

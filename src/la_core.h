@@ -421,8 +421,9 @@ void la_http_cancel(la_http *h);
  * (one connection pool of at most max_connections, reused from transfer
  * to transfer; HTTP/2 multiplexing where the server offers it). A
  * group's transfers decode on the caller's thread (no body worker) and
- * their timeout_ms is libcurl's, counted from the start (a step of one
- * moves them all). NULL when memory ran out or max_connections < 1. */
+ * their timeout_ms counts the time the group is driven once the transfer
+ * has a connection (not its wait in libcurl's queue for one). NULL when
+ * memory ran out or max_connections < 1. */
 typedef struct la_http_group la_http_group;
 la_http_group *la_http_group_new(long max_connections);
 /* Cancels the transfers under way (each then ends, at its next step, with

@@ -623,8 +623,9 @@ static group *check_group(lua_State *L)
  * (CURLPIPE_MULTIPLEX), else at most N connections (default 8, 1 to 1000)
  * shared by all, kept open and reused from transfer to transfer (the rest
  * wait in libcurl's queue). A group's transfers decode on the caller's
- * thread (never the body worker), and their `timeout` is counted from the
- * start, queue included; stall_timeout and the plain-http guard are per
+ * thread (never the body worker), and their `timeout` counts the time the
+ * group is driven (g:wait, a step) once the transfer has a connection, not
+ * its wait in the queue; stall_timeout and the plain-http guard are per
  * transfer as ever. Each client keeps its group alive (its user value).
  */
 static int group_new(lua_State *L)
