@@ -42,6 +42,17 @@ Target:
                             https://api.loganalytics.azure.com or the cloud's)
       --cloud NAME          public (default), usgov or china
 
+Export (rows past the service's caps, for queries whose rows are records;
+not for a summarize over the whole range):
+      --export              run the query over consecutive time slices of
+                            --timespan (START/END, required), halving a slice
+                            the service cuts at its row or size cap; rows are
+                            written as they come, in time order (csv, tsv or
+                            ndjson), in flat memory
+      --concurrency N       slices in flight at once (default 4)
+      --slice DURATION      the first slices' width (ISO 8601, e.g. PT1H, or
+                            seconds; default a 16th of the timespan)
+
 Output:
   -o, --output FORMAT       table (default), csv, tsv, json or ndjson
       --width COLUMNS       cut the table to this width (0: no limit; default:
@@ -132,6 +143,9 @@ local OPTIONS = {
   ["--output"] = { short = "-o", value = "FORMAT" },
   ["--width"] = { value = "COLUMNS" },
   ["--no-spinner"] = {},
+  ["--export"] = {},
+  ["--concurrency"] = { value = "N" },
+  ["--slice"] = { value = "DURATION" },
   ["--demo"] = {},
   ["--api-key"] = { value = "KEY" },
   ["--tenant-id"] = { value = "ID" },
@@ -348,6 +362,27 @@ local function table_width(given, stdout_tty)
   return nil
 end
 
+-- --export: the rows of every time slice, written as they come.
+local function export(client, kql, opts, writer, given, format_name)
+  if not writer.streams then usage("--export writes csv, tsv or ndjson (-o), not " .. format_name) end
+  if not opts.timespan or type(opts.timespan) ~= "string" or not opts.timespan:find("/") then
+    usage("--export needs --timespan START/END")
+  end
+  local ok, why = pcall(timespan.interval, opts.timespan)
+  if not ok then usage("invalid --timespan for --export: " .. tostring(why):gsub("^timespan: ", "")) end
+  if given.concurrency then opts.concurrency = whole_number("--concurrency", given.concurrency, 1) end
+  if given.slice then opts.slice = numbers.tonumber(given.slice) or given.slice end
+  opts.on_row = writer.row
+  local summary, err = client:export(kql, opts)
+  if not summary then
+    io.stdout:flush()
+    fail(err.kind == "auth" and EXIT.auth or EXIT.failed, tostring(err))
+  end
+  writer.finish({ tables = {} })
+  io.stdout:flush()
+  return EXIT.ok
+end
+
 local function main(argv)
   local given, positional = parse(argv)
   if given.help then
@@ -372,6 +407,9 @@ local function main(argv)
     { width = format_name == "table" and table_width(given, stdout_tty) or nil })
 
   local client = make_client(given)
+
+  if given.export then return export(client, kql, opts, writer, given, format_name) end
+  if given.concurrency or given.slice then usage("options --concurrency and --slice go with --export") end
 
   if not given["no-spinner"] and getenv("TERM") ~= "dumb" and terminal.is_tty(2) then
     spinner = terminal.spinner(io.stderr, core.now, "running query")
@@ -411,7 +449,8 @@ local FLAG_OF_OPTION = {
   endpoint = "--endpoint", workspace = "--workspace", workspaces = "--workspaces",
   resource = "--resource", timespan = "--timespan", api_key = "--api-key", tenant = "--tenant-id",
   client_id = "--client-id", client_secret = "--client-secret", certificate = "--certificate",
-  authority_host = "--authority-host", cloud = "--cloud",
+  authority_host = "--authority-host", cloud = "--cloud", concurrency = "--concurrency",
+  slice = "--slice",
 }
 
 -- Every way out: an exit code, and at most one line on standard error.

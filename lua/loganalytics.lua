@@ -439,7 +439,8 @@ end
 --   token), `"network"` (DNS, connect, TLS, reset), `"timeout"` (ours, a 408, or the
 --   service's 504), `"protocol"` (a malformed or truncated response, or one that is
 --   not a query result) or `"memory"` (memory ran out while the response was read:
---   never retried, and never a result missing rows); and
+--   never retried, and never a result missing rows), `"file"` (@{client:export} could
+--   not write a slice's temporary file: disk full, say); and
 --   `"busy"`, raised (not returned) by a call made from inside one of the
 --   client's own queries (see @{client:query})
 -- @field status the HTTP status, when there was a response
@@ -597,7 +598,9 @@ end
 
 -- Checks a query and its options; returns a function making the request
 -- table (anew for each try: authorization adds to it) and the auth scope.
-local function prepare(self, kql, opts, on_row)
+-- `route` "search": the workspace's /search path (Basic and Auxiliary
+-- logs), which needs a timespan.
+local function prepare(self, kql, opts, on_row, route)
   if getmetatable(self) ~= Client then
     error("loganalytics: use client:query(kql), not client.query(kql)", 3)
   end
@@ -612,6 +615,13 @@ local function prepare(self, kql, opts, on_row)
   check_known(opts, QUERY_OPTIONS, "query")
 
   local url, scope = target(self, opts)
+  if route == "search" then
+    if opts.resource ~= nil or type(self.workspace) == "table" and opts.workspace == nil then
+      misuse("search needs a workspace id ('workspace'), not a resource")
+    end
+    if opts.timespan == nil then misuse("search needs option 'timespan'") end
+    url = url:gsub("/query$", "/search")
+  end
   local span
   if opts.timespan ~= nil then
     local ok, text = pcall(timespan.format, opts.timespan)
@@ -823,31 +833,42 @@ local function time_left(tries)
   return math.max(tries.deadline - core.now(), 0.001)
 end
 
--- The one retry policy, after each try's response: true when another try
--- is due (the wait is done here), false when this response is the outcome.
--- A refused token is renewed once (not counted as a retry); nothing is
--- retried once rows have reached the caller (they would arrive twice); a
--- wait longer than retry_max_delay or than the query's time left is not
--- waited: the response's error (with its retry_after) is the outcome, now.
-local function next_try(self, tries, response)
-  if response.status == 401 and not tries.renewed and self.forget(tries.scope) then
+-- The one retry policy, after each try's response: the seconds to wait
+-- before another try (0 for a token renewal), or nil when this response is
+-- the outcome. A refused token is renewed once (not counted as a retry);
+-- nothing is retried once rows have reached the caller (they would arrive
+-- twice); a wait longer than retry_max_delay or than the query's time left
+-- is not waited: the response's error (with its retry_after) is the
+-- outcome, now. The caller waits: next_try by sleeping, a group of
+-- transfers (loganalytics.many) by starting the try later.
+local function retry_decision(self, tries, response)
+  -- (tries.forget: a group's, which renews once for all its transfers)
+  if response.status == 401 and not tries.renewed and (tries.forget or self.forget)(tries.scope) then
     tries.renewed = true
-    return true
+    return 0
   end
   local policy, log = self.policy, self.log
   if tries.attempt > policy.max_retries or not retry.retryable(response) or tries.delivered() then
-    return false
+    return nil
   end
   local wait = retry.wait(policy, tries.attempt, response, tries.deadline - core.now())
   if not wait then
     log("warn", ("no retry after %s: the wait is longer than retry_max_delay or the time left")
       :format(describe(response)))
-    return false
+    return nil
   end
   log("warn", ("retry %d of %d in %s s after %s"):format(tries.attempt, policy.max_retries,
     numbers.format("%.2f", wait), describe(response)))
-  pause(self.io.sleep, wait, tries.on_progress)
   tries.attempt = tries.attempt + 1
+  return wait
+end
+
+-- retry_decision for one transfer at a time: true when another try is due
+-- (the wait is done here), false when this response is the outcome.
+local function next_try(self, tries, response)
+  local wait = retry_decision(self, tries, response)
+  if not wait then return false end
+  if wait > 0 then pause(self.io.sleep, wait, tries.on_progress) end
   return true
 end
 
@@ -927,7 +948,7 @@ end
 --   { timespan = "P1D" })
 -- local n = 0
 -- client:query("AzureActivity", { on_row = function(row) n = n + 1 end })
-function Client:query(kql, opts)
+local function run_query(self, kql, opts, route)
   local pace = self.io and self.io.pace
   if pace then pace() end  -- (a cosocket client waits for a turn of the loop with time left)
   local delivered = false
@@ -939,7 +960,7 @@ function Client:query(kql, opts)
       return on_row(row, tbl)
     end
   end
-  local request, scope, timeout = prepare(self, kql, opts, counted)
+  local request, scope, timeout = prepare(self, kql, opts, counted, route)
   local transfer = { query = true }
   transfer.cancel = function()
     if transfer.http then transfer.http:cancel() end
@@ -955,6 +976,29 @@ function Client:query(kql, opts)
   if not ok then error(response, 0) end
   if not response then return nil, attempts end
   return final(response, attempts, self.secrets)
+end
+
+function Client:query(kql, opts)
+  return run_query(self, kql, opts, "query")
+end
+
+--- Runs a KQL query over a workspace's Basic or Auxiliary logs tables:
+-- `POST {endpoint}/v1/workspaces/{id}/search`, body `{ query, timespan }`.
+-- The same options, result and errors as @{client:query}, but `timespan` is
+-- required (misuse without it) and the target must be a workspace id (not a
+-- `resource` nor a Resource Manager workspace). Those tables take a subset of
+-- KQL: a single table, then `where`, `extend`, `project` (and its variants),
+-- `parse` and `take`/`limit`; no joins, no `summarize`.
+-- @function client:search
+-- @tparam string kql the query
+-- @tparam table opts as @{client:query}'s, `timespan` required
+-- @treturn[1] result
+-- @treturn[2] nil
+-- @treturn[2] error err
+-- @usage local result = client:search("AppTraces_CL | where Level == 'Error'",
+--   { timespan = "P1D" })
+function Client:search(kql, opts)
+  return run_query(self, kql, opts, "search")
 end
 
 --- The state of a @{client:rows} loop, its second value: what the query
@@ -1110,5 +1154,128 @@ function Client:rows(kql, opts)
   end
   return iterate, loop, nil, loop
 end
+
+-- A raw POST of `body` (JSON) to `url` with the client's auth, transport and
+-- retry policy, as the client's transfer: the response (2xx, body kept
+-- whole), or nil, err. ($batch requests.)
+local function send_raw(self, url, body)
+  local transfer = { query = true }
+  transfer.cancel = function()
+    if transfer.http then transfer.http:cancel() end
+    release(self, transfer)
+  end
+  claim(self, transfer)
+  set_active(self, transfer, true)
+  local transport = self.transport
+  local function request(seconds)
+    return {
+      url = url, body = body, raw = true,
+      headers = { "Content-Type: application/json", "Accept: application/json" },
+      user_agent = transport.user_agent, connect_timeout = transport.connect_timeout,
+      timeout = seconds, stall_timeout = transport.stall_timeout,
+      ca_file = transport.ca_file, ca_path = transport.ca_path, proxy = transport.proxy,
+      insecure = transport.insecure, allow_http = self.allow_http,
+    }
+  end
+  local tries = new_tries(self.query_scope, transport.timeout or (SERVICE_DEFAULT_WAIT + TIMEOUT_MARGIN),
+                          nil, function() return false end)
+  tries.http = transfer.http
+  local ok, response, attempts = pcall(send_with_retries, self, request, tries)
+  release(self, transfer)
+  if not ok then error(response, 0) end
+  if not response then return nil, attempts end
+  if response.transport or not response.status or response.status < 200 or response.status > 299 then
+    local _, err = final(response, attempts, self.secrets)
+    return nil, err
+  end
+  return response
+end
+
+--- Runs many queries at once on one connection pool (HTTP/2 multiplexed
+-- where the server offers it): at most `concurrency` in flight, each with
+-- the client's retry policy (its `Retry-After` honoured); a 429 holds back
+-- every query not yet started until its `Retry-After` has passed, so the
+-- whole group slows down. The token is the client's (its credential's
+-- cache answers every query; a 401 renews it once per query). The run is
+-- the client's transfer: calling the client from `on_result` (or from a
+-- query's `on_row`) raises "busy". Misuse in any query raises before any
+-- is sent; each query's failure is its own `err`.
+-- @function client:query_many
+-- @tparam {table,...} list queries: each `{ kql, opts }` or
+--   `{ kql = "...", <opts fields> }`, opts as @{client:query}'s
+-- @tparam[opt] table opts
+-- @tparam integer opts.concurrency queries in flight at most (1 to 100, default 5:
+--   the service's per-user limit)
+-- @tparam function opts.on_result `on_result(i, result, err)` as each query ends
+--   (in the order they end); an error raised in it cancels the rest and is re-raised
+-- @treturn {table,...} one `{ result = result, err = err }` per query, in the order given
+-- @usage local answers = client:query_many({ { "Heartbeat | take 1" },
+--   { kql = "Usage | take 1", timespan = "P1D" } }, { concurrency = 5 })
+-- for i, a in ipairs(answers) do print(i, a.result and #a.result.tables[1].rows, a.err) end
+
+--- Exports the rows of one query over a long timespan, past the service's
+-- caps (500,000 rows, about 64 MB per answer): the same KQL runs over
+-- consecutive time slices `[start, end)` of the timespan (the API's
+-- `timespan`, the KQL untouched), `concurrency` slices at once. A slice
+-- whose answer is cut at a cap (the service's PartialError naming
+-- E_QUERY_RESULT_SET_TOO_LARGE) is halved and its two halves run in its
+-- place, and later slices start at the narrower width (the first slices run
+-- one at a time until one comes back whole, so no more than one is cut
+-- while the width is found). Every row comes
+-- once, in slice order, to `on_row`, in flat memory: each answer is
+-- written to a temporary file, checked, then read back; at most
+-- `concurrency` slices wait on disk. Temporary files are removed, also on
+-- failure.
+--
+-- **Only for queries whose rows are records** (filters, projections,
+-- `extend`): each slice is a query of its own, so a `summarize`, `count`,
+-- `top`, `take` or `join` over the whole range gives one answer per slice,
+-- not one for the range.
+-- @function client:export
+-- @tparam string kql the query
+-- @tparam table opts @{client:query}'s options but `timespan`, `on_row`, `on_progress`, and:
+-- @tparam string|table opts.timespan required, with a start and an end: `"start/end"`
+--   (ISO 8601; or `"start/duration"`) or `{ start = , finish = }` (see
+--   @{loganalytics.timespan.interval})
+-- @tparam function opts.on_row required: `on_row(row, tbl)` for each row (`tbl`: the
+--   same table object in every slice for a table of the same name and columns); returning
+--   `false` stops the export (the summary then has `stopped = true`); an error
+--   raised in it stops the export and is re-raised
+-- @tparam integer opts.concurrency slices in flight or waiting on disk (1 to 16, default 4)
+-- @tparam number|string opts.slice the first slices' width, seconds or an ISO 8601
+--   duration (default: a 16th of the timespan)
+-- @tparam number|string opts.min_slice the narrowest slice, seconds or a duration
+--   (default 1 s): a cut slice that would be halved below it fails the export
+--   with an error naming the slice
+-- @tparam function opts.on_progress `on_progress(done_slices, total_slices, rows)` after
+--   each slice handed over (total_slices grows when slices are halved)
+-- @treturn[1] table `{ rows = N, slices = N, splits = N }` (and `stopped = true`)
+-- @treturn[2] nil
+-- @treturn[2] error err: the first slice's failure (its timespan in the message)
+-- @usage local n = 0
+-- local summary, err = client:export("Events | where Level == 'Error'", {
+--   timespan = "2025-12-01T00:00:00Z/2026-01-01T00:00:00Z",
+--   on_row = function(row) n = n + 1 end })
+
+--- Runs up to 10 queries per HTTP request over `POST {endpoint}/v1/$batch`
+-- (a longer list is sent as several batches, one after another). Answers
+-- are matched to their requests by id whatever their order, also those
+-- whose body comes as a JSON string; each is typed as @{client:query}'s
+-- result, or its error as query's. The service supports `$batch` until
+-- 2028-03-31: @{client:query_many} is the lasting way to run many queries.
+-- Each query targets a workspace id (not `resource`, no `on_row`).
+-- @function client:batch
+-- @tparam {table,...} list as @{client:query_many}'s
+-- @treturn[1] {table,...} one `{ result = result, err = err }` per query, in the order given
+-- @treturn[2] nil
+-- @treturn[2] error err: a batch request that failed as a whole
+
+-- query_many, export and batch (loganalytics/many.lua), on this query path.
+require("loganalytics.many").install(Client, {
+  prepare = prepare, final = final, outcome = outcome, retry_decision = retry_decision,
+  new_tries = new_tries, time_left = time_left, claim = claim, release = release,
+  set_active = set_active, remember_sent = remember_sent, redact = redact, STEP_MS = STEP_MS,
+  send = send_raw,
+})
 
 return la

@@ -612,3 +612,59 @@ describe("the loganalytics command on a terminal", function()
       .. "(see loganalytics --help)\nrc=2", (text:gsub("\n+$", "")))
   end)
 end)
+
+describe("the loganalytics command's --export", function()
+  before_each(function()
+    helper.reset()
+    helper.configure_server('{"generated_rows":30000,"row_cap":5000}')
+  end)
+
+  local SPAN = "2025-12-01T00:00:00Z/2026-01-01T00:00:00Z"
+
+  it("writes every row as csv, in order, past the row cap", function()
+    -- (cli() writes standard output to a file, read back here)
+    local code, out, err = on("GENERATED", ("--export -t %s -o csv --concurrency 3 --slice P4D Events")
+      :format(SPAN))
+    assert.are.equal(0, code, err)
+    assert.are.equal("", err)
+    local lines = {}  -- records end in CRLF (a Message may hold a bare LF, quoted)
+    for line in out:gmatch("(.-)\r\n") do lines[#lines + 1] = line end
+    assert.are.equal(30001, #lines)  -- one header, then every row
+    assert.matches("^Id,TimeGenerated,", lines[1])
+    assert.matches("^1,2025%-12%-01T00:00:00", lines[2])
+    assert.matches("^30000,", lines[#lines])
+    local last = 0
+    for i = 2, #lines do
+      local id = tonumber(lines[i]:match("^(%d+),"))
+      assert(id == last + 1, "line " .. i .. ": Id " .. tostring(id) .. " after " .. last)
+      last = id
+    end
+  end)
+
+  it("writes ndjson", function()
+    local code, out, err = on("GENERATED", ("--export --timespan %s -o ndjson Events"):format(SPAN))
+    assert.are.equal(0, code, err)
+    local n, first, last = 0, nil, nil
+    for line in out:gmatch("[^\n]+") do
+      n = n + 1
+      local id = tonumber(line:match('^{"Id":(%d+),'))
+      first = first or id
+      last = id
+    end
+    assert.are.equal(30000, n)
+    assert.are.equal(1, first)
+    assert.are.equal(30000, last)
+  end)
+
+  it("refuses a timespan without ends, a format that holds rows, and --slice without --export", function()
+    local code, _, err = on("GENERATED", "--export -t P1D -o csv Events")
+    assert.are.equal(2, code)
+    assert.matches("START/END", err)
+    code, _, err = on("GENERATED", ("--export -t %s -o table Events"):format(SPAN))
+    assert.are.equal(2, code)
+    assert.matches("csv, tsv or ndjson", err)
+    code, _, err = on("GENERATED", "--slice PT1H Events")
+    assert.are.equal(2, code)
+    assert.matches("with %-%-export", err)
+  end)
+end)

@@ -122,7 +122,7 @@ describe("the reference (make docs)", function()
     local client = la.new { endpoint = "http://127.0.0.1:1", workspace = "W", api_key = "K" }
     local methods = exported("client", getmetatable(client).__index)
     client:close()
-    assert.same({ "close", "query", "rows" }, methods)
+    assert.same({ "batch", "close", "export", "query", "query_many", "rows", "search" }, methods)
     for _, name in ipairs(methods) do section("loganalytics", "client:" .. name) end
   end)
 

@@ -244,4 +244,64 @@ function M.format(v)
   fail("expected a string, number or table, got " .. kind)
 end
 
+-- Seconds in a fixed-length duration unit (years and months have no fixed length).
+local UNIT_SECONDS = { W = 604800, D = 86400, H = 3600, M = 60, S = 1 }
+
+--- The seconds of a duration: a positive number of seconds, or an ISO 8601
+-- duration of weeks, days, hours, minutes and seconds (`"PT1H"`,
+-- `"P1DT12H"`); years and months have no fixed length and raise, as does
+-- anything malformed (a message starting `"timespan: "`).
+-- @tparam number|string v
+-- @treturn number seconds
+function M.seconds(v)
+  if type(v) == "number" then
+    if not (v > 0 and v < math.huge) then fail("duration must be a positive number of seconds") end
+    return v
+  end
+  if type(v) ~= "string" then fail("duration must be seconds or an ISO 8601 duration, got " .. type(v)) end
+  if not M.is_duration(v) then fail("duration must be an ISO 8601 duration, got '" .. v .. "'") end
+  local date_part, time_part = v:match("^P([^T]*)T?(.*)$")
+  if date_part:find("[YM]") then fail("duration '" .. v .. "' has years or months, which have no fixed length") end
+  local total = 0
+  for number, unit in date_part:gmatch("([%d.,]+)(%a)") do
+    total = total + numbers.tonumber((number:gsub(",", "."))) * UNIT_SECONDS[unit]
+  end
+  for number, unit in time_part:gmatch("([%d.,]+)(%a)") do
+    total = total + numbers.tonumber((number:gsub(",", "."))) * UNIT_SECONDS[unit]
+  end
+  if not (total > 0) then fail("duration '" .. v .. "' is not positive") end
+  return total
+end
+
+--- The start and end of a timespan with both ends fixed, as epoch seconds:
+-- a table `{ start =, finish = }` (or `start` and a `duration`), or an ISO
+-- 8601 interval `"start/end"` or `"start/duration"` (a duration of fixed
+-- length, see @{seconds}). Raises on anything else (a duration back from now
+-- has no fixed ends), with a message starting `"timespan: "`.
+-- @tparam string|table v
+-- @treturn number start
+-- @treturn number finish (after start)
+function M.interval(v)
+  M.format(v)  -- raises on anything malformed
+  local start_at, finish_at
+  if type(v) == "table" then
+    if v.start == nil then fail("give a start and a finish (or a start and a duration)") end
+    start_at = select(2, point(v.start, "start"))
+    if v.finish ~= nil then
+      finish_at = select(2, point(v.finish, "finish"))
+    else
+      finish_at = start_at + M.seconds(v.duration)
+    end
+  elseif type(v) == "string" then
+    local a, b = v:match("^([^/]+)/([^/]+)$")
+    start_at = a and parse_datetime(a)
+    if not start_at then fail("'" .. v .. "' is not an interval with a start (start/end)") end
+    finish_at = parse_datetime(b) or start_at + M.seconds(b)
+  else
+    fail("expected an interval string or a table with start and finish, got " .. type(v))
+  end
+  if not (finish_at > start_at) then fail("the interval is empty (finish is not after start)") end
+  return start_at, finish_at
+end
+
 return M
