@@ -82,6 +82,7 @@ answers the whole configuration. Keys (startup value; null means none):
                                       .innererror, as the service sends it; "innererror":
                                       nested as error.innererror.innererror instead
   generated_rows (--generated-rows, 2000000)   size of GENERATED's Events table
+  query_delay_ms (0)                           GENERATED: ms each query waits before its answer
   concurrency_limit (--concurrency-limit, null)  query requests at once; more get 429
   retry_after (--retry-after, 1)      seconds, in those 429s' Retry-After header
   throttle_next (0)                   the next N query requests get 429 (counts down)
@@ -759,6 +760,7 @@ CONFIG_KEYS = {
     "batch_order": lambda v: v in ("reversed", "given", "shuffled"),
     "batch_string_every": _count,         # every Nth $batch answer's body as a JSON string
     "batch_max": lambda v: _count(v) and v >= 1,
+    "query_delay_ms": _count,             # GENERATED: the service's own time per query
 }
 TEST_CONFIG = {}
 STARTUP_CONFIG = {}
@@ -1185,6 +1187,8 @@ def serve_workspace(h, workspace, req, prefs, applied):
         ts = req.get("timespan")
         with STATE.lock:
             cfg = dict(TEST_CONFIG)
+        if cfg["query_delay_ms"]:
+            time.sleep(cfg["query_delay_ms"] / 1000)  # the service runs the query meanwhile
         return generated.answer(h, req["query"], timespan_ticks(ts) if ts else None,
                                 cfg["generated_rows"], cfg, gzip_ok)
     extra = [("Preference-Applied", ",".join(applied))] if applied else []
@@ -1380,7 +1384,7 @@ def main(argv=None):
                           partial_shape="details", generated_rows=args.generated_rows,
                           concurrency_limit=args.concurrency_limit, retry_after=args.retry_after,
                           throttle_next=0, batch_order="reversed", batch_string_every=3,
-                          batch_max=10)
+                          batch_max=10, query_delay_ms=0)
     bad = [k for k, v in STARTUP_CONFIG.items() if not CONFIG_KEYS[k](v)]
     if bad:
         sys.exit(f"la_server: bad value for {', '.join(bad)}")
