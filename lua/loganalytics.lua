@@ -818,6 +818,19 @@ local function release(self, transfer)
   end
 end
 
+-- A query's transfer (query, search, a $batch request): it holds a handle
+-- and is the client's active transfer until released.
+local function start_query_transfer(self)
+  local transfer = { query = true }
+  transfer.cancel = function()
+    if transfer.http then transfer.http:cancel() end
+    release(self, transfer)
+  end
+  claim(self, transfer)
+  set_active(self, transfer, true)
+  return transfer
+end
+
 -- Tries and retries.
 
 -- The state of one query's tries (query and rows alike): the query's
@@ -961,13 +974,7 @@ local function run_query(self, kql, opts, route)
     end
   end
   local request, scope, timeout = prepare(self, kql, opts, counted, route)
-  local transfer = { query = true }
-  transfer.cancel = function()
-    if transfer.http then transfer.http:cancel() end
-    release(self, transfer)
-  end
-  claim(self, transfer)
-  set_active(self, transfer, true)
+  local transfer = start_query_transfer(self)
   local tries = new_tries(scope, timeout, type(opts) == "table" and opts.on_progress or nil,
                           function() return delivered end)
   tries.http = transfer.http
@@ -1159,13 +1166,7 @@ end
 -- retry policy, as the client's transfer: the response (2xx, body kept
 -- whole), or nil, err. ($batch requests.)
 local function send_raw(self, url, body)
-  local transfer = { query = true }
-  transfer.cancel = function()
-    if transfer.http then transfer.http:cancel() end
-    release(self, transfer)
-  end
-  claim(self, transfer)
-  set_active(self, transfer, true)
+  local transfer = start_query_transfer(self)
   local transport = self.transport
   local function request(seconds)
     return {
