@@ -37,7 +37,7 @@ end
 
 -- The exports run by export_rows are lua5.4 processes of their own: the same
 -- on every runtime, so the repeat runs (LA_REPEAT_RUN=1) leave them out.
-local it_once = os.getenv("LA_REPEAT_RUN") and function() end or it
+local it_once = os.getenv("LA_REPEAT_RUN") and pending or it
 
 describe("client:export", function()
   before_each(function() helper.reset() end)
