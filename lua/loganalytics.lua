@@ -85,8 +85,25 @@ local CLIENT_OPTIONS = {
   user_agent = true, connect_timeout = true, timeout = true, cloud = true, audience = true,
   stall_timeout = true, max_retries = true, retry_delay = true, retry_max_delay = true,
   ca_file = true, ca_path = true, verify_tls = true, proxy = true, log = true,
-  threads = true,
+  threads = true, datetime = true, dynamic = true,
 }
+
+-- How cells become values (options datetime, dynamic, shape): checked
+-- here for a clear message; the C core checks them again.
+local DATETIME_MODES = { string = true, epoch = true, epoch_ms = true, ticks = true }
+local function check_datetime(name, value)
+  if value == nil or type(value) == "function" or DATETIME_MODES[value] then return value end
+  if is_callable(value) then
+    return function(text) return value(text) end
+  end
+  misuse(("option '%s' must be \"string\", \"epoch\", \"epoch_ms\", \"ticks\" or a function, got %s")
+    :format(name, type(value) == "string" and ("'" .. value .. "'") or type(value)))
+end
+local function check_choice(name, value, a, b)
+  if value == nil or value == a or value == b then return value end
+  misuse(("option '%s' must be \"%s\" or \"%s\", got %s"):format(name, a, b,
+    type(value) == "string" and ("'" .. value .. "'") or type(value)))
+end
 
 -- The service's own wait limit when no Prefer: wait is sent (3 minutes): the
 -- default `timeout` leaves it 15 s more, so the service's 504 arrives first.
@@ -203,6 +220,11 @@ local function new_client(options, io)
     query_scope = (options.audience or cloud.audience):gsub("/+$", "") .. "/.default",
     arm_scope = cloud.arm_audience .. "/.default",
     threads = options.threads ~= false,
+    -- how cells become values, unless a query says otherwise
+    values = {
+      datetime = check_datetime("datetime", options.datetime),
+      dynamic = check_choice("dynamic", options.dynamic, "text", "decode"),
+    },
     policy = {
       max_retries = max_retries or retry.DEFAULTS.max_retries,
       retry_delay = options.retry_delay or retry.DEFAULTS.retry_delay,
@@ -477,7 +499,9 @@ end
 local QUERY_OPTIONS = {
   timespan = true, workspace = true, workspaces = true, resource = true,
   server_timeout = true, statistics = true, render = true, on_row = true, on_progress = true,
+  datetime = true, dynamic = true, shape = true,
 }
+
 
 -- The URL and auth scope for a query, from the options and the client.
 local function target(self, opts)
@@ -641,6 +665,13 @@ local function prepare(self, kql, opts, on_row, route)
   if opts.on_progress ~= nil and not is_callable(opts.on_progress) then
     misuse("option 'on_progress' must be a function, got " .. type(opts.on_progress))
   end
+  local datetime = check_datetime("datetime", opts.datetime)
+  if datetime == nil then datetime = self.values.datetime end
+  local dynamic = check_choice("dynamic", opts.dynamic, "text", "decode") or self.values.dynamic
+  local shape = check_choice("shape", opts.shape, "rows", "columns")
+  if shape == "columns" and on_row ~= nil then
+    misuse("option 'shape' = \"columns\" is for a full result, not with 'on_row' or rows()")
+  end
   local body = core.query_body(kql, span, workspaces)
   -- by default the whole request may last the service's wait plus a margin
   local transport = self.transport
@@ -660,6 +691,7 @@ local function prepare(self, kql, opts, on_row, route)
       allow_http = self.allow_http,
       threads = self.threads,
       on_row = on_row,
+      datetime = datetime, dynamic = dynamic, shape = shape,
     }
   end
   return request, scope, timeout

@@ -177,6 +177,14 @@ typedef struct la_parser la_parser;
 
 /* Returns NULL when memory ran out. */
 la_parser *la_parser_new(const la_result_sink *sink, void *ud);
+/* How datetime cells are given: as sent (a string, the default), or
+ * converted here from the service's ISO 8601 UTC text. */
+typedef enum la_datetime_mode {
+    LA_DATETIME_STRING = 0,
+    LA_DATETIME_EPOCH,      /* seconds since 1970-01-01 UTC, a real */
+    LA_DATETIME_EPOCH_MS,   /* milliseconds since 1970-01-01 UTC, an integer */
+    LA_DATETIME_TICKS       /* 100-ns ticks since 0001-01-01 UTC, an integer */
+} la_datetime_mode;
 void la_parser_free(la_parser *p);
 /* Feed the next chunk of the body, in any split. */
 la_parse_status la_parser_feed(la_parser *p, const char *data, size_t len);

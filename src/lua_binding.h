@@ -54,12 +54,27 @@ enum la_decoder_mode {
     LA_DECODE_COUNT       /* rows counted in C (row_count), no Lua value made */
 };
 
+/* How cells become Lua values: the query options datetime, dynamic and
+ * shape (lua_decoder.c reads them; the same for core.decoder and a
+ * client's request). */
+typedef struct la_value_options {
+    la_datetime_mode datetime;  /* converted in C */
+    int datetime_fn;            /* or: the stack index of a function given the text; 0 */
+    int dynamic_decode;         /* dynamic = "decode": objects and arrays as tables */
+    int columns;                /* shape = "columns": one array per column */
+} la_value_options;
+
+/* Reads fields datetime, dynamic and shape of the table at idx (argument
+ * arg, for errors). A datetime function stays where it is, in the table,
+ * and is pushed: datetime_fn is its index. Raises on misuse. */
+void la_read_value_options(lua_State *L, int idx, int arg, la_value_options *out);
+
 /* Pushes a new decoder (gzip: bytes are a gzip member). on_row is the
  * stack index of the handler (LA_DECODE_CALL) or 0. batch: rows turned
- * into Lua values per take() (0: all of them, at each feed). Raises on
- * memory running out. */
+ * into Lua values per take() (0: all of them, at each feed). values: NULL
+ * for the defaults. Raises on memory running out. */
 la_decoder *la_decoder_push(lua_State *L, int gzip, enum la_decoder_mode mode, int on_row,
-                            long batch);
+                            long batch, const la_value_options *values);
 /* A stepped reader (client:rows): la_decoder_progress asks for no more of
  * the body once rows were made since la_decoder_begin_call. */
 void la_decoder_set_pull(la_decoder *d, int pull);

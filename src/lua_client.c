@@ -263,6 +263,7 @@ static int begin_transfer(lua_State *L, client *c, la_http_request *req)
 {
     int on_row = 0, raw, slot;
     const char *body_file;
+    la_value_options values;
     la_decoder *d;
     luaL_checktype(L, 2, LUA_TTABLE);
     if (!c->http)
@@ -287,10 +288,14 @@ static int begin_transfer(lua_State *L, client *c, la_http_request *req)
     body_file = opt_string_field(L, 2, "body_file", NULL);
     if (body_file && (raw || on_row))
         luaL_argerror(L, 2, "field 'body_file' excludes 'raw' and 'on_row'");
+    la_read_value_options(L, 2, 2, &values);
+    if (values.columns && (on_row || raw || body_file))
+        luaL_argerror(L, 2, "field 'shape' = \"columns\" is for a full result: "
+                            "not with 'on_row', 'raw' or 'body_file'");
     lua_pushboolean(L, raw);
     lua_getfield(L, 2, "pull");
 
-    d = la_decoder_push(L, 0, on_row ? LA_DECODE_CALL : LA_DECODE_KEEP, on_row, 0);
+    d = la_decoder_push(L, 0, on_row ? LA_DECODE_CALL : LA_DECODE_KEEP, on_row, 0, &values);
     slot = lua_gettop(L);
     la_decoder_set_owned(d);
     la_decoder_set_pull(d, lua_toboolean(L, -2));

@@ -35,7 +35,8 @@ enum {
     R_COLINDEX,      /* column name -> index, upvalue of the rows' __index */
     R_STRINGS,       /* the strings the string cache hands out, by slot */
     R_LIST,          /* take mode: the rows of this take(), with their tables */
-    NREG = R_LIST
+    R_DATETIME_FN,   /* datetime = function: it, given each datetime's text */
+    NREG = R_DATETIME_FN
 };
 /* Other keys of the state table (all in its array part, made at the
  * start: storing to them never allocates, so never raises) */
@@ -54,6 +55,7 @@ struct la_decoder {
     la_tape *tape;           /* the parser's events, waiting for replay */
     la_gunzip *gunzip;       /* gzip = true */
     enum la_decoder_mode mode;
+    la_value_options values; /* datetime, dynamic, shape */
     long batch;              /* rows per take(); 0: each feed makes them all */
     int pull;                /* a stepped reader wants rows a few at a time */
     int owned;               /* a client's: it frees the C parts */
@@ -566,16 +568,19 @@ void la_decoder_release(la_decoder *d)
 }
 
 la_decoder *la_decoder_push(lua_State *L, int gzip, enum la_decoder_mode mode, int on_row,
-                            long batch)
+                            long batch, const la_value_options *values)
 {
+    static const la_value_options defaults;
     la_decoder *d;
-    int i;
+    int i, datetime_fn = values && values->datetime_fn ? lua_absindex(L, values->datetime_fn) : 0;
     if (on_row)
         on_row = lua_absindex(L, on_row);
     luaL_checkstack(L, 6, "loganalytics: stack");
     d = la_newuserdata_uv(L, sizeof *d);
     memset(d, 0, sizeof *d);
     d->mode = mode;
+    d->values = values ? *values : defaults;
+    d->values.datetime_fn = 0;  /* kept in the state, at R_DATETIME_FN */
     d->batch = batch;
     d->budget = -1;
     /* metatable first, so __gc frees whatever the next steps acquire */
@@ -599,6 +604,10 @@ la_decoder *la_decoder_push(lua_State *L, int gzip, enum la_decoder_mode mode, i
     if (on_row) {
         lua_pushvalue(L, on_row);
         lua_rawseti(L, -2, R_ONROW);
+    }
+    if (datetime_fn) {
+        lua_pushvalue(L, datetime_fn);
+        lua_rawseti(L, -2, R_DATETIME_FN);
     }
     lua_pushcfunction(L, replay);
     lua_rawseti(L, -2, S_REPLAY);
@@ -823,6 +832,50 @@ static int opt_boolean(lua_State *L, const char *name)
     return v;
 }
 
+/* One of the strings names[] at field `name` of the table at idx, or nil
+ * (0); raises naming the choices otherwise. */
+static int opt_choice(lua_State *L, int idx, int arg, const char *name,
+                      const char *const names[], const char *choices)
+{
+    int i;
+    lua_getfield(L, idx, name);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    if (lua_type(L, -1) == LUA_TSTRING)
+        for (i = 0; names[i]; i++)
+            if (strcmp(lua_tostring(L, -1), names[i]) == 0) {
+                lua_pop(L, 1);
+                return i;
+            }
+    lua_pushfstring(L, "field '%s' must be %s", name, choices);
+    luaL_argerror(L, arg, lua_tostring(L, -1));
+    return 0;
+}
+
+void la_read_value_options(lua_State *L, int idx, int arg, la_value_options *out)
+{
+    /* in la_datetime_mode's order */
+    static const char *const datetimes[] = {"string", "epoch", "epoch_ms", "ticks", NULL};
+    static const char *const dynamics[] = {"text", "decode", NULL};
+    static const char *const shapes[] = {"rows", "columns", NULL};
+    idx = lua_absindex(L, idx);
+    memset(out, 0, sizeof *out);
+    lua_getfield(L, idx, "datetime");
+    if (lua_isfunction(L, -1)) {
+        out->datetime_fn = lua_gettop(L);  /* left on the stack */
+    } else {
+        lua_pop(L, 1);
+        out->datetime = (la_datetime_mode)opt_choice(
+            L, idx, arg, "datetime", datetimes,
+            "\"string\", \"epoch\", \"epoch_ms\", \"ticks\" or a function");
+    }
+    out->dynamic_decode = opt_choice(L, idx, arg, "dynamic", dynamics,
+                                     "\"text\" or \"decode\"");
+    out->columns = opt_choice(L, idx, arg, "shape", shapes, "\"rows\" or \"columns\"");
+}
+
 /***
  * A decoder: the bytes of a query response body in, the result out, with no
  * socket of its own (internal API of `loganalytics.core`; its user is
@@ -902,9 +955,11 @@ static int opt_boolean(lua_State *L, const char *name)
 static int decoder_new(lua_State *L)
 {
     enum la_decoder_mode mode = LA_DECODE_KEEP;
+    la_value_options values;
     long batch = 0;
     int gzip, takes, counts, on_row = 0;
     luaL_checktype(L, 1, LUA_TTABLE);
+    la_read_value_options(L, 1, 1, &values);
     gzip = opt_boolean(L, "gzip");
     takes = opt_boolean(L, "take");
     counts = opt_boolean(L, "count_only");
@@ -925,6 +980,9 @@ static int decoder_new(lua_State *L)
         mode = LA_DECODE_TAKE;
     if (counts)
         mode = LA_DECODE_COUNT;
+    if (values.columns && mode != LA_DECODE_KEEP)
+        return luaL_argerror(L, 1, "field 'shape' = \"columns\" is for a full result: "
+                                   "not with 'on_row', 'take' or 'count_only'");
     lua_getfield(L, 1, "batch");
     if (!lua_isnil(L, -1)) {
         lua_Number n = lua_tonumber(L, -1);
@@ -933,7 +991,7 @@ static int decoder_new(lua_State *L)
         batch = (long)n;
     }
     lua_pop(L, 1);
-    la_decoder_push(L, gzip, mode, on_row, batch);
+    la_decoder_push(L, gzip, mode, on_row, batch, &values);
     return 1;
 }
 

@@ -317,9 +317,10 @@ function M.install(Client, the)
         if name == "slice" then width = seconds else min_slice = seconds end
       end
     end
+    if opts.shape ~= nil then misuse("option 'shape' is not for export (rows go to on_row)") end
     -- checks the query and its options once (misuse raises here)
     qopts.timespan = opts.timespan
-    prepare(self, kql, qopts)
+    local values = prepare(self, kql, qopts)(1)  -- datetime, dynamic: how cells are given
 
     local s
     local slices, head = {}, 1        -- the slices not yet handed over, in order
@@ -433,7 +434,8 @@ function M.install(Client, the)
     -- other transfers driven between reads.
     local canonical = {}  -- "name, columns" -> the table given to on_row for every slice
     local function hand_over(slice)
-      local dec = core.decoder { take = true, batch = HANDOVER_BATCH }
+      local dec = core.decoder { take = true, batch = HANDOVER_BATCH,
+                                 datetime = values.datetime, dynamic = values.dynamic }
       local stopped = false
       local seen = {}  -- this slice's table -> its canonical one
       local function same_table(tbl)
@@ -526,7 +528,8 @@ function M.install(Client, the)
         local v = type(line) == "string" and line:match("^Prefer: (.*)$")
         if v then prefer = v end
       end
-      entries[i] = { workspace = ws, body = req.body, prefer = prefer }
+      entries[i] = { workspace = ws, body = req.body, prefer = prefer,
+                     values = { datetime = req.datetime, dynamic = req.dynamic, shape = req.shape } }
     end
     local answers = {}
     for first = 1, #entries, BATCH_MAX do
@@ -559,7 +562,7 @@ function M.install(Client, the)
           for k, v in pairs(a.headers or {}) do headers[tostring(k):lower()] = v end
           local one = { status = a.status, headers = headers, body = a.body }
           if type(a.status) == "number" and a.status >= 200 and a.status <= 299 then
-            local dec = core.decoder {}
+            local dec = core.decoder(entries[i].values)
             local fok, ferr = dec:feed(a.body or "")
             if fok then one.result, ferr = dec:finish() end
             dec:close()

@@ -325,7 +325,8 @@ local function run(self, req, pause_for_rows)
   local on_row = req.on_row
   local stopped = false
   if success then
-    decoder = core.decoder { gzip = gzip, take = on_row and true or nil, batch = BATCH }
+    decoder = core.decoder { gzip = gzip, take = on_row and true or nil, batch = BATCH,
+                             datetime = req.datetime, dynamic = req.dynamic, shape = req.shape }
   elseif gzip then
     decoder = nil  -- an error body in gzip: inflated whole below
   end
