@@ -495,18 +495,11 @@ static int query_perform(lua_State *L)
     return end_transfer(L, c, slot, ok);
 }
 
-/* Before a drive of the client's group (the client at index 1): every
- * transfer of the group may make rows, so each decoder gets its slot on
- * this stack. */
-static void prepare_group(lua_State *L)
+/* Pushes the decoder of each member (the group's member table at index
+ * members) with a transfer under way, and gives each its slot: a drive of
+ * the group may make rows for any of them. */
+static void load_member_decoders(lua_State *L, int members)
 {
-    int members;
-    if (!push_group(L)) {
-        lua_pop(L, 1);
-        return;
-    }
-    la_getuservalue(L, -1);
-    members = lua_gettop(L);
     lua_pushnil(L);
     while (lua_next(L, members)) {
         client *m = lua_touserdata(L, -1);
@@ -520,6 +513,21 @@ static void prepare_group(lua_State *L)
         }
         lua_pop(L, 1);
     }
+}
+
+/* Before a drive of the client's group (the client at index 1): every
+ * transfer of the group may make rows, so each decoder gets its slot on
+ * this stack. */
+static void prepare_group(lua_State *L)
+{
+    int members;
+    if (!push_group(L)) {
+        lua_pop(L, 1);
+        return;
+    }
+    la_getuservalue(L, -1);
+    members = lua_gettop(L);
+    load_member_decoders(L, members);
     /* the group and its table stay below the decoders, whose slots are set */
 }
 
@@ -733,19 +741,7 @@ static int group_wait(lua_State *L)
         int slice = left > 100 ? 100 : (int)left;
         long long before = la_now_ms();
         lua_settop(L, top);
-        lua_pushnil(L);
-        while (lua_next(L, members)) {
-            client *m = lua_touserdata(L, -1);
-            if (m && m->transfer) {
-                luaL_checkstack(L, 4, "loganalytics: stack");
-                la_getuservalue(L, -1);
-                lua_rawgeti(L, -1, TRANSFER);
-                lua_insert(L, -4);
-                lua_pop(L, 1);
-                la_decoder_begin_call(m->transfer, L, -3);
-            }
-            lua_pop(L, 1);
-        }
+        load_member_decoders(L, members);
         la_http_group_drive(gb->g, slice);
         lua_settop(L, top);
         if (list_finished(L, members, list) > 0 || !gb->g)

@@ -158,6 +158,20 @@ static int push_url_table(lua_State *L)
     return 1;
 }
 
+/* Pushes push(u)'s value and frees u. No lua_error may unwind while u
+ * holds memory: the value is made under pcall, the error raised after. */
+static int push_and_free_url(lua_State *L, la_url *u, lua_CFunction push)
+{
+    int rc;
+    lua_pushcfunction(L, push);
+    lua_pushlightuserdata(L, u);
+    rc = lua_pcall(L, 1, 1, 0);
+    la_url_free(u);
+    if (rc != 0)
+        return lua_error(L);
+    return 1;
+}
+
 /* core.base_url(url, allow_http) -> the normalized base URL | nil, why (a
  * phrase to follow the option's name: la_url_base_problem, or why the URL
  * cannot be read) */
@@ -170,7 +184,6 @@ static int push_url_base(lua_State *L)
 
 static int core_base_url(lua_State *L)
 {
-    int rc;
     size_t len;
     const char *text = luaL_checklstring(L, 1, &len);
     int allow_http = lua_toboolean(L, 2);
@@ -192,14 +205,7 @@ static int core_base_url(lua_State *L)
         lua_pushstring(L, why);
         return 2;
     }
-    /* no lua_error while u holds memory: the string is made under pcall */
-    lua_pushcfunction(L, push_url_base);
-    lua_pushlightuserdata(L, &u);
-    rc = lua_pcall(L, 1, 1, 0);
-    la_url_free(&u);
-    if (rc != 0)
-        return lua_error(L);
-    return 1;
+    return push_and_free_url(L, &u, push_url_base);
 }
 
 /* core.parse_url(url) -> { scheme=, host=, port=, base=, path=, userinfo=,
@@ -211,7 +217,6 @@ static int core_parse_url(lua_State *L)
     const char *text = luaL_checklstring(L, 1, &len);
     char why[200];
     la_url u;
-    int rc;
     if (strlen(text) != len) {
         lua_pushnil(L);
         lua_pushliteral(L, "the URL contains a NUL byte");
@@ -223,13 +228,7 @@ static int core_parse_url(lua_State *L)
         lua_pushstring(L, why);
         return 2;
     }
-    lua_pushcfunction(L, push_url_table);
-    lua_pushlightuserdata(L, &u);
-    rc = lua_pcall(L, 1, 1, 0);
-    la_url_free(&u);
-    if (rc != 0)
-        return lua_error(L);
-    return 1;
+    return push_and_free_url(L, &u, push_url_table);
 }
 
 /* ------------------------------------------------------------ other transports */

@@ -19,35 +19,20 @@ Percentiles are nearest-rank; null when there is no sample. Standard library onl
 
 import argparse
 import http.client
-import json
 import math
-import os
-import signal
 import ssl
 import sys
 import time
 from urllib.parse import urlsplit
 
 
-class Stop(Exception):
-    pass
-
-
-def stop(*_):
-    raise Stop()
+from probe_common import Stop, ignore_signals, stop_on_signals, write_json
 
 
 def percentile(sorted_ms, p):
     if not sorted_ms:
         return None
     return sorted_ms[max(0, math.ceil(p / 100 * len(sorted_ms)) - 1)]
-
-
-def write_json(path, value):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(value, f)
-    os.replace(tmp, path)
 
 
 def main(argv=None):
@@ -74,8 +59,7 @@ def main(argv=None):
     samples, errors, conn = [], 0, None
     interval = args.interval_ms / 1000
     deadline = time.monotonic() + min(args.max_seconds, args.seconds or args.max_seconds)
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    stop_on_signals()
     try:
         write_json(args.out, {"running": True})   # ready: a SIGTERM now gets the report
         next_at = time.monotonic()
@@ -104,8 +88,7 @@ def main(argv=None):
             time.sleep(max(0.0, next_at - time.monotonic()))
     except Stop:
         pass
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ignore_signals()
     ordered = sorted(samples)
     write_json(args.out, {"count": len(samples), "p50_ms": percentile(ordered, 50),
                           "p99_ms": percentile(ordered, 99),

@@ -15,18 +15,10 @@ null when not one reading was made). Standard library only.
 """
 
 import argparse
-import json
-import os
-import signal
 import time
 
 
-class Stop(Exception):
-    pass
-
-
-def stop(*_):
-    raise Stop()
+from probe_common import Stop, ignore_signals, stop_on_signals, write_json
 
 
 def rss_kb(pid):
@@ -38,13 +30,6 @@ def rss_kb(pid):
     except (OSError, ValueError):
         pass
     return None
-
-
-def write_json(path, value):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(value, f)
-    os.replace(tmp, path)
 
 
 def main(argv=None):
@@ -59,8 +44,7 @@ def main(argv=None):
     start = peak = end = None
     count = 0
     deadline = time.monotonic() + min(args.max_seconds, args.seconds or args.max_seconds)
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    stop_on_signals()
     try:
         write_json(args.out, {"running": True})   # ready: a SIGTERM now gets the report
         while time.monotonic() < deadline:
@@ -73,8 +57,7 @@ def main(argv=None):
             time.sleep(args.interval_ms / 1000)
     except Stop:
         pass
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ignore_signals()
     write_json(args.out, {"start_kb": start, "max_kb": peak, "end_kb": end, "samples": count})
 
 
