@@ -1051,6 +1051,11 @@ void la_read_value_options(lua_State *L, int idx, int arg, la_value_options *out
         out->datetime = (la_datetime_mode)opt_choice(
             L, idx, arg, "datetime", datetimes,
             "\"string\", \"epoch\", \"epoch_ms\", \"ticks\" or a function");
+#if LUA_VERSION_NUM < 503
+        if (out->datetime == LA_DATETIME_TICKS)
+            luaL_argerror(L, arg, "field 'datetime' = \"ticks\" needs Lua 5.3 or later "
+                                  "(64-bit integers)");
+#endif
     }
     out->dynamic_decode = opt_choice(L, idx, arg, "dynamic", dynamics,
                                      "\"text\" or \"decode\"");
@@ -1095,6 +1100,12 @@ void la_read_value_options(lua_State *L, int idx, int arg, la_value_options *out
  *   rows into Lua values (kept, given to `on_row` or listed), so no stretch
  *   of Lua work is longer than N rows. Without it, `feed` makes every row it
  *   parsed (keep and on_row modes) and `take()` returns `0, false`.
+ * @tparam[opt] string|function options.datetime datetime cells: "string"
+ *   (default), "epoch", "epoch_ms", "ticks" (Lua 5.3+) or a function given the
+ *   text, as `la.new`'s option of that name (the C modes convert as the body is
+ *   parsed, on whichever thread parses it; a function runs as rows are made)
+ * @tparam[opt] string options.dynamic dynamic cells: "text" (default) or
+ *   "decode" (Lua tables made with the core's tokenizer, as `la.new` says)
  * @treturn decoder raises on misuse (wrong option types) or when memory ran out
  */
 
