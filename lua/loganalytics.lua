@@ -119,8 +119,9 @@ local CLIENT_OPTIONS = {
 -- here for a clear message; the C core checks them again.
 local DATETIME_MODES = { string = true, epoch = true, epoch_ms = true, ticks = true }
 -- Lua 5.1, 5.2 and LuaJIT have no 64-bit integers: ticks (6e17 today)
--- would not be exact there.
-local HAS_INTEGERS = math.type ~= nil
+-- would not be exact there (a polyfilled math.type does not count: the
+-- literal below is 2^53 itself where numbers are doubles).
+local HAS_INTEGERS = 9007199254740993 ~= 9007199254740992
 local function check_datetime(name, value)
   if value == "ticks" and not HAS_INTEGERS then
     misuse(("option '%s' = \"ticks\" needs Lua 5.3 or later (64-bit integers)"):format(name))
