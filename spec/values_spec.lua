@@ -67,9 +67,10 @@ local function ref_number(text)
     local limit = neg and "9223372036854775808" or "9223372036854775807"
     if #digits < #limit or (#digits == #limit and digits <= limit) then
       if has_integers then return math.tointeger(tonumber(text)) end
-      local v = tonumber(text)
-      if v > TWO_53 or v < -TWO_53 then return text end
-      return v
+      -- compared as text: the double of 9007199254740993 is 2^53 itself
+      local two_53 = "9007199254740992"
+      if #digits > #two_53 or (#digits == #two_53 and digits > two_53) then return text end
+      return tonumber(text)
     end
     return tonumber(text .. ".0")  -- beyond 64 bits: the nearest float
   end
