@@ -78,9 +78,26 @@ struct la_decoder {
      * (the tape carries no row) */
     lua_Integer *counts;
     size_t ncounts, counts_cap;
+    /* the current table's column types, by index (sink_column): how its
+     * cells become values (datetime function, dynamic decode) */
+    la_type *types;
+    size_t ntypes, types_cap;
+    int datetime_fn;         /* a datetime function is at R_DATETIME_FN */
+    la_json *dynamic_json;   /* dynamic = "decode": the tokenizer, reused */
+    int dynamic_base;        /* ... the stack slot of the text it decodes */
+    int sink_no_memory;      /* a sink's own allocation failed: raised, told as memory */
 };
 
 /* ------------------------------------------------------------ sinks */
+
+/* Memory ran out in C a sink owns (not in Lua): raised under replay's
+ * protected call, and told as memory, not as a handler's error. */
+static int raise_no_memory(la_decoder *x)
+{
+    x->sink_no_memory = 1;
+    lua_pushliteral(x->L, "not enough memory");
+    return lua_error(x->L);
+}
 
 /* __index of rows: row.Computer -> row[index of "Computer"] */
 static int row_index(lua_State *L)
@@ -122,6 +139,7 @@ static int sink_table_begin(void *ud)
     lua_pushnil(L);                      /* strings of the last table */
     lua_replace(L, R_STRINGS);
     x->ncolumns = 0;
+    x->ntypes = 0;
     x->nrows = 0;
     return 0;
 }
@@ -149,6 +167,19 @@ static int sink_column(void *ud, size_t index, const char *name, size_t name_len
     lua_pushinteger(L, (lua_Integer)index + 1);
     lua_rawset(L, R_COLINDEX);
     x->ncolumns = index + 1;
+    if (index >= x->types_cap) {
+        size_t cap = x->types_cap ? x->types_cap * 2 : 16;
+        la_type *grown;
+        while (cap <= index)
+            cap *= 2;
+        grown = realloc(x->types, cap * sizeof *grown);
+        if (!grown)
+            return raise_no_memory(x);
+        x->types = grown;
+        x->types_cap = cap;
+    }
+    x->types[index] = la_type_from_name(type, type_len);
+    x->ntypes = index + 1;
     return 0;
 }
 
@@ -207,13 +238,155 @@ static void push_cached_string(lua_State *L, const la_cell *cell)
     lua_rawseti(L, R_STRINGS, -cell->slot);
 }
 
+/* Non-zero when column index's non-null cells are made by Lua code (a
+ * datetime function, dynamic decode) rather than straight from the cell. */
+static int cell_needs_lua(const la_decoder *x, size_t index)
+{
+    if (index >= x->ntypes)
+        return 0;
+    switch (x->types[index]) {
+    case LA_TYPE_DATETIME: return x->datetime_fn;
+    case LA_TYPE_DYNAMIC: return x->values.dynamic_decode;
+    default: return 0;
+    }
+}
+
+/* dynamic = "decode": a cell's JSON text becomes Lua values with the
+ * core's tokenizer. The values under construction sit on the stack above
+ * the text (at dynamic_base): a container, and above an object its key
+ * while the key's value is made. A callback answers 0 to give up: the
+ * text then stays a string. */
+static int dyn_add(la_decoder *x)
+{
+    lua_State *L = x->L;
+    int below = lua_gettop(L) - 1;
+    if (below == x->dynamic_base)
+        return 1;                        /* the whole value */
+    if (lua_type(L, below) == LUA_TTABLE) {
+        lua_rawseti(L, below, (int)lua_rawlen(L, below) + 1);  /* no holes: null is la.null */
+    } else {
+        lua_rawset(L, below - 1);        /* object[key] = value */
+    }
+    return 1;
+}
+
+static int dyn_null(void *ctx)
+{
+    la_decoder *x = ctx;
+    lua_pushlightuserdata(x->L, NULL);
+    return dyn_add(x);
+}
+
+static int dyn_boolean(void *ctx, int value)
+{
+    la_decoder *x = ctx;
+    lua_pushboolean(x->L, value);
+    return dyn_add(x);
+}
+
+static int dyn_number(void *ctx, const char *text, size_t len)
+{
+    la_decoder *x = ctx;
+    la_cell cell;
+    /* as a long column's: integers exact, others a float */
+    if (la_cell_from_number(LA_TYPE_LONG, text, len, &cell) != 0)
+        return raise_no_memory(x);
+    push_cell(x->L, &cell);
+    return dyn_add(x);
+}
+
+static int dyn_string(void *ctx, const unsigned char *text, size_t len)
+{
+    la_decoder *x = ctx;
+    lua_pushlstring(x->L, (const char *)text, len);
+    return dyn_add(x);
+}
+
+static int dyn_open(void *ctx)
+{
+    la_decoder *x = ctx;
+    /* a container and its key; deeper than the stack allows: kept as text */
+    if (!lua_checkstack(x->L, 4))
+        return 0;
+    lua_newtable(x->L);
+    return 1;
+}
+
+static int dyn_key(void *ctx, const unsigned char *key, size_t len)
+{
+    la_decoder *x = ctx;
+    lua_pushlstring(x->L, (const char *)key, len);
+    return 1;
+}
+
+static int dyn_close(void *ctx)
+{
+    return dyn_add(ctx);
+}
+
+static const la_json_callbacks dynamic_callbacks = {
+    dyn_null, dyn_boolean, dyn_number, dyn_string,
+    dyn_open, dyn_key, dyn_close, dyn_open, dyn_close,
+};
+
+/* Replaces the string on top of the stack with its decoded value, or
+ * leaves it when it is not one JSON value (or too deep). */
+static void decode_dynamic(la_decoder *x)
+{
+    lua_State *L = x->L;
+    size_t len;
+    const char *text = lua_tolstring(L, -1, &len);
+    int ok;
+    if (x->dynamic_json) {
+        la_json_reset(x->dynamic_json);
+    } else if (!(x->dynamic_json = la_json_new(&dynamic_callbacks, x))) {
+        raise_no_memory(x);
+        return;
+    }
+    x->dynamic_base = lua_gettop(L);
+    ok = la_json_feed(x->dynamic_json, text, len) == 0 && la_json_finish(x->dynamic_json) == 0;
+    if (!ok && la_json_out_of_memory(x->dynamic_json)) {
+        lua_settop(L, x->dynamic_base);
+        raise_no_memory(x);
+        return;
+    }
+    if (ok && lua_gettop(L) == x->dynamic_base + 1)
+        lua_replace(L, x->dynamic_base);
+    else
+        lua_settop(L, x->dynamic_base);
+}
+
+/* Pushes the Lua value of a cell of column index: from the string cache,
+ * given to the datetime function, decoded (dynamic), or as it is. May
+ * raise (it runs under replay's protected call). */
+static void push_cell_value(la_decoder *x, size_t index, const la_cell *cell)
+{
+    lua_State *L = x->L;
+    if (cell->slot)
+        push_cached_string(L, cell);
+    else
+        push_cell(L, cell);
+    if (cell->kind != LA_CELL_STRING || !cell_needs_lua(x, index))
+        return;
+    if (x->types[index] == LA_TYPE_DYNAMIC) {
+        decode_dynamic(x);
+        return;
+    }
+    /* the datetime function, given the text; nil becomes la.null (rows
+     * have no holes); its error fails the query as on_row's does */
+    lua_pushvalue(L, R_DATETIME_FN);
+    lua_insert(L, -2);
+    lua_call(L, 1, 1);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushlightuserdata(L, NULL);
+    }
+}
+
 static int sink_cell(void *ud, size_t index, const la_cell *cell)
 {
     la_decoder *x = ud;
-    if (cell->slot)
-        push_cached_string(x->L, cell);
-    else
-        push_cell(x->L, cell);
+    push_cell_value(x, index, cell);
     lua_rawseti(x->L, R_ROW, (int)index + 1);
     return 0;
 }
@@ -415,7 +588,7 @@ static int run_replay(la_decoder *d)
     d->replaying = 0;
     d->L = L;  /* replay set it to the same thread; said again for clarity */
     if (status != LUA_OK) {
-        d->lua_no_memory = status == LUA_ERRMEM;
+        d->lua_no_memory = status == LUA_ERRMEM || d->sink_no_memory;
         la_decoder_fail(L, d->idx, d);
         return -1;
     }
@@ -565,6 +738,11 @@ void la_decoder_release(la_decoder *d)
     free(d->counts);
     d->counts = NULL;
     d->ncounts = d->counts_cap = 0;
+    free(d->types);
+    d->types = NULL;
+    d->ntypes = d->types_cap = 0;
+    la_json_free(d->dynamic_json);
+    d->dynamic_json = NULL;
 }
 
 la_decoder *la_decoder_push(lua_State *L, int gzip, enum la_decoder_mode mode, int on_row,
@@ -581,6 +759,7 @@ la_decoder *la_decoder_push(lua_State *L, int gzip, enum la_decoder_mode mode, i
     d->mode = mode;
     d->values = values ? *values : defaults;
     d->values.datetime_fn = 0;  /* kept in the state, at R_DATETIME_FN */
+    d->datetime_fn = datetime_fn != 0;
     d->batch = batch;
     d->budget = -1;
     /* metatable first, so __gc frees whatever the next steps acquire */
@@ -618,6 +797,8 @@ la_decoder *la_decoder_push(lua_State *L, int gzip, enum la_decoder_mode mode, i
         d->parser = d->tape ? la_parser_new(&count_sink, d) : NULL;
     else
         d->parser = d->tape ? la_parser_new(la_tape_sink(), d->tape) : NULL;
+    if (d->parser && !d->datetime_fn)
+        la_parser_set_datetime(d->parser, d->values.datetime);
     if (gzip && d->parser)
         d->gunzip = la_gunzip_new();
     if (!d->parser || (gzip && !d->gunzip)) {
@@ -870,6 +1051,11 @@ void la_read_value_options(lua_State *L, int idx, int arg, la_value_options *out
         out->datetime = (la_datetime_mode)opt_choice(
             L, idx, arg, "datetime", datetimes,
             "\"string\", \"epoch\", \"epoch_ms\", \"ticks\" or a function");
+#if LUA_VERSION_NUM < 503
+        if (out->datetime == LA_DATETIME_TICKS)
+            luaL_argerror(L, arg, "field 'datetime' = \"ticks\" needs Lua 5.3 or later "
+                                  "(64-bit integers)");
+#endif
     }
     out->dynamic_decode = opt_choice(L, idx, arg, "dynamic", dynamics,
                                      "\"text\" or \"decode\"");
@@ -914,6 +1100,12 @@ void la_read_value_options(lua_State *L, int idx, int arg, la_value_options *out
  *   rows into Lua values (kept, given to `on_row` or listed), so no stretch
  *   of Lua work is longer than N rows. Without it, `feed` makes every row it
  *   parsed (keep and on_row modes) and `take()` returns `0, false`.
+ * @tparam[opt] string|function options.datetime datetime cells: "string"
+ *   (default), "epoch", "epoch_ms", "ticks" (Lua 5.3+) or a function given the
+ *   text, as `la.new`'s option of that name (the C modes convert as the body is
+ *   parsed, on whichever thread parses it; a function runs as rows are made)
+ * @tparam[opt] string options.dynamic dynamic cells: "text" (default) or
+ *   "decode" (Lua tables made with the core's tokenizer, as `la.new` says)
  * @treturn decoder raises on misuse (wrong option types) or when memory ran out
  */
 
