@@ -1334,7 +1334,9 @@ end
 -- cache answers every query; a 401 renews it once per query). The run is
 -- the client's transfer: calling the client from `on_result` (or from a
 -- query's `on_row`) raises "busy". Misuse in any query raises before any
--- is sent; each query's failure is its own `err`.
+-- is sent; each query's failure is its own `err`. A workspace given by name
+-- is looked up once for all the queries naming it, before they start (a
+-- failed lookup is the `err` of each of them).
 -- @function client:query_many
 -- @tparam {table,...} list queries: each `{ kql, opts }` or
 --   `{ kql = "...", <opts fields> }`, opts as @{client:query}'s
@@ -1386,7 +1388,8 @@ end
 --   each slice handed over (total_slices grows when slices are halved)
 -- @treturn[1] table `{ rows = N, slices = N, splits = N }` (and `stopped = true`)
 -- @treturn[2] nil
--- @treturn[2] error err: the first slice's failure (its timespan in the message)
+-- @treturn[2] error err: the first slice's failure (its timespan in the message), or
+--   the failed lookup of a workspace given by name (done once, before any slice)
 -- @usage local n = 0
 -- local summary, err = client:export("Events | where Level == 'Error'", {
 --   timespan = "2025-12-01T00:00:00Z/2026-01-01T00:00:00Z",

@@ -63,8 +63,8 @@ three server certificates, and serves the same application over HTTPS on three m
 ports: "good" (CA-signed, SAN IP:127.0.0.1, IP:::1, DNS:localhost), "untrusted" (self-signed,
 same SANs) and "wrong_host" (CA-signed, SAN DNS:wrong.example only).
 
-Query routes (/query, /search, $batch, the resource-centric and Resource Manager query paths)
-are counted while they are answered (a streamed answer until its last byte; a $batch as one).
+Query routes (/query, /search, $batch, the resource-centric and Resource Manager query paths,
+and Resource Manager's workspace GET) are counted while they are answered (a streamed answer until its last byte; a $batch as one).
 Beyond concurrency_limit at once, or while throttle_next > 0, a request gets 429
 ThrottledError with Retry-After: retry_after, before authentication, as a gateway would.
 

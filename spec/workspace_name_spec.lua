@@ -278,6 +278,28 @@ describe("a workspace given by name", function()
     assert(answers[3].result, tostring(answers[3].err))
   end)
 
+  it("follows the client's retry policy: a throttled lookup is tried again", function()
+    helper.configure_server('{"throttle_next": 1, "retry_after": 0}')
+    local logged = {}
+    local c = client { max_retries = 1, retry_delay = 0.01,
+                       log = function(level, message) logged[#logged + 1] = level .. " " .. message end }
+    local result, err = c:query("Heartbeat | take 1")
+    assert(result, tostring(err))
+    assert.equals(1, helper.get("/_test/stats").throttled)  -- (refused before it is answered)
+    assert.same({ LOOKUP_PATH, LOOKUP_PATH, QUERY_PATH }, paths())
+    local text = table.concat(logged, "\n")
+    assert.matches("warn retry 1 of 1 in [%d.]+ s after HTTP 429", text)
+    assert.matches("info GET http://127.0.0.1:%d+/subscriptions/sub%-1/", text)
+  end)
+
+  it("the core client takes method GET (no body) or POST, nothing else", function()
+    local http = core.new()
+    local url = helper.endpoint() .. "/v1/workspaces/DEMO_WORKSPACE/query"
+    assert.has_error(function() http:perform { url = url, method = "PUT" } end)
+    assert.has_error(function() http:perform { url = url, method = "GET", body = "{}" } end)
+    http:close()
+  end)
+
   it("the local server's workspace GET answers Resource Manager's shape", function()
     local token = assert(credential():get_token(MANAGEMENT_SCOPE))
     local http = core.new()
