@@ -211,18 +211,29 @@ describe("a workspace given by name", function()
       assert.matches("'no-such-workspace'", r[2].message, 1, true)
     end
     assert.equals(1, lookups())
-    local list = {}
-    for i = 1, 10 do list[i] = { "Heartbeat | take 1" } end
-    -- (query_many runs on libcurl: a client of its own)
-    local answers = client { workspace = named("no-such-workspace") }:query_many(list)
-    for i, a in ipairs(answers) do
-      assert.is_nil(a.result, "query_many " .. i)
-      assert.equals(404, a.err.status)
-    end
-    assert.equals(2, lookups())
     local again = run_all { function() return c:query("Heartbeat | take 1") end }
     assert.equals(404, again[1][2].status)
-    assert.equals(3, lookups())
+    assert.equals(2, lookups())
+  end)
+
+  it("a failed lookup is each query's error in a query_many, one request, then asked again", function()
+    local c = client { workspace = named("no-such-workspace") }
+    local list = {}
+    for i = 1, 10 do list[i] = { "Heartbeat | take 1" } end
+    list[11] = { "Heartbeat | take 1", { workspace = "DEMO_WORKSPACE" } }
+    local answers = c:query_many(list)
+    for i = 1, 10 do
+      assert.is_nil(answers[i].result, "query_many " .. i)
+      assert.equals(404, answers[i].err.status)
+      assert.matches("'no-such-workspace'", answers[i].err.message, 1, true)
+    end
+    assert(answers[11].result, tostring(answers[11].err))
+    assert.equals(1, lookups())
+    assert.same({ "GET /subscriptions/sub-1/resourceGroups/rg-1/providers/Microsoft.OperationalInsights/"
+      .. "workspaces/no-such-workspace?api-version=2022-10-01",
+      "POST /v1/workspaces/DEMO_WORKSPACE/query" }, paths())
+    assert.is_nil((c:query("Heartbeat | take 1")))
+    assert.equals(2, lookups())
   end)
 
   it("is cached per client and per (subscription, resource group, name)", function()
