@@ -87,7 +87,10 @@ local la = {
   iso8601 = core.iso8601,
 }
 
-local ARM_API_VERSION = "2017-10-01"
+-- Resource Manager's workspace GET (a named workspace's customer id)
+local WORKSPACE_API_VERSION = "2022-10-01"
+-- seconds a workspace lookup may take, retries included, unless `timeout` says
+local LOOKUP_TIMEOUT = 30
 
 local USER_AGENT = format("loganalytics-lua/%s (%s; libcurl/%s)",
   la._VERSION, _VERSION, core.curl_version)
@@ -276,6 +279,8 @@ local function new_client(options, io)
       insecure = options.verify_tls == false,
     },
     io = io,
+    -- named workspaces' customer ids, by workspace_key; the lookups under way
+    customer_ids = {}, lookups = {},
     -- (per_call: transfers get their own; actives: the query under way, per coroutine)
     http = not io.per_call and io.new_http() or nil,
     actives = io.per_call and setmetatable({}, { __mode = "k" }) or nil,
@@ -370,13 +375,17 @@ end
 -- @tparam table options all optional:
 -- @tparam string|table options.workspace the default workspace id for queries (a GUID,
 --   or a name of letters, digits, `_`, `.` and `-` that is not `.` or `..`); or
---   `{ subscription = S, resource_group = G, name = N }` to query through Azure
---   Resource Manager (each field one path segment: not `.` or `..`, no `/` or `\`;
---   percent-encoded when sent)
+--   `{ subscription = S, resource_group = G, name = N }`, the workspace's Azure
+--   resource name (each field one path segment: not `.` or `..`, no `/` or `\`;
+--   percent-encoded when sent): resolved once per client to its customer id
+--   (Resource Manager's `GET .../workspaces/{N}?api-version=2022-10-01`,
+--   `properties.customerId`, with a token for the management audience and the
+--   client's transport and retry policy), then queried over the v1 API as an id
+--   is (see @{client:query})
 -- @tparam string options.endpoint the query API's base URL, `/v1/...` is appended
 --   (default: the cloud's, `https://api.loganalytics.azure.com`)
--- @tparam string options.arm_endpoint Resource Manager's base URL (default: the
---   cloud's, `https://management.azure.com`)
+-- @tparam string options.arm_endpoint Resource Manager's base URL, for the lookup of
+--   a workspace given by name (default: the cloud's, `https://management.azure.com`)
 -- @tparam string options.api_key an API key (the demo workspace's is `DEMO_KEY`)
 -- @tparam string options.api_key_in `"header"` (default, `X-Api-Key`), `"query"`
 --   (`api_key=` URL parameter) or `"basic"` (HTTP basic auth, the key as user name)
@@ -552,23 +561,123 @@ local QUERY_OPTIONS = {
   datetime = true, dynamic = true, shape = true,
 }
 
+-- Workspaces by name ({ subscription, resource_group, name }): resolved
+-- once per client to their customer id by Resource Manager's workspace GET,
+-- then queried over the v1 API as an id is. One lookup per name at a time:
+-- a query of another coroutine naming it meanwhile waits for that lookup's
+-- outcome, its failure included (as a credential's token requests do, see
+-- loganalytics.credentials); a failure is not kept, the next query asks again.
 
--- The URL and auth scope for a query, from the options and the client.
-local function target(self, opts)
+local send_raw  -- (a raw request as the client's transfer, with the transfers below)
+
+-- the cache key: the fields are path segments, none holds a '/'
+local function workspace_key(ws)
+  return ws.subscription .. "/" .. ws.resource_group .. "/" .. ws.name
+end
+
+local function describe_workspace(ws)
+  return format("workspace '%s' (subscription '%s', resource group '%s')",
+    ws.name, ws.subscription, ws.resource_group)
+end
+
+-- A copy of err for each query that waited on the lookup it came from.
+local function copy_error(err)
+  local copy = {}
+  for k, v in pairs(err) do copy[k] = v end
+  return setmetatable(copy, getmetatable(err))
+end
+
+-- The workspace GET: the customer id, or nil, err.
+local function look_up_customer_id(self, ws)
+  local url = format("%s/subscriptions/%s/resourceGroups/%s/providers/Microsoft.OperationalInsights/workspaces/%s?api-version=%s",
+    self.arm_endpoint, escape(ws.subscription), escape(ws.resource_group), escape(ws.name),
+    WORKSPACE_API_VERSION)
+  local response, err = send_raw(self, url, nil, self.arm_scope, self.transport.timeout or LOOKUP_TIMEOUT)
+  local what = describe_workspace(ws)
+  if not response then
+    if err.status == 404 then
+      err.message = format("%s was not found: %s", what, tostring(err.message))
+    elseif err.status == 403 then
+      err.message = format("no access to %s: %s", what, tostring(err.message))
+    else
+      err.message = format("looking up %s: %s", what, tostring(err.message))
+    end
+    return nil, err
+  end
+  local doc = core.decode_json(response.body or "")
+  local id = type(doc) == "table" and type(doc.properties) == "table" and doc.properties.customerId
+  if not check.is_workspace_id(id) then
+    return nil, errors.new({ kind = "protocol", status = response.status,
+      message = format("Resource Manager's answer for %s has no valid properties.customerId", what),
+      request_id = response.headers and response.headers["x-ms-request-id"] }, self.secrets)
+  end
+  return id
+end
+
+-- The customer id of a named workspace: from the client's cache, else (if
+-- `lookup`) from a lookup, another coroutine's under way or one of our own.
+-- `run`, if any: the lookups that failed in this call (query_many, batch),
+-- so its queries naming the workspace share one failure. -> id, or nil, err
+-- (nil, nil: not cached and no lookup asked).
+local function customer_id(self, ws, lookup, run)
+  local key = workspace_key(ws)
+  local id = self.customer_ids[key]
+  if id or not lookup then return id end
+  if run and run[key] then return nil, copy_error(run[key]) end
+  local me, is_main = coroutine.running()
+  if is_main then me = nil end
+  local other = self.lookups[key]
+  if other and other.owner and other.owner ~= me then
+    while not (other.done or other.abandoned) and core.now() < other.deadline
+        and coroutine.status(other.owner) ~= "dead" do
+      self.io.sleep(0.01)
+    end
+    if other.done then
+      if other.id then return other.id end
+      return nil, copy_error(other.err)
+    end
+  end
+  local mine = { owner = me, deadline = core.now() + (self.transport.timeout or LOOKUP_TIMEOUT) + 1 }
+  self.lookups[key] = mine
+  local ok, got, err = pcall(look_up_customer_id, self, ws)
+  if self.lookups[key] == mine then self.lookups[key] = nil end
+  if not ok then
+    mine.abandoned = true  -- (a misuse, or "busy": the waiting look up on their own)
+    error(got, 0)
+  end
+  mine.done, mine.id, mine.err = true, got, err
+  if got then
+    self.customer_ids[key] = got
+  elseif run then
+    run[key] = err
+  end
+  return got, err
+end
+
+-- The URL and auth scope for a query, from the options and the client; a
+-- named workspace's URL needs its customer id (see customer_id: `lookup`,
+-- `run`): nil, err when the lookup failed, nil, nil when none was asked.
+local function target(self, opts, lookup, run)
   if opts.resource ~= nil then
     local resource = check.resource("resource", opts.resource)
     if opts.workspace ~= nil then misuse("give either 'workspace' or 'resource', not both") end
     return self.endpoint .. "/v1" .. resource .. "/query", self.query_scope
   end
   local ws = opts.workspace
-  if ws ~= nil then check_workspace("workspace", ws) else ws = self.workspace end
+  if type(ws) == "table" then
+    check_workspace_table(ws)
+  elseif ws ~= nil then
+    check_workspace("workspace", ws)
+  else
+    ws = self.workspace
+  end
   if ws == nil then
     misuse("no workspace: give 'workspace' to la.new or to query, or a 'resource'")
   end
   if type(ws) == "table" then
-    return format("%s/subscriptions/%s/resourceGroups/%s/providers/Microsoft.OperationalInsights/workspaces/%s/api/query?api-version=%s",
-      self.arm_endpoint, escape(ws.subscription), escape(ws.resource_group), escape(ws.name),
-      ARM_API_VERSION), self.arm_scope
+    local id, err = customer_id(self, ws, lookup, run)
+    if not id then return nil, err end
+    ws = id
   end
   return self.endpoint .. "/v1/workspaces/" .. escape(ws) .. "/query", self.query_scope
 end
@@ -671,10 +780,13 @@ local function is_utf8(s)
 end
 
 -- Checks a query and its options; returns a function making the request
--- table (anew for each try: authorization adds to it) and the auth scope.
--- `route` "search": the workspace's /search path (Basic and Auxiliary
--- logs), which needs a timespan.
-local function prepare(self, kql, opts, on_row, route)
+-- table (anew for each try: authorization adds to it) and the auth scope;
+-- or nil, err when a named workspace's lookup failed. `route` "search":
+-- the workspace's /search path (Basic and Auxiliary logs), which needs a
+-- timespan. `run`: false to check only (a named workspace not yet resolved
+-- is not looked up, and the request is not to be sent); a table to share
+-- failed lookups among the queries of one call (see customer_id).
+local function prepare(self, kql, opts, on_row, route, run)
   if getmetatable(self) ~= Client then
     error("loganalytics: use client:query(kql), not client.query(kql)", 3)
   end
@@ -688,13 +800,13 @@ local function prepare(self, kql, opts, on_row, route)
   check_type("opts", opts, "table")
   check_known(opts, QUERY_OPTIONS, "query")
 
-  local url, scope = target(self, opts)
+  -- (every check first: the lookup, if any, is sent once nothing is misuse)
+  local url, scope = target(self, opts, false)
   if route == "search" then
-    if opts.resource ~= nil or type(self.workspace) == "table" and opts.workspace == nil then
-      misuse("search needs a workspace id ('workspace'), not a resource")
+    if opts.resource ~= nil then
+      misuse("search needs a workspace ('workspace'), not a resource")
     end
     if opts.timespan == nil then misuse("search needs option 'timespan'") end
-    url = url:gsub("/query$", "/search")
   end
   local span
   if opts.timespan ~= nil then
@@ -723,6 +835,12 @@ local function prepare(self, kql, opts, on_row, route)
     misuse("option 'shape' = \"columns\" is for a full result, not with 'on_row' or rows()")
   end
   local body = core.query_body(kql, span, workspaces)
+  if not url and run ~= false then
+    local err
+    url, err = target(self, opts, true, run or nil)
+    if not url then return nil, err end
+  end
+  if url and route == "search" then url = url:gsub("/query$", "/search") end
   -- by default the whole request may last the service's wait plus a margin
   local transport = self.transport
   local timeout = transport.timeout or ((opts.server_timeout or SERVICE_DEFAULT_WAIT) + TIMEOUT_MARGIN)
@@ -976,10 +1094,11 @@ local function send_with_retries(self, request, tries)
     local authorized, err = self.authorize(req, tries.scope)
     if not authorized then return nil, self.secrets:error(err) end
     remember_sent(self.secrets, req)
-    log("debug", "POST " .. redact(req.url))
+    local method = req.method or "POST"
+    log("debug", method .. " " .. redact(req.url))
     local started = core.now()
     local response = perform(tries.http, req, tries.on_progress)
-    log("info", ("POST %s: %s in %s s"):format(redact(req.url), describe(response),
+    log("info", ("%s %s: %s in %s s"):format(method, redact(req.url), describe(response),
       numbers.format("%.3f", core.now() - started)))
     if not next_try(self, tries, response) then return response, tries.attempt end
   end
@@ -995,7 +1114,13 @@ local function final(response, attempts, secrets)
 end
 
 --- Runs a KQL query: `POST {endpoint}/v1/workspaces/{id}/query` (or
--- `/v1{resource}/query`, or Resource Manager's query path). Misuse raises;
+-- `/v1{resource}/query`). A workspace given by name (`{ subscription,
+-- resource_group, name }`) is first resolved to its customer id, once per
+-- client and name (see @{new}'s `workspace`): a lookup that fails is the
+-- query's `err` (`"service"` with status 404 when Resource Manager has no
+-- such workspace, `"auth"` for 401/403, the message naming the workspace;
+-- `"protocol"` when its answer has no valid `properties.customerId`), and
+-- is not kept: the next query asks again. Misuse raises;
 -- failures return `nil, err`, after the retries the client's policy allows.
 --
 -- With `on_row`, the handler is called for each row as it is parsed, while
@@ -1020,8 +1145,9 @@ end
 --   (`"PT1H"`, `"2024-01-01T00:00:00Z/PT1H"`), seconds back from now, or a table with
 --   two of `start`, `finish`, `duration` (see @{loganalytics.timespan.format});
 --   omitted: the query's own time filter
--- @tparam string opts.workspace overrides the client's workspace (a GUID or a name
---   of letters, digits, `_`, `.` and `-`, not `.` or `..`)
+-- @tparam string|table opts.workspace overrides the client's workspace (a GUID or a
+--   name of letters, digits, `_`, `.` and `-`, not `.` or `..`; or `{ subscription =
+--   S, resource_group = G, name = N }`, resolved as @{new}'s `workspace`)
 -- @tparam {string,...} opts.workspaces additional workspaces (body `"workspaces"`),
 --   each like `workspace`
 -- @tparam string opts.resource an Azure resource id, `/subscriptions/...`, for a
@@ -1059,6 +1185,7 @@ local function run_query(self, kql, opts, route)
     end
   end
   local request, scope, timeout = prepare(self, kql, opts, counted, route)
+  if not request then return nil, scope end
   local transfer = start_query_transfer(self)
   local tries = new_tries(scope, timeout, type(opts) == "table" and opts.on_progress or nil,
                           function() return delivered end)
@@ -1077,8 +1204,8 @@ end
 --- Runs a KQL query over a workspace's Basic or Auxiliary logs tables:
 -- `POST {endpoint}/v1/workspaces/{id}/search`, body `{ query, timespan }`.
 -- The same options, result and errors as @{client:query}, but `timespan` is
--- required (misuse without it) and the target must be a workspace id (not a
--- `resource` nor a Resource Manager workspace). Those tables take a subset of
+-- required (misuse without it) and the target must be a workspace (an id, or
+-- one given by name), not a `resource`. Those tables take a subset of
 -- KQL: a single table, then `where`, `extend`, `project` (and its variants),
 -- `parse` and `take`/`limit`; no joins, no `summarize`.
 -- @function client:search
@@ -1169,6 +1296,7 @@ function Client:rows(kql, opts)
     queue[#queue + 1] = row
     queue[#queue + 1] = tbl
   end)
+  if not request then error(scope, 0) end  -- a named workspace's failed lookup
   local log = self.log
   local http  -- the loop's handle (claim gives it)
   local on_progress = type(opts) == "table" and opts.on_progress or nil
@@ -1247,23 +1375,28 @@ function Client:rows(kql, opts)
   return iterate, loop, nil, loop
 end
 
--- A raw POST of `body` (JSON) to `url` with the client's auth, transport and
--- retry policy, as the client's transfer: the response (2xx, body kept
--- whole), or nil, err. ($batch requests.)
-local function send_raw(self, url, body)
+-- A raw request to `url` with the client's auth (for `scope`, default the
+-- query API's), transport and retry policy, as the client's transfer: a
+-- POST of `body` (JSON), or a GET when `body` is nil; `timeout` bounds it,
+-- retries included (default: the client's, else the service's wait plus a
+-- margin). The response (2xx, body kept whole), or nil, err. ($batch
+-- requests; the workspace lookup.)
+function send_raw(self, url, body, scope, timeout)
   local transfer = start_query_transfer(self)
   local transport = self.transport
   local function request(seconds)
     return {
-      url = url, body = body, raw = true,
-      headers = { "Content-Type: application/json", "Accept: application/json" },
+      url = url, body = body, raw = true, method = body == nil and "GET" or nil,
+      headers = body and { "Content-Type: application/json", "Accept: application/json" }
+        or { "Accept: application/json" },
       user_agent = transport.user_agent, connect_timeout = transport.connect_timeout,
       timeout = seconds, stall_timeout = transport.stall_timeout,
       ca_file = transport.ca_file, ca_path = transport.ca_path, proxy = transport.proxy,
       insecure = transport.insecure, allow_http = self.allow_http,
     }
   end
-  local tries = new_tries(self.query_scope, transport.timeout or (SERVICE_DEFAULT_WAIT + TIMEOUT_MARGIN),
+  local tries = new_tries(scope or self.query_scope,
+                          timeout or transport.timeout or (SERVICE_DEFAULT_WAIT + TIMEOUT_MARGIN),
                           nil, function() return false end)
   tries.http = transfer.http
   local ok, response, attempts = pcall(send_with_retries, self, request, tries)
@@ -1285,7 +1418,9 @@ end
 -- cache answers every query; a 401 renews it once per query). The run is
 -- the client's transfer: calling the client from `on_result` (or from a
 -- query's `on_row`) raises "busy". Misuse in any query raises before any
--- is sent; each query's failure is its own `err`.
+-- is sent; each query's failure is its own `err`. A workspace given by name
+-- is looked up once for all the queries naming it, before they start (a
+-- failed lookup is the `err` of each of them).
 -- @function client:query_many
 -- @tparam {table,...} list queries: each `{ kql, opts }` or
 --   `{ kql = "...", <opts fields> }`, opts as @{client:query}'s
@@ -1337,7 +1472,8 @@ end
 --   each slice handed over (total_slices grows when slices are halved)
 -- @treturn[1] table `{ rows = N, slices = N, splits = N }` (and `stopped = true`)
 -- @treturn[2] nil
--- @treturn[2] error err: the first slice's failure (its timespan in the message)
+-- @treturn[2] error err: the first slice's failure (its timespan in the message), or
+--   the failed lookup of a workspace given by name (done once, before any slice)
 -- @usage local n = 0
 -- local summary, err = client:export("Events | where Level == 'Error'", {
 --   timespan = "2025-12-01T00:00:00Z/2026-01-01T00:00:00Z",
@@ -1349,7 +1485,9 @@ end
 -- whose body comes as a JSON string; each is typed as @{client:query}'s
 -- result, or its error as query's. The service supports `$batch` until
 -- 2028-03-31: @{client:query_many} is the lasting way to run many queries.
--- Each query targets a workspace id (not `resource`, no `on_row`).
+-- Each query targets a workspace (an id, or one given by name, resolved
+-- first as @{client:query}'s; not `resource`, no `on_row`); a query whose
+-- workspace lookup failed gets that error as its `err` and is not sent.
 -- @function client:batch
 -- @tparam {table,...} list as @{client:query_many}'s
 -- @treturn[1] {table,...} one `{ result = result, err = err }` per query, in the order given

@@ -32,7 +32,19 @@ Endpoints:
   GET  /msi/token                    App Service / Functions (api-version 2019-08-01)
   POST /subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.OperationalInsights/
        workspaces/demo-workspace/api/query?api-version=2017-10-01   (Resource Manager; la_server
-                                     serves the demo data after arm_check() admits the call)
+                                     serves the demo data after arm_check() admits the call;
+                                     the service lists this route among those to migrate from,
+                                     the client no longer uses it)
+  GET  /subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.OperationalInsights/
+       workspaces/{name}?api-version=2022-10-01   (Resource Manager's workspace GET, answered by
+                                     arm_workspace(): the workspace as Resource Manager shows it,
+                                     see WORKSPACE_SHAPE; any subscription and group)
+                                     demo-workspace: customerId DEMO_CUSTOMER_ID, which the query
+                                     API serves as DEMO_WORKSPACE
+                                     TEST_FORBIDDEN_WORKSPACE: 403 AuthorizationFailed
+                                     TEST_NO_CUSTOMER_ID: 200 without properties.customerId
+                                     TEST_BAD_CUSTOMER_ID: 200, customerId "../DEMO_WORKSPACE"
+                                     any other name: 404 ResourceNotFound
 Access tokens are opaque (`at-<n>-<hex>`), remembered with their audience and expiry.
 
 Test control (no auth, not counted):
@@ -90,6 +102,14 @@ ARM_API_VERSION = "2017-10-01"
 ARM_WORKSPACE = "demo-workspace"
 ARM_QUERY_RE = re.compile(r"/subscriptions/([^/]+)/resourcegroups/([^/]+)/providers/"
                           r"microsoft\.operationalinsights/workspaces/([^/]+)/api/query", re.I)
+ARM_WORKSPACE_RE = re.compile(r"/subscriptions/([^/]+)/resourcegroups/([^/]+)/providers/"
+                              r"microsoft\.operationalinsights/workspaces/([^/]+)", re.I)
+WORKSPACE_API_VERSION = "2022-10-01"
+# demo-workspace's customer id: the query API (la_server.py) serves it as DEMO_WORKSPACE
+DEMO_CUSTOMER_ID = "8a1d5c2e-4b7f-4e0a-9c3d-2f6b1e9a7d40"
+TEST_FORBIDDEN_WORKSPACE = "TEST_FORBIDDEN_WORKSPACE"
+TEST_NO_CUSTOMER_ID = "TEST_NO_CUSTOMER_ID"
+TEST_BAD_CUSTOMER_ID = "TEST_BAD_CUSTOMER_ID"
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 GRANTS = ("client_credentials", "authorization_code", "refresh_token")
@@ -741,12 +761,8 @@ def arm_error(status, code, message, headers=()):
     return json_reply(status, {"error": {"code": code, "message": message}}, headers)
 
 
-def arm_check(method, match, params, authorization):
-    """match: ARM_QUERY_RE match. -> None when the call may be served, else the error Reply."""
-    if method != "POST":
-        return arm_error(405, "MethodNotAllowed",
-                         f"The requested method {method} is not allowed on this path.",
-                         [("Allow", "POST")])
+def arm_auth(authorization):
+    """Resource Manager's bearer token check -> None when admitted, else the 401 Reply."""
     scheme, _, token = (authorization or "").strip().partition(" ")
     token = token.strip()
     if not authorization:
@@ -773,6 +789,18 @@ def arm_check(method, match, params, authorization):
             "WWW-Authenticate", 'Bearer authorization_uri="https://login.windows.net/", '
                                 'error="invalid_token", error_description="' + why.replace('"', "'")
                                 + '"')])
+    return None
+
+
+def arm_check(method, match, params, authorization):
+    """match: ARM_QUERY_RE match. -> None when the call may be served, else the error Reply."""
+    if method != "POST":
+        return arm_error(405, "MethodNotAllowed",
+                         f"The requested method {method} is not allowed on this path.",
+                         [("Allow", "POST")])
+    refused = arm_auth(authorization)
+    if refused:
+        return refused
     version = (params.get("api-version") or [None])[0]
     if version != ARM_API_VERSION:
         return arm_error(400, "InvalidApiVersionParameter",
@@ -787,6 +815,60 @@ def arm_check(method, match, params, authorization):
                          f"resource group '{group}' was not found. For more details please go to "
                          "https://aka.ms/ARMResourceNotFoundFix")
     return None
+
+
+def not_found(group, name):
+    return arm_error(404, "ResourceNotFound",
+                     f"The Resource 'Microsoft.OperationalInsights/workspaces/{name}' under "
+                     f"resource group '{group}' was not found. For more details please go to "
+                     "https://aka.ms/ARMResourceNotFoundFix")
+
+
+# The fields of a workspace as Resource Manager's GET shows it (api-version 2022-10-01), after
+# the example spec/fixtures/wire/WorkspacesSubscriptionList.json (value[0]; azure-rest-api-specs,
+# MIT, see spec/fixtures/wire/PROVENANCE.md), with this server's ids.
+def workspace_shape(subscription, group, name, customer_id):
+    props = {"provisioningState": "Succeeded", "sku": {"name": "PerGB2018"},
+             "retentionInDays": 30, "publicNetworkAccessForQuery": "Enabled",
+             "publicNetworkAccessForIngestion": "Enabled"}
+    if customer_id is not None:
+        props = {"customerId": customer_id, **props}
+    return {"properties": props,
+            "id": (f"/subscriptions/{subscription}/resourcegroups/{group.lower()}/providers/"
+                   f"microsoft.operationalinsights/workspaces/{name.lower()}"),
+            "name": name, "type": "Microsoft.OperationalInsights/workspaces",
+            "location": "westeurope", "tags": {}}
+
+
+def arm_workspace(method, match, params, authorization):
+    """GET of a workspace (match: ARM_WORKSPACE_RE match) -> Reply."""
+    if method != "GET":
+        return arm_error(405, "MethodNotAllowed",
+                         f"The requested method {method} is not allowed on this path.",
+                         [("Allow", "GET")])
+    refused = arm_auth(authorization)
+    if refused:
+        return refused
+    version = (params.get("api-version") or [None])[0]
+    if version != WORKSPACE_API_VERSION:
+        return arm_error(400, "InvalidApiVersionParameter",
+                         "The api-version query parameter (?api-version=) is required for all "
+                         "requests." if not version else
+                         f"The api-version '{version}' is invalid. The supported versions are "
+                         f"'{WORKSPACE_API_VERSION}'.")
+    subscription, group, name = (unquote(match.group(i)) for i in (1, 2, 3))
+    if name == TEST_FORBIDDEN_WORKSPACE:
+        return arm_error(403, "AuthorizationFailed",
+                         "The client 'TEST_CLIENT' does not have authorization to perform action "
+                         "'Microsoft.OperationalInsights/workspaces/read' over scope '/subscriptions/"
+                         f"{subscription}/resourceGroups/{group}/providers/Microsoft."
+                         f"OperationalInsights/workspaces/{name}' or the scope is invalid.")
+    customer_id = {ARM_WORKSPACE: DEMO_CUSTOMER_ID, TEST_NO_CUSTOMER_ID: None,
+                   TEST_BAD_CUSTOMER_ID: "../DEMO_WORKSPACE"}
+    if name.lower() not in (k.lower() for k in customer_id):
+        return not_found(group, name)
+    key = next(k for k in customer_id if k.lower() == name.lower())
+    return json_reply(200, workspace_shape(subscription, group, name, customer_id[key]))
 
 
 # ---------------------------------------------------------------------------

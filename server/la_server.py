@@ -15,6 +15,8 @@ goes away.
 
 Query endpoints (POST, JSON body {"query", "timespan"?, "workspaces"?}; ?api_key= allowed):
   /v1/workspaces/DEMO_WORKSPACE/query   deterministic sample tables + a small KQL subset
+                                        (also as demo-workspace's customer id, DEMO_CUSTOMER_ID
+                                        in identity.py)
   /v1/subscriptions/.../query           resource-centric; serves the same demo data
   /v1/workspaces/REPLAY/query           query = recorded file name [#N]: replays it
   /v1/workspaces/FIXTURES/query         query = [truncate:|cut:|chunked:|gzcut:]name: raw bytes
@@ -48,8 +50,10 @@ Query endpoints (POST, JSON body {"query", "timespan"?, "workspaces"?}; ?api_key
 Auth: X-Api-Key / ?api_key= / Basic "DEMO_KEY:" or Bearer DEMO_TOKEN (or --token values),
 or a bearer token identity.py issued for the query API audience.
 The identity provider (token endpoints, IMDS, App Service) and the Resource Manager query path
-(/subscriptions/.../workspaces/demo-workspace/api/query) are in identity.py; its requests are
-logged at /_test/identity, not /_test/requests.
+(/subscriptions/.../workspaces/demo-workspace/api/query) and workspace GET
+(/subscriptions/.../workspaces/{name}?api-version=2022-10-01) are in identity.py; their
+requests are logged at /_test/requests with the query API's, the token requests at
+/_test/identity.
 The `timespan` is checked for a plausible ISO 8601 shape, and filters the demo data by
 TimeGenerated as the service does. The demo data's clock stands still: "now" is ANCHOR
 (2026-01-01T00:00:00Z), so P1D is the day before it, whatever the date.
@@ -59,14 +63,15 @@ three server certificates, and serves the same application over HTTPS on three m
 ports: "good" (CA-signed, SAN IP:127.0.0.1, IP:::1, DNS:localhost), "untrusted" (self-signed,
 same SANs) and "wrong_host" (CA-signed, SAN DNS:wrong.example only).
 
-Query routes (/query, /search, $batch, the resource-centric and Resource Manager query paths)
-are counted while they are answered (a streamed answer until its last byte; a $batch as one).
+Query routes (/query, /search, $batch, the resource-centric and Resource Manager query paths,
+and Resource Manager's workspace GET) are counted while they are answered (a streamed answer until its last byte; a $batch as one).
 Beyond concurrency_limit at once, or while throttle_next > 0, a request gets 429
 ThrottledError with Retry-After: retry_after, before authentication, as a gateway would.
 
 Test control (no auth, not logged): GET /_test/requests, /_test/last, /_test/stats
 ({"connections", "requests", "in_flight", "max_in_flight", "admitted", "throttled",
-"aborted", "pid"}:
+"aborted", "workspace_lookups", "pid"}:
+workspace_lookups = Resource Manager workspace GETs answered (any status),
 in_flight = query-route requests being answered now, max_in_flight = their most at once,
 admitted = let in, throttled = refused with 429, aborted = answers cut short because the
 client closed the connection (a streamed answer notices at its next write), all since start
@@ -737,6 +742,7 @@ class State:
         self.admitted = 0      # query-route requests let in (not refused with 429)
         self.throttled = 0     # refused by concurrency_limit or throttle_next
         self.aborted = 0       # answers cut because the client closed the connection
+        self.workspace_lookups = 0  # Resource Manager workspace GETs (any answer)
 
 
 # The test configuration (POST /_test/config): key -> (default, check). The CLI flags set
@@ -903,6 +909,12 @@ class Handler(BaseHTTPRequestHandler):
         return None
 
     def route(self, method, path, params, body, prefs, applied):
+        arm = identity.ARM_WORKSPACE_RE.fullmatch(path)
+        if arm:  # Resource Manager's workspace GET (a name to its customer id)
+            with STATE.lock:
+                STATE.workspace_lookups += 1
+            return self.send(*identity.arm_workspace(method, arm, params,
+                                                     self.headers.get("Authorization")))
         arm = identity.ARM_QUERY_RE.fullmatch(path)
         if arm:  # Resource Manager: its own auth and errors, then the demo data
             reply = identity.arm_check(method, arm, params, self.headers.get("Authorization"))
@@ -912,6 +924,7 @@ class Handler(BaseHTTPRequestHandler):
         search = False
         if m:
             workspace, search = unquote(m.group(1)), m.group(2) == "search"
+            workspace = WORKSPACE_ALIASES.get(workspace, workspace)
         elif path.startswith("/v1/subscriptions/") and path.endswith("/query"):
             workspace = "DEMO_WORKSPACE"   # resource-centric queries see the demo data
         elif path != "/v1/$batch":
@@ -1139,6 +1152,7 @@ class Handler(BaseHTTPRequestHandler):
                                             "admitted": STATE.admitted,
                                             "throttled": STATE.throttled,
                                             "aborted": STATE.aborted,
+                                            "workspace_lookups": STATE.workspace_lookups,
                                             "pid": os.getpid()},
                    "/_test/faults": faults.counters,
                    "/_test/tls": lambda: dict(TLS_INFO),
@@ -1147,6 +1161,7 @@ class Handler(BaseHTTPRequestHandler):
                 STATE.log.clear()
                 STATE.connections = STATE.requests = 0
                 STATE.admitted = STATE.throttled = STATE.aborted = 0
+                STATE.workspace_lookups = 0
                 STATE.max_in_flight = STATE.in_flight  # those still running count on
                 TEST_CONFIG.clear()
                 TEST_CONFIG.update(STARTUP_CONFIG)
@@ -1163,6 +1178,8 @@ class Handler(BaseHTTPRequestHandler):
 
 
 KNOWN_WORKSPACES = ("DEMO_WORKSPACE", "REPLAY", "FIXTURES", "FAULTS", "GENERATED")
+# customer ids (as Resource Manager's workspace GET gives them) -> the workspace served
+WORKSPACE_ALIASES = {identity.DEMO_CUSTOMER_ID: "DEMO_WORKSPACE"}
 # FAULTS that answer through send() alone, so they can answer inside $batch
 BATCH_FAULTS = {"throttle", "throttle_ms", "throttle_date", "flaky", "sleep", "invalid_json",
                 "wrong_types", "long_overflow", "deep", "html502"}
@@ -1228,6 +1245,7 @@ def batch_answer(sub):
             raise not_found_path()
         if sub.get("method", "POST") != "POST":
             raise ApiError(405, "MethodNotAllowedError", "Method not allowed")
+        workspace = WORKSPACE_ALIASES.get(workspace, workspace)
         check_workspace(workspace)
         req = Handler.query_request(h, dumps(sub.get("body")))
         if workspace == "FAULTS" and req["query"].split(":")[0].strip() not in BATCH_FAULTS:

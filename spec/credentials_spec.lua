@@ -305,18 +305,21 @@ describe("workload_identity", function()
   end)
 end)
 
-describe("workspaces through Azure Resource Manager", function()
-  it("queries with a token for the management audience", function()
+describe("workspaces by name", function()
+  it("are looked up with a token for the management audience, then queried over v1", function()
     local client = la.new {
       workspace = { subscription = "sub-1", resource_group = "rg-1", name = "demo-workspace" },
-      arm_endpoint = helper.endpoint(), credential = secret_credential(),
+      endpoint = helper.endpoint(), arm_endpoint = helper.endpoint(), credential = secret_credential(),
     }
     local result, err = client:query("Heartbeat | take 3")
     assert.is_table(result, tostring(err))
     assert.equals(3, #result.tables[1].rows)
-    assert.equals("https://management.azure.com/.default", last_token_request().form.scope)
-    assert.equals("/subscriptions/sub-1/resourceGroups/rg-1/providers/Microsoft.OperationalInsights/workspaces/demo-workspace/api/query?api-version=2017-10-01",
-      helper.last_request().path)
+    local scopes = {}
+    for _, r in ipairs(helper.identity().requests) do scopes[r.form.scope or "?"] = true end
+    assert.is_true(scopes["https://management.azure.com/.default"])
+    assert.is_true(scopes["https://api.loganalytics.io/.default"])
+    -- (identity.py's DEMO_CUSTOMER_ID: demo-workspace's customer id)
+    assert.equals("/v1/workspaces/8a1d5c2e-4b7f-4e0a-9c3d-2f6b1e9a7d40/query", helper.last_request().path)
   end)
 end)
 

@@ -115,9 +115,10 @@ describe("path injection", function()
       local client = arm_client { subscription = "sub 1", resource_group = "rg(1)%2e", name = "demo-workspace" }
       local result, err = client:query("Heartbeat | take 1")
       assert(result, tostring(err))
-      local last = helper.last_request()
+      local lookup = helper.get("/_test/requests")
+      lookup = lookup[#lookup - 1]  -- the workspace lookup, then the query
       assert.are.equal("/subscriptions/sub%201/resourceGroups/rg%281%29%252e/providers/"
-        .. "Microsoft.OperationalInsights/workspaces/demo-workspace/api/query?api-version=2017-10-01", last.path)
+        .. "Microsoft.OperationalInsights/workspaces/demo-workspace?api-version=2022-10-01", lookup.path)
     end)
   end)
 

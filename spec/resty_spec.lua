@@ -116,6 +116,22 @@ local LOCATIONS = [[
                 ngx.say(n, " ", loop.status, " ", result and #result.tables[1].rows or tostring(err))
             }
         }
+        location = /named {
+            content_by_lua_block {
+                -- a workspace given by name, five threads at once on a new client: one lookup
+                local t = require "resty_spec_clients"
+                local client = t.named_client()
+                local threads, out = {}, {}
+                for i = 1, 5 do
+                    threads[i] = ngx.thread.spawn(function() return client:query("Heartbeat | take 2") end)
+                end
+                for i = 1, 5 do
+                    local _, result, err = ngx.thread.wait(threads[i])
+                    out[i] = result and #result.tables[1].rows or tostring(err)
+                end
+                ngx.say(table.concat(out, " "))
+            }
+        }
         location = /flush_tokens {
             content_by_lua_block { ngx.shared.la_tokens:flush_all() ngx.say("flushed") }
         }
@@ -189,6 +205,14 @@ function M.credential_client(name)
     }
   end
   return shared[name]
+end
+function M.named_client()
+  return resty.new {
+    endpoint = ngx.var.la_endpoint, arm_endpoint = ngx.var.la_endpoint, max_retries = 0,
+    workspace = { subscription = "sub-1", resource_group = "rg-1", name = "demo-workspace" },
+    credential = la.credentials.client_secret { tenant = "TEST_TENANT", client_id = "TEST_CLIENT",
+      client_secret = "TEST_SECRET", authority_host = ngx.var.la_endpoint },
+  }
 end
 local function ESCAPE(c) return ("\\%03d"):format(c:byte()) end
 function M.line(row)
@@ -534,6 +558,22 @@ describe("loganalytics.resty in nginx", function()
     assert.matches("cosockets are not available here %(init_worker phase%)", body)
     local headers = sh(("curl -s -D - -o /dev/null '%s/in_header_filter'"):format(base))
     assert.matches("X%-Query%-Error: loganalytics.resty: cosockets are not available here %(header_filter phase%)", headers)
+  end)
+
+  it("looks a workspace given by name up once for five threads, then queries over v1", function()
+    helper.reset()
+    local body, status = get(base .. "/named")
+    assert.equals(200, status, body)
+    assert.equals("2 2 2 2 2\n", body)
+    assert.equals(1, helper.get("/_test/stats").workspace_lookups)
+    local requests = helper.get("/_test/requests")
+    assert.equals(6, #requests)
+    assert.equals("GET /subscriptions/sub-1/resourceGroups/rg-1/providers/Microsoft.OperationalInsights/"
+      .. "workspaces/demo-workspace?api-version=2022-10-01", requests[1].method .. " " .. requests[1].path)
+    for i = 2, 6 do  -- (identity.py's DEMO_CUSTOMER_ID)
+      assert.equals("POST /v1/workspaces/8a1d5c2e-4b7f-4e0a-9c3d-2f6b1e9a7d40/query",
+        requests[i].method .. " " .. requests[i].path)
+    end
   end)
 
   it("queries from an access handler and from a timer", function()

@@ -210,7 +210,12 @@ static void read_request(lua_State *L, la_http_request *req)
     req->url = opt_string_field(L, 2, "url", NULL);
     if (!req->url)
         luaL_error(L, "request field 'url' is required");
+    req->method = opt_string_field(L, 2, "method", NULL);
+    if (req->method && strcmp(req->method, "GET") != 0 && strcmp(req->method, "POST") != 0)
+        luaL_argerror(L, 2, "field 'method' must be \"GET\" or \"POST\"");
     req->body = opt_string_field(L, 2, "body", &req->body_len);
+    if (req->body && req->method && strcmp(req->method, "GET") == 0)
+        luaL_argerror(L, 2, "field 'body' is not for a GET");
     if (!req->body)
         req->body = "";
     req->username = opt_string_field(L, 2, "username", NULL);
@@ -448,8 +453,9 @@ static int gc_may_pause(lua_State *L)
 }
 
 /*
- * client:perform{ url=, headers={...}, body=, username=, password=,
+ * client:perform{ url=, method=, headers={...}, body=, username=, password=,
  *                 user_agent=, connect_timeout=, timeout=, on_row=, raw= }
+ * method = "POST" (default) or "GET" (then no body).
  * -> { status=, headers=, result=, body=, transport={kind,code,message},
  *      parse_error=, seconds= }
  * raw = true: the body is not parsed but kept whole in body, whatever the

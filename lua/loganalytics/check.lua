@@ -94,9 +94,17 @@ local UNRESERVED = "A-Za-z0-9%-%._~"
 
 -- A workspace id: a GUID or a name of letters, digits, '_', '.' and '-',
 -- never "." or "..".
+-- Is `value` a workspace id we send as is: a GUID or a name of letters,
+-- digits, '_', '.' and '-', not '.' or '..' (also what a Resource Manager
+-- answer's customerId must be).
+function M.is_workspace_id(value)
+  return type(value) == "string" and value ~= "" and not value:find("[^A-Za-z0-9_.%-]")
+    and value ~= "." and value ~= ".."
+end
+
 function M.workspace(name, value)
   M.text(name, value)
-  if value:find("[^A-Za-z0-9_.%-]") or value == "." or value == ".." then
+  if not M.is_workspace_id(value) then
     M.misuse(format("option '%s' must be a workspace GUID or a name of letters, digits, '_', '.' "
       .. "and '-' (not '.' or '..')", name))
   end

@@ -239,12 +239,18 @@ function M.install(Client, the)
       misuse("option 'on_result' must be a function, got " .. type(on_result))
     end
     local answers, left, jobs = {}, #items, {}
+    -- every query checked before a request is sent (a workspace lookup too)
     for i, item in ipairs(items) do
       if type(item.opts) == "table" and item.opts.on_progress ~= nil then
         misuse(format("query_many's list[%d]: on_progress is not for query_many (see on_result)", i))
       end
-      local request, scope, timeout = prepare(self, item.kql, item.opts)
-      jobs[i] = { request = request, scope = scope, timeout = timeout, done = function(response, attempts, err)
+      prepare(self, item.kql, item.opts, nil, nil, false)
+    end
+    local lookups = {}  -- one failed lookup per named workspace, for all the queries naming it
+    for i, item in ipairs(items) do
+      local request, scope, timeout = prepare(self, item.kql, item.opts, nil, nil, lookups)
+      jobs[i] = { request = request, scope = scope, timeout = timeout, failed = not request and scope or nil,
+                  done = function(response, attempts, err)
         local result
         if response then result, err = final(response, attempts, self.secrets) end
         answers[i] = { result = result, err = err }
@@ -255,8 +261,10 @@ function M.install(Client, the)
     local s
     local transfer = hold(self, function() if s then s.close() end end)
     s = new_scheduler(self, concurrency)
-    for _, job in ipairs(jobs) do s.submit(job) end
     local ok, err = pcall(function()
+      for _, job in ipairs(jobs) do
+        if job.failed then job.done(nil, nil, job.failed) else s.submit(job) end
+      end
       while left > 0 do s.pump(STEP_MS) end
     end)
     s.close()
@@ -318,9 +326,12 @@ function M.install(Client, the)
       end
     end
     if opts.shape ~= nil then misuse("option 'shape' is not for export (rows go to on_row)") end
-    -- checks the query and its options once (misuse raises here)
+    -- checks the query and its options once (misuse raises here); resolves a
+    -- named workspace, so the slices find its id in the client's cache
     qopts.timespan = opts.timespan
-    local values = prepare(self, kql, qopts)(1)  -- datetime, dynamic: how cells are given
+    local checked, lookup_err = prepare(self, kql, qopts)
+    if not checked then return nil, lookup_err end
+    local values = checked(1)  -- datetime, dynamic: how cells are given
 
     local s
     local slices, head = {}, 1        -- the slices not yet handed over, in order
@@ -512,26 +523,34 @@ function M.install(Client, the)
       error("loganalytics: use client:batch(list), not client.batch(list)", 2)
     end
     local items = list_items(list, "batch's list")
-    local entries = {}
     for i, item in ipairs(items) do
       local opts = item.opts or {}
       check_type("opts", opts, "table")
       if opts.on_row ~= nil or opts.on_progress ~= nil or opts.resource ~= nil then
         misuse(format("batch's list[%d]: on_row, on_progress and resource are not for batch", i))
       end
-      local request = prepare(self, item.kql, opts)
-      local ws = opts.workspace or self.workspace
-      if type(ws) ~= "string" then misuse(format("batch's list[%d] needs a workspace id", i)) end
-      local req = request(1)
-      local prefer
-      for _, line in ipairs(req.headers) do
-        local v = type(line) == "string" and line:match("^Prefer: (.*)$")
-        if v then prefer = v end
-      end
-      entries[i] = { workspace = ws, body = req.body, prefer = prefer,
-                     values = { datetime = req.datetime, dynamic = req.dynamic, shape = req.shape } }
+      prepare(self, item.kql, opts, nil, nil, false)
     end
-    local answers = {}
+    -- then named workspaces are resolved; a query whose lookup failed is not sent
+    local entries, answers, lookups = {}, {}, {}
+    for i, item in ipairs(items) do
+      local opts = item.opts or {}
+      local request, lookup_err = prepare(self, item.kql, opts, nil, nil, lookups)
+      if not request then
+        answers[i] = { err = lookup_err }
+      else
+        local req = request(1)
+        local prefer
+        for _, line in ipairs(req.headers) do
+          local v = type(line) == "string" and line:match("^Prefer: (.*)$")
+          if v then prefer = v end
+        end
+        -- the workspace id (a named workspace's customer id), as the URL has it
+        local ws = req.url:match("/v1/workspaces/([^/]+)/query$")
+        entries[#entries + 1] = { index = i, workspace = ws, body = req.body, prefer = prefer,
+          values = { datetime = req.datetime, dynamic = req.dynamic, shape = req.shape } }
+      end
+    end
     for first = 1, #entries, BATCH_MAX do
       local last = math.min(first + BATCH_MAX - 1, #entries)
       local parts = {}
@@ -570,7 +589,7 @@ function M.install(Client, the)
           end
           result, qerr = final(one, nil, self.secrets)
         end
-        answers[i] = { result = result, err = qerr }
+        answers[entries[i].index] = { result = result, err = qerr }
       end
     end
     return answers
