@@ -59,6 +59,9 @@ local la = {
   -- @treturn string the URL
   authorize_url = credentials.authorize_url,
 }
+--- Safe KQL: literals no input can escape and `format` with typed
+-- placeholders, see @{loganalytics.kql}.
+la.kql = require "loganalytics.kql"
 
 local ARM_API_VERSION = "2017-10-01"
 
