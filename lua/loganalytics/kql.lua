@@ -24,7 +24,7 @@
 -- local kql = la.kql.format(
 --   "Heartbeat | where Computer == {1} and TimeGenerated > {2:datetime} | take {3}",
 --   computer_from_request, os.time() - 3600, 10)
--- --> Heartbeat | where Computer == "web\"01" and TimeGenerated > datetime(...) | take long(10)
+-- --> Heartbeat | where Computer == "web\"01" and TimeGenerated > datetime(...) | take 10
 -- kql = la.kql.format("T | where Id in ({1}) | project {2:ident}", { "a", "b" }, "my column")
 -- --> T | where Id in ("a", "b") | project ['my column']
 
@@ -131,12 +131,20 @@ local function integer_digits(v)
   return numbers.format("%.0f", v)
 end
 
+-- A long literal: its digits (KQL reads 123 as a long), but the least long
+-- as long(...): -9223372036854775808 is `-` before a literal out of range.
+local function long_text(v)
+  local digits = integer_digits(v)
+  if digits == "-9223372036854775808" then return "long(" .. digits .. ")" end
+  return digits
+end
+
 local function long_literal(what, v)
   if type(v) ~= "number" then misuse(format("%s must be a number, got %s", what, type(v))) end
   if not is_integer(v) and not (v == floor(v) and v >= -TWO_63 and v < TWO_63) then
     misuse(what .. " is not a whole number a long can hold")
   end
-  return "long(" .. integer_digits(v) .. ")"
+  return long_text(v)
 end
 
 local function real_literal(what, v)
@@ -272,8 +280,6 @@ end
 
 -- dynamic --------------------------------------------------------------
 
-local MIN_INTEGER = math.mininteger
-
 -- Appends the JSON of `v` to `out`; `path` holds the keys down to it (for
 -- messages), `open` the tables being written (a cycle raises).
 local function write_json(v, out, path, open, what)
@@ -292,10 +298,8 @@ local function write_json(v, out, path, open, what)
     out[#out + 1] = tostring(v)
   elseif kind == "number" then
     if v ~= v or v == huge or v == -huge then fail("is NaN or infinite, which JSON cannot hold") end
-    if v == MIN_INTEGER and math_type(v) == "integer" then
-      out[#out + 1] = "long(" .. format("%d", v) .. ")"  -- no -9223372036854775808 literal
-    elseif is_integer(v) then
-      out[#out + 1] = integer_digits(v)
+    if is_integer(v) then
+      out[#out + 1] = long_text(v)
     else
       local text = real_digits(v)
       -- "5" would read back as a long: a float stays a real
@@ -397,7 +401,7 @@ local function scalar(what, v, kind)
   local t = type(v)
   if t == "string" then return string_literal(what, v) end
   if t == "number" then
-    return is_integer(v) and "long(" .. integer_digits(v) .. ")" or real_literal(what, v)
+    return is_integer(v) and long_text(v) or real_literal(what, v)
   end
   if t == "boolean" then return tostring(v) end
   if v == null then
@@ -433,7 +437,7 @@ end
 -- syntax: `text = la.kql.format(template, ...)`
 --
 -- `{1}`, `{2}`, ... take their type from the Lua value: a string is a
--- string literal (@{string}), an integer `long(n)`, a float `real(x)`
+-- string literal (@{string}), an integer its digits (a long in KQL), a float `real(x)`
 -- (reading back as the same float; `real(nan)`, `real(+inf)`, `real(-inf)`),
 -- a boolean `true`/`false`, and a list table its elements' literals,
 -- comma-separated, for `in ({2})`. `la.null` raises there: a null has a type in
