@@ -86,6 +86,9 @@ local la = {
   -- @usage la.iso8601(0)           --> "1970-01-01T00:00:00.0000000Z"
   iso8601 = core.iso8601,
 }
+--- Safe KQL: literals no input can escape and `format` with typed
+-- placeholders, see @{loganalytics.kql}.
+la.kql = require "loganalytics.kql"
 
 -- Resource Manager's workspace GET (a named workspace's customer id)
 local WORKSPACE_API_VERSION = "2022-10-01"

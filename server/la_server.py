@@ -105,6 +105,7 @@ import binascii
 import collections
 import datetime as dt
 import email.message
+import fractions
 import gzip
 import ipaddress
 import json
@@ -307,19 +308,43 @@ def build_tables():
 # ---------------------------------------------------------------------------
 # Mini KQL: tokenizer, parser (syntax errors), one function per operator
 # ---------------------------------------------------------------------------
-# source ("|" op)*; op is one of: take/limit N, where C (and C)*, project A[=B], ...,
-# summarize [N=]count() [by A, ...], count, order/sort by A [asc|desc], ..., top N by A
-# [asc|desc], render KIND. C is `Col OP literal` (== != > < >= <= =~ !~ contains
-# !contains contains_cs startswith endswith) or isnull/isnotnull/isempty/isnotempty(Col).
+# source ("|" op)*; source is a table name or `print [name =] literal, ...`; op is one of:
+# take/limit N, where C (and C)*, project A[=B], ..., summarize [N=]count() [by A, ...],
+# count, order/sort by A [asc|desc], ..., top N by A [asc|desc], render KIND. C is
+# `Col OP literal` (== != > < >= <= =~ !~ contains !contains contains_cs startswith
+# endswith), `Col in (literal, ...)` / `Col !in (...)`, or isnull/isnotnull/isempty/
+# isnotempty(Col). A name is `Name` or bracketed, `['any name']` / `["any name"]`.
+# Literals are read as Kusto.Language's lexer (TokenParser.cs) and KustoFacts.
+# GetStringLiteralValue read them, so a literal built for the real service means the
+# same here: strings '...' "..." with escapes, verbatim @'...' @"..." (a doubled quote
+# for a quote), h/H-prefixed (obfuscated: the same value), multi-line ```...``` and
+# ~~~...~~~, adjacent string literals spliced into one; numbers (a leading `-`), true/false,
+# datetime(...), time(...)/timespan(...), 1.5s-style timespans, long(...), int(...),
+# real(...) (nan, +inf, -inf), bool(...), guid(...), dynamic(JSON-like value).
+
+TIMESPAN_UNIT_TICKS = {}
+for _names, _ticks in ((("d", "day", "days"), 864000000000),
+                       (("h", "hr", "hrs", "hour", "hours"), 36000000000),
+                       (("m", "min", "minute", "minutes"), 600000000),
+                       (("s", "sec", "second", "seconds"), 10000000),
+                       (("ms", "milli", "millis", "millisec", "millisecond", "milliseconds"), 10000),
+                       (("micro", "micros", "microsec", "microsecond", "microseconds"), 10),
+                       (("nano", "nanos", "nanosec", "nanosecond", "nanoseconds"), 0.01),
+                       (("tick", "ticks"), 1)):
+    for _name in _names:
+        TIMESPAN_UNIT_TICKS[_name] = _ticks
+TIMESPAN_UNITS = "|".join(sorted(TIMESPAN_UNIT_TICKS, key=len, reverse=True))
+GOO_KEYWORDS = ("datetime", "date", "timespan", "time", "long", "int", "real", "double",
+                "bool", "guid")
 
 TOKEN_RE = re.compile(r"""\s*(?:
     (?P<comment>//[^\n]*)
-  | (?P<str>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
-  | (?P<dt>datetime\([^)]*\))
+  | (?P<goo>(?:""" + "|".join(GOO_KEYWORDS) + r""")\([^)]*\))
+  | (?P<ts>\d+(?:\.\d+)?(?:""" + TIMESPAN_UNITS + r""")(?![A-Za-z0-9_]))
   | (?P<num>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)
   | (?P<op>==|!=|>=|<=|=~|!~)
   | (?P<id>!?[A-Za-z_][A-Za-z0-9_]*)
-  | (?P<ch>[<>=(),|])
+  | (?P<ch>[<>=(),|\[\]{}:-])
 )""", re.X)
 CMP = {"==": operator.eq, "!=": operator.ne, ">": operator.gt, "<": operator.lt,
        ">=": operator.ge, "<=": operator.le}
@@ -332,7 +357,85 @@ STR_OPS = {"=~": lambda v, s: v.lower() == s.lower(), "!~": lambda v, s: v.lower
 NULL_FNS = {"isnull": lambda v: v is None, "isnotnull": lambda v: v is not None,
             "isempty": lambda v: v is None or v == "", "isnotempty": lambda v: v not in (None, "")}
 NUMERIC = {"int", "long", "real"}
-Tok = collections.namedtuple("Tok", "kind value offset")
+# a string token's `value` is its text (as the service quotes it in a syntax error),
+# `decoded` the string it stands for
+Tok = collections.namedtuple("Tok", "kind value offset decoded", defaults=(None,))
+
+STRING_QUOTES = "'\""
+MULTILINE_FENCES = ("```", "~~~")
+SIMPLE_ESCAPES = {"\\": "\\", "'": "'", '"': '"', "a": "\a", "b": "\b", "f": "\f", "n": "\n",
+                  "r": "\r", "t": "\t", "v": "\v"}
+HEX_ESCAPES = {"x": 2, "u": 4, "U": 8}
+HEX_DIGITS = set("0123456789abcdefABCDEF")
+
+
+def string_starts(text, pos):
+    """Does a string literal start at pos (an h/H or @ prefix, a quote or a fence)?"""
+    if text.startswith(("h", "H"), pos):
+        pos += 1
+        if not text.startswith(("@", "'", '"') + MULTILINE_FENCES, pos):
+            return False
+    if text.startswith("@", pos):
+        pos += 1
+    return text.startswith(tuple(STRING_QUOTES) + MULTILINE_FENCES, pos)
+
+
+def scan_string(text, start):
+    """The string literal at start (string_starts is true): (decoded value, end). One
+    that does not end on its line (or a bad escape, which ends the scan in Kusto.Language
+    too) is the service's syntax error at the literal."""
+    def unterminated():
+        raise syntax_error(text, text[start:text.find("\n", start) if "\n" in text[start:]
+                                      else len(text)], start)
+    pos = start + (1 if text[start] in "hH" else 0)
+    verbatim = text.startswith("@", pos)
+    pos += verbatim
+    for fence in MULTILINE_FENCES:  # no escapes, line breaks allowed, ends at the fence
+        if text.startswith(fence, pos):
+            end = text.find(fence, pos + len(fence))
+            if end < 0:
+                unterminated()
+            return text[pos + len(fence):end], end + len(fence)
+    quote, pos, out = text[pos], pos + 1, []
+    while True:
+        if pos >= len(text) or text[pos] in "\r\n":
+            unterminated()
+        c = text[pos]
+        if c == quote:
+            if verbatim and text.startswith(quote, pos + 1):
+                out.append(quote)
+                pos += 2
+                continue
+            break
+        if c != "\\" or verbatim:
+            out.append(c)
+            pos += 1
+            continue
+        e = text[pos + 1:pos + 2]
+        if e in SIMPLE_ESCAPES:
+            out.append(SIMPLE_ESCAPES[e])
+            pos += 2
+        elif e in HEX_ESCAPES:
+            digits = text[pos + 2:pos + 2 + HEX_ESCAPES[e]]
+            if len(digits) != HEX_ESCAPES[e] or not set(digits) <= HEX_DIGITS:
+                unterminated()
+            code = int(digits, 16)
+            if code > 0x10FFFF:
+                unterminated()
+            out.append(chr(code))
+            pos += 2 + len(digits)
+        elif e and e in "01234567":  # octal: 1-3 digits, 3 only from \0-\3
+            digits = re.match(r"[0-3][0-7]{2}|[0-7]{1,2}", text[pos + 1:pos + 4])[0]
+            out.append(chr(int(digits, 8)))
+            pos += 1 + len(digits)
+        else:
+            unterminated()
+    value = "".join(out)
+    try:  # \uD83D\uDE00: two UTF-16 halves make one character, as in .NET
+        value = value.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+    except UnicodeDecodeError:  # a lone half: no string the service could send back
+        unterminated()
+    return value, pos + 1
 
 
 def tokenize(text):
@@ -342,6 +445,11 @@ def tokenize(text):
             pos += 1
         if pos >= len(text):
             return toks + [Tok("eof", "<EOF>", pos)]
+        if string_starts(text, pos):
+            value, end = scan_string(text, pos)
+            toks.append(Tok("str", text[pos:end], pos, value))
+            pos = end
+            continue
         m = TOKEN_RE.match(text, pos)
         if not m:
             raise syntax_error(text, text[pos], pos)
@@ -349,6 +457,70 @@ def tokenize(text):
         if kind != "comment":
             toks.append(Tok(kind, m.group(kind), m.start(kind)))
         pos = m.end()
+
+
+DATETIME_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,7}))?)?)?Z?")
+TIMESPAN_RE = re.compile(r"(-?)(?:(\d+)\.)?(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,7}))?)?")
+TIMESPAN_UNIT_RE = re.compile(r"(\d+(?:\.\d+)?)(" + TIMESPAN_UNITS + ")")
+
+
+def literal_datetime(content):
+    """datetime(...)'s content as the service writes a datetime (7 digits at most, zeros
+    trimmed, Z), or None when it names no instant."""
+    m = DATETIME_RE.fullmatch(content.strip())
+    if not m:
+        return None
+    y, mo, d, h, mi, s, frac = m.groups()
+    try:
+        dt.datetime(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(s or 0))
+    except ValueError:
+        return None
+    text = "%s-%s-%sT%s:%s:%s" % (y, mo, d, h or "00", mi or "00", s or "00")
+    frac = (frac or "").ljust(7, "0").rstrip("0")
+    return text + ("." + frac if frac else "") + "Z"
+
+
+def literal_ticks(content):
+    """time(...)'s content ([-][d.]hh:mm[:ss[.fffffff]], days, or 1.5s-style) in 100 ns
+    ticks, or None when it is no timespan."""
+    content = content.strip()
+    m = TIMESPAN_UNIT_RE.fullmatch(content)
+    if m:
+        return round(fractions.Fraction(m[1]) * fractions.Fraction(TIMESPAN_UNIT_TICKS[m[2]]))
+    if re.fullmatch(r"-?\d+", content):
+        return int(content) * TIMESPAN_UNIT_TICKS["d"]
+    m = TIMESPAN_RE.fullmatch(content)
+    if not m:
+        return None
+    sign, d, h, mi, s, frac = m.groups()
+    if int(h) > 23 or int(mi) > 59 or int(s or 0) > 59:
+        return None
+    ticks = ((int(d or 0) * 24 + int(h)) * 60 + int(mi)) * 60 + int(s or 0)
+    ticks = ticks * 10 ** 7 + int((frac or "").ljust(7, "0"))
+    return -ticks if sign else ticks
+
+
+def literal_timespan(ticks):
+    """Ticks as the service writes a timespan (.NET's "c" format: [-][d.]hh:mm:ss[.fffffff])."""
+    sign, ticks = ("-" if ticks < 0 else ""), abs(ticks)
+    seconds, frac = divmod(ticks, 10 ** 7)
+    minutes, s = divmod(seconds, 60)
+    hours, mi = divmod(minutes, 60)
+    d, h = divmod(hours, 24)
+    return "%s%s%02d:%02d:%02d%s" % (sign, "%d." % d if d else "", h, mi, s,
+                                      ".%07d" % frac if frac else "")
+
+
+def service_cell(ctype, value):
+    """A value as the service writes it in a row: reals' NaN and infinities as strings,
+    dynamic values as compact JSON text."""
+    if value is None:
+        return None
+    if ctype == "real" and (value != value or value in (float("inf"), float("-inf"))):
+        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+    if ctype == "dynamic":
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return value
 
 
 def dt_key(s):
@@ -385,7 +557,17 @@ class Parser:
             return True
         return False
 
+    def bracketed(self):
+        """At `['name']` / `["name"]`: True (a name, whatever its characters)."""
+        return (self.peek().value == "[" and self.peek().kind == "ch" and
+                self.peek(1).kind == "str" and self.peek(2).value == "]")
+
     def ident(self):
+        """A name: Name, or ['any name'] (kind "name": never an operator or keyword)."""
+        if self.bracketed():
+            open_tok, name = self.next(), self.next()
+            self.next()
+            return Tok("name", name.decoded, open_tok.offset)
         tok = self.next("id")
         return tok if not tok.value.startswith("!") else self.fail(tok)
 
@@ -404,28 +586,114 @@ class Parser:
         return col, self.next().value if self.peek().value in ("asc", "desc") else "desc"
 
     def literal(self):
+        """(type, value) of the literal here; datetimes and timespans as the service writes
+        them, dynamic values as Python's JSON values."""
         tok = self.next()
         if tok.kind == "str":
-            unescape = {"n": "\n", "t": "\t"}
-            return "string", re.sub(r"\\(.)", lambda m: unescape.get(m[1], m[1]), tok.value[1:-1])
+            parts = [tok.decoded]
+            while self.peek().kind == "str":  # "a" 'b': one literal, "ab"
+                parts.append(self.next().decoded)
+            return "string", "".join(parts)
+        sign = 1
+        if tok.kind == "ch" and tok.value == "-" and self.peek().kind in ("num", "ts"):
+            sign, tok = -1, self.next()
         if tok.kind == "num":
-            return ("real", float(tok.value)) if re.search("[.eE]", tok.value) \
-                else ("long", int(tok.value))
-        if tok.kind == "dt":
-            return "datetime", tok.value[len("datetime("):-1]
-        if tok.value in ("true", "false"):
+            return ("real", sign * float(tok.value)) if re.search("[.eE]", tok.value) \
+                else ("long", sign * int(tok.value))
+        if tok.kind == "ts":
+            return "timespan", literal_timespan(sign * literal_ticks(tok.value))
+        if tok.kind == "goo":
+            return self.goo(tok)
+        if tok.kind == "id" and tok.value in ("true", "false"):
             return "bool", tok.value == "true"
+        if tok.kind == "id" and tok.value == "dynamic":
+            self.next(value="(")
+            value = self.json_value()
+            self.next(value=")")
+            return "dynamic", value
         self.fail(tok)
+
+    def goo(self, tok):
+        """keyword(content): datetime, time/timespan, long/int, real/double, bool, guid."""
+        keyword, _, content = tok.value[:-1].partition("(")
+        content = content.strip()
+        ltype = {"date": "datetime", "time": "timespan", "double": "real"}.get(keyword, keyword)
+        if content == "null":
+            return ltype, None
+        value = None
+        if ltype == "datetime":
+            value = literal_datetime(content)
+        elif ltype == "timespan":
+            ticks = literal_ticks(content)
+            value = None if ticks is None else literal_timespan(ticks)
+        elif ltype in ("long", "int") and re.fullmatch(r"[-+]?\d+", content):
+            value = int(content)
+            bits = 63 if ltype == "long" else 31
+            value = value if -2 ** bits <= value < 2 ** bits else None
+        elif ltype == "real":
+            special = {"nan": "nan", "+inf": "inf", "inf": "inf", "-inf": "-inf"}
+            if content.lower() in special:
+                value = float(special[content.lower()])
+            elif re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", content):
+                value = float(content)
+        elif ltype == "bool" and content in ("true", "false"):
+            value = content == "true"
+        elif ltype == "guid" and re.fullmatch(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}",
+                                              content):
+            value = content.lower()
+        if value is None:
+            self.fail(tok)
+        return ltype, value
+
+    def json_value(self):
+        """dynamic(...)'s value, read from KQL tokens as Kusto.Language's ParseJsonValue does:
+        string literals (any KQL form), numbers, true/false/null, [...], {"key": ...}."""
+        tok = self.peek()
+        if self.accept("["):
+            if self.accept("]"):
+                return []
+            items = self.commalist(self.json_value)
+            self.next(value="]")
+            return items
+        if self.accept("{"):
+            obj = {}
+            if not self.accept("}"):
+                while True:
+                    key = self.next("str").decoded
+                    self.next(value=":")
+                    obj[key] = self.json_value()
+                    if not self.accept(","):
+                        break
+                self.next(value="}")
+            return obj
+        if tok.kind == "id" and tok.value == "null":
+            self.next()
+            return None
+        ltype, value = self.literal()
+        if ltype == "string" or ltype in NUMERIC or ltype == "bool":
+            if ltype == "real" and (value != value or value in (float("inf"), float("-inf"))):
+                self.fail(tok)  # no JSON for them
+            return value
+        self.fail(tok)
+
+    def in_list(self):
+        self.next(value="(")
+        values = self.commalist(self.literal)
+        self.next(value=")")
+        return values
 
     def condition(self):
         first = self.ident()
-        if first.value in NULL_FNS and self.accept("("):
+        if first.kind == "id" and first.value in NULL_FNS and self.accept("("):
             col = self.ident()
             self.next(value=")")
             return "fn", first.value, col
         tok = self.next()
+        if tok.kind == "id" and tok.value in ("in", "!in"):
+            return "in", first, tok.value == "!in", self.in_list()
         return ("cmp", first, tok.value, self.literal()) \
-            if tok.value in CMP or tok.value in STR_OPS else self.fail(tok)
+            if tok.kind in ("op", "ch") and (tok.value in CMP or tok.value in STR_OPS) or \
+            tok.kind == "id" and tok.value in STR_OPS else self.fail(tok)
 
 
 def column(cols, tok, opname):
@@ -441,8 +709,16 @@ def make_predicate(cols, cond):
         i, _ = column(cols, cond[2], "where")
         fn = NULL_FNS[cond[1]]
         return lambda r: fn(r[i])
+    if cond[0] == "in":
+        _, coltok, negate, literals = cond
+        i, typ = column(cols, coltok, "where")
+        key = dt_key if typ == "datetime" else (lambda v: v)
+        wanted = {key(v) for _, v in literals if v is not None}
+        return lambda r: r[i] is not None and (key(r[i]) in wanted) != negate
     _, coltok, op, (ltype, lval) = cond
     i, typ = column(cols, coltok, "where")
+    if lval is None:  # a typed null equals nothing
+        return lambda r: False
     if op in STR_OPS:
         if ltype != "string":
             raise semantic_error(f"'{op}' operator expects a string argument", "SEM0002")
@@ -554,22 +830,39 @@ KQL_OPERATORS = {"take": kql_take, "limit": kql_take, "where": kql_where, "proje
                  "render": kql_render}
 
 
+def kql_print(p):
+    """`print [name =] literal, ...`: one row (print_0, print_1, ... for unnamed columns)."""
+    cols, row = [], []
+
+    def item():
+        name = "print_%d" % len(cols)
+        if (p.bracketed() or p.peek().kind == "id") and p.peek(3 if p.bracketed() else 1).value == "=":
+            name = p.ident().value
+            p.next(value="=")
+        ltype, value = p.literal()
+        cols.append((name, ltype))
+        row.append(service_cell(ltype, value))
+    p.commalist(item)
+    return cols, [row]
+
+
 def run_kql(text, tables):
     """Returns (columns, rows, ctx) or raises the service's ApiError."""
     p, ctx = Parser(text), {"sorted": False, "visualization": "table"}
-    source, steps = p.ident(), []
+    printed = kql_print(p) if p.accept("print") else None
+    source, steps = (None if printed else p.ident()), []
     while p.accept("|"):
-        tok = p.ident()
+        tok = p.next("id")
         if tok.value not in KQL_OPERATORS:
             p.fail(tok)
         steps.append((tok.value, KQL_OPERATORS[tok.value](p, ctx)))
     if p.peek().kind != "eof":
         p.fail()
-    if source.value not in tables:
+    if not printed and source.value not in tables:
         where = f"'{steps[0][0]}' operator: " if steps else ""
         raise semantic_error(f"{where}Failed to resolve table or column expression named "
                              f"'{source.value}'")
-    cols, rows = tables[source.value]
+    cols, rows = printed or tables[source.value]
     for _, step in steps:
         cols, rows = step(cols, rows)
     return cols, rows, ctx

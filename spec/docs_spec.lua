@@ -71,7 +71,8 @@ describe("the reference (make docs)", function()
     ok, output = helper.run("env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s --no-print-directory docs DOCS_DIR="
       .. helper.shell_quote(dir))
     for _, module in ipairs { "loganalytics", "loganalytics.credentials", "loganalytics.nginx", "loganalytics.resty",
-                              "loganalytics.timespan", "loganalytics.errors", "loganalytics.clouds" } do
+                              "loganalytics.timespan", "loganalytics.errors", "loganalytics.clouds",
+                              "loganalytics.kql" } do
       local f = io.open(dir .. "/modules/" .. module .. ".html", "rb")
       if f then
         pages[module] = f:read("*a")
@@ -142,13 +143,14 @@ describe("the reference (make docs)", function()
     end
   end)
 
-  it("documents loganalytics.nginx, loganalytics.resty, loganalytics.timespan, loganalytics.errors and loganalytics.clouds", function()
+  it("documents loganalytics.nginx, loganalytics.resty, loganalytics.timespan, loganalytics.errors, loganalytics.clouds and loganalytics.kql", function()
     -- loganalytics.nginx and .resty need no nginx to load: ngx is used only when they run
     for module, t in pairs {
       ["loganalytics.nginx"] = require "loganalytics.nginx",
       ["loganalytics.resty"] = require "loganalytics.resty",
       ["loganalytics.timespan"] = require "loganalytics.timespan",
       ["loganalytics.errors"] = require "loganalytics.errors",
+      ["loganalytics.kql"] = require "loganalytics.kql",
     } do
       local names = exported(module, t)
       assert.is_true(#names > 0, module)

@@ -65,6 +65,18 @@ describe("nginx", function()
     end
   end)
 
+  it("puts ?computer= into the query only as one KQL string literal (la.kql.format)", function()
+    -- were it pasted, `take 1` would run and the comment hide the rest: one row
+    local hostile = 'WIN-SRV-01" | take 1 // \\ \n\' h"'
+    local encoded = hostile:gsub("[^%w%-_.~]", function(c) return ("%%%02X"):format(c:byte()) end)
+    local body, status = get("http://127.0.0.1:" .. port .. "/query?computer=" .. encoded)
+    assert.equals(200, status, body)
+    local query = helper.last_request().json.query
+    assert.equals(require("loganalytics").kql.format(
+      "Heartbeat | where Computer == {1} | top 10 by TimeGenerated desc", hostile), query)
+    assert.equals(0, #core.decode_json(body).tables[1].rows, "the value broke out of its literal")
+  end)
+
   it("queries with a credential, one token for every thread through the shared dict", function()
     helper.configure_identity('{"reset": true}')
     local base = "http://127.0.0.1:" .. port

@@ -1,13 +1,29 @@
 -- GET /query?kql=...[&workspace=...]: the query's rows as JSON, run in
 -- nginx's thread pool so the worker's event loop stays free.
+-- GET /query?computer=NAME: the computer's last heartbeats. The parameter
+-- reaches the query only as a literal made by la.kql.format: whatever it
+-- holds (quotes, `|`, newlines, `//`), it is compared as one string and
+-- never read as KQL. (?kql= runs the caller's own query: for trusted callers.)
 local lan = require "loganalytics.nginx"
+local la = require "loganalytics"
 local cjson = require "cjson"
 
 local args = ngx.req.get_uri_args()
 local kql = args.kql
+if type(args.computer) == "string" and kql == nil then
+  -- misuse (invalid UTF-8, a NUL byte) raises: answered 400 below
+  local ok, text = pcall(la.kql.format,
+    "Heartbeat | where Computer == {1} | top 10 by TimeGenerated desc", args.computer)
+  if not ok then
+    ngx.status = ngx.HTTP_BAD_REQUEST
+    ngx.say(cjson.encode { error = text })
+    return
+  end
+  kql = text
+end
 if type(kql) ~= "string" or kql == "" then
   ngx.status = ngx.HTTP_BAD_REQUEST
-  ngx.say(cjson.encode { error = "give the query as ?kql=" })
+  ngx.say(cjson.encode { error = "give the query as ?kql= (or a computer name as ?computer=)" })
   return
 end
 
