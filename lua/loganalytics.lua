@@ -750,37 +750,7 @@ local function outcome(response, secrets)
   return result
 end
 
--- Is s well-formed UTF-8 (RFC 3629): no stray continuation bytes, no
--- overlong forms, no surrogates (U+D800..U+DFFF), nothing above U+10FFFF?
-local function is_utf8(s)
-  if not s:find("[\128-\255]") then return true end
-  local byte, i, n = string.byte, 1, #s
-  while i <= n do
-    local c = byte(s, i)
-    if c < 0x80 then
-      i = i + 1
-    else
-      local need, lo, hi  -- continuation count, and the second byte's range
-      if c >= 0xC2 and c <= 0xDF then need, lo, hi = 1, 0x80, 0xBF
-      elseif c == 0xE0 then need, lo, hi = 2, 0xA0, 0xBF        -- not overlong
-      elseif c == 0xED then need, lo, hi = 2, 0x80, 0x9F        -- no surrogates
-      elseif c >= 0xE1 and c <= 0xEF then need, lo, hi = 2, 0x80, 0xBF
-      elseif c == 0xF0 then need, lo, hi = 3, 0x90, 0xBF        -- not overlong
-      elseif c >= 0xF1 and c <= 0xF3 then need, lo, hi = 3, 0x80, 0xBF
-      elseif c == 0xF4 then need, lo, hi = 3, 0x80, 0x8F        -- <= U+10FFFF
-      else return false end
-      if i + need > n then return false end
-      local b = byte(s, i + 1)
-      if b < lo or b > hi then return false end
-      for k = 2, need do
-        b = byte(s, i + k)
-        if b < 0x80 or b > 0xBF then return false end
-      end
-      i = i + need + 1
-    end
-  end
-  return true
-end
+local is_utf8 = check.is_utf8
 
 -- Checks a query and its options; returns a function making the request
 -- table (anew for each try: authorization adds to it) and the auth scope;
