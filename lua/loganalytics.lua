@@ -992,11 +992,17 @@ local function release(self, transfer)
 end
 
 -- A query's transfer (query, search, a $batch request): it holds a handle
--- and is the client's active transfer until released.
-local function start_query_transfer(self)
+-- and is the client's active transfer until released. Cancelling it
+-- cancels its handle, or calls `stop` (a run of many transfers: what it
+-- runs is not on one handle).
+local function start_query_transfer(self, stop)
   local transfer = { query = true }
   transfer.cancel = function()
-    if transfer.http then transfer.http:cancel() end
+    if stop then
+      stop()
+    elseif transfer.http then
+      transfer.http:cancel()
+    end
     release(self, transfer)
   end
   claim(self, transfer)
@@ -1470,8 +1476,9 @@ end
 -- query_many, export and batch (loganalytics/many.lua), on this query path.
 require("loganalytics.many").install(Client, {
   prepare = prepare, final = final, outcome = outcome, retry_decision = retry_decision,
-  new_tries = new_tries, time_left = time_left, claim = claim, release = release,
-  set_active = set_active, remember_sent = remember_sent, redact = redact, STEP_MS = STEP_MS,
+  new_tries = new_tries, time_left = time_left, release = release,
+  start_query_transfer = start_query_transfer,
+  remember_sent = remember_sent, redact = redact, STEP_MS = STEP_MS,
   send = send_raw,
 })
 

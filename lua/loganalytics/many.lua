@@ -92,8 +92,8 @@ end
 
 function M.install(Client, the)
   local prepare, final, outcome, decide = the.prepare, the.final, the.outcome, the.retry_decision
-  local new_tries, time_left, claim, release, set_active =
-    the.new_tries, the.time_left, the.claim, the.release, the.set_active
+  local new_tries, time_left, release, start_query_transfer =
+    the.new_tries, the.time_left, the.release, the.start_query_transfer
   local remember_sent, redact, STEP_MS = the.remember_sent, the.redact, the.STEP_MS
 
   -- Takes the client for a run of many transfers (the client's active
@@ -104,14 +104,7 @@ function M.install(Client, the)
       -- a cosocket client (loganalytics.resty) must not block its event loop on libcurl
       misuse("query_many and export run on libcurl: not on a loganalytics.resty client")
     end
-    local transfer = { query = true }
-    transfer.cancel = function()
-      stop()
-      release(self, transfer)
-    end
-    claim(self, transfer)
-    set_active(self, transfer, true)
-    return transfer
+    return start_query_transfer(self, stop)
   end
 
   -- A scheduler of transfers on one core.group: at most `concurrency` at
