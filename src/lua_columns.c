@@ -1,0 +1,393 @@
+/*
+ * A column of a result decoded with shape = "columns": the cells of one
+ * column kept in C, compact and typed, and a Lua value made only when a
+ * cell is read (col[i], col:totable()).
+ *
+ * Why: a full result in rows costs one Lua table per row and one interned
+ * Lua string per string cell, and interning ~300k short strings in a big,
+ * cold string table is where most of the time goes (issue 15's profile).
+ * Here a cell is a kind byte and an 8-byte payload; a string's bytes go to
+ * the column's arena, and a value repeated through the string cache's slots
+ * (lua_decoder.c) is stored once and referred to again.
+ *
+ * Cells whose value only Lua can make (a datetime function's result, a
+ * decoded dynamic value) are made while decoding and kept in the column's
+ * user value table at their position (kind K_LUA).
+ */
+#include "lua_binding.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum cell_kind {
+    K_NULL = 0,
+    K_FALSE,
+    K_TRUE,
+    K_INTEGER,
+    K_REAL,
+    K_STRING,   /* bytes at arena + off, len */
+    K_LUA       /* the value at [position] of the user value table */
+};
+
+typedef union payload {
+    long long integer;
+    double real;
+    struct {
+        uint32_t off, len;
+    } str;
+} payload;
+
+struct la_column {
+    size_t n, cap;            /* cells, and room for them */
+    unsigned char *kinds;     /* enum cell_kind, one per cell */
+    payload *cells;
+    char *arena;              /* the strings' bytes */
+    size_t arena_len, arena_cap;
+    int lua_values;           /* the user value table exists (K_LUA cells) */
+};
+
+/* ------------------------------------------------------------ building */
+
+/* Room for one more cell; -1 when memory ran out. */
+static int reserve_cell(la_column *c)
+{
+    size_t cap;
+    unsigned char *kinds;
+    payload *cells;
+    if (c->n < c->cap)
+        return 0;
+    cap = c->cap ? c->cap * 2 : 64;
+    if (cap > SIZE_MAX / sizeof *cells)
+        return -1;
+    kinds = realloc(c->kinds, cap);
+    if (!kinds)
+        return -1;
+    c->kinds = kinds;
+    cells = realloc(c->cells, cap * sizeof *cells);
+    if (!cells)
+        return -1;
+    c->cells = cells;
+    c->cap = cap;
+    return 0;
+}
+
+/* Copies a string's bytes into the arena; -1 when memory ran out or the
+ * arena would pass 4 GiB (offsets are 32-bit: a cell stays 9 bytes). */
+static int keep_bytes(la_column *c, const char *s, size_t len, payload *out)
+{
+    if (len > UINT32_MAX - c->arena_len)
+        return -1;
+    if (c->arena_len + len > c->arena_cap) {
+        size_t cap = c->arena_cap ? c->arena_cap : 4096;
+        char *grown;
+        while (cap < c->arena_len + len)
+            cap *= 2;
+        if (cap > (size_t)UINT32_MAX + 1)
+            cap = (size_t)UINT32_MAX + 1;
+        grown = realloc(c->arena, cap);
+        if (!grown)
+            return -1;
+        c->arena = grown;
+        c->arena_cap = cap;
+    }
+    if (len)
+        memcpy(c->arena + c->arena_len, s, len);
+    out->str.off = (uint32_t)c->arena_len;
+    out->str.len = (uint32_t)len;
+    c->arena_len += len;
+    return 0;
+}
+
+int la_column_append(la_column *c, const la_cell *cell)
+{
+    payload *p;
+    if (reserve_cell(c) != 0)
+        return -1;
+    p = &c->cells[c->n];
+    switch (cell->kind) {
+    case LA_CELL_BOOL:
+        c->kinds[c->n] = cell->boolean ? K_TRUE : K_FALSE;
+        p->integer = 0;
+        break;
+    case LA_CELL_INTEGER:
+        c->kinds[c->n] = K_INTEGER;
+        p->integer = cell->integer;
+        break;
+    case LA_CELL_REAL:
+        c->kinds[c->n] = K_REAL;
+        p->real = cell->real;
+        break;
+    case LA_CELL_STRING:
+        if (keep_bytes(c, cell->str, cell->len, p) != 0)
+            return -1;
+        c->kinds[c->n] = K_STRING;
+        break;
+    default:
+        c->kinds[c->n] = K_NULL;
+        p->integer = 0;
+        break;
+    }
+    c->n++;
+    return 0;
+}
+
+int la_column_append_null(la_column *c)
+{
+    static const la_cell null_cell;
+    return la_column_append(c, &null_cell);
+}
+
+int la_column_append_repeat(la_column *c, size_t at)
+{
+    if (at < 1 || at > c->n || c->kinds[at - 1] != K_STRING)
+        return la_column_append_null(c);  /* cannot happen: the decoder names a string of its own */
+    if (reserve_cell(c) != 0)
+        return -1;
+    c->kinds[c->n] = K_STRING;
+    c->cells[c->n] = c->cells[at - 1];
+    c->n++;
+    return 0;
+}
+
+size_t la_column_count(const la_column *c)
+{
+    return c->n;
+}
+
+int la_column_append_lua(lua_State *L, int idx, la_column *c)
+{
+    idx = lua_absindex(L, idx);
+    if (reserve_cell(c) != 0) {
+        lua_pop(L, 1);
+        return -1;
+    }
+    if (!c->lua_values) {
+        lua_newtable(L);
+        la_setuservalue(L, idx);
+        c->lua_values = 1;
+    }
+    la_getuservalue(L, idx);
+    lua_insert(L, -2);
+    lua_rawseti(L, -2, (int)c->n + 1);  /* may raise (memory): the cell is not counted yet */
+    lua_pop(L, 1);
+    c->kinds[c->n] = K_LUA;
+    c->cells[c->n].integer = 0;
+    c->n++;
+    return 0;
+}
+
+/* ------------------------------------------------------------ reading */
+
+static la_column *check_column(lua_State *L)
+{
+    return luaL_checkudata(L, 1, COLUMN_MT);
+}
+
+/* Pushes cell `at` (1-based, in range) of the column at index 1. */
+static void push_value(lua_State *L, const la_column *c, size_t at)
+{
+    const payload *p = &c->cells[at - 1];
+    la_cell cell;
+    switch (c->kinds[at - 1]) {
+    case K_STRING: lua_pushlstring(L, c->arena + p->str.off, p->str.len); return;
+    case K_LUA:
+        la_getuservalue(L, 1);
+        lua_rawgeti(L, -1, (int)at);
+        lua_remove(L, -2);
+        return;
+    default: break;
+    }
+    /* the rest as the rows have them (one push for both shapes) */
+    memset(&cell, 0, sizeof cell);
+    switch (c->kinds[at - 1]) {
+    case K_FALSE: case K_TRUE:
+        cell.kind = LA_CELL_BOOL;
+        cell.boolean = c->kinds[at - 1] == K_TRUE;
+        break;
+    case K_INTEGER: cell.kind = LA_CELL_INTEGER; cell.integer = p->integer; break;
+    case K_REAL: cell.kind = LA_CELL_REAL; cell.real = p->real; break;
+    default: cell.kind = LA_CELL_NULL; break;
+    }
+    la_push_cell(L, &cell);
+}
+
+/* The position a key names: an integral number from 1 to n; 0 otherwise. */
+static size_t position(lua_State *L, int idx, const la_column *c)
+{
+    lua_Number v;
+    if (lua_type(L, idx) != LUA_TNUMBER)
+        return 0;
+#if LUA_VERSION_NUM >= 503
+    if (lua_isinteger(L, idx)) {
+        lua_Integer i = lua_tointeger(L, idx);
+        return i >= 1 && (lua_Unsigned)i <= c->n ? (size_t)i : 0;
+    }
+#endif
+    v = lua_tonumber(L, idx);
+    if (!(v >= 1 && v <= (lua_Number)c->n) || (lua_Number)(size_t)v != v)
+        return 0;
+    return (size_t)v;
+}
+
+/* col[i]: the value of cell i; col.name: a method (upvalue 1: the
+ * methods); any other key: nil. */
+static int column_index(lua_State *L)
+{
+    la_column *c = check_column(L);
+    size_t at;
+    if (lua_type(L, 2) == LUA_TSTRING) {
+        lua_pushvalue(L, 2);
+        lua_rawget(L, lua_upvalueindex(1));
+        return 1;
+    }
+    at = position(L, 2, c);
+    if (!at)
+        return 0;
+    push_value(L, c, at);
+    return 1;
+}
+
+static int column_len(lua_State *L)
+{
+    la_column *c = check_column(L);
+    la_pushint64(L, (long long)c->n);
+    return 1;
+}
+
+/* Strings a column:totable() made lately, by arena offset: a repeated
+ * value (stored once, see la_column_append_repeat) is pushed again from
+ * here rather than interned anew. Direct-mapped, in a Lua table's array. */
+#define RECENT 64
+
+/* col:totable(): a plain Lua array of every value. */
+static int column_totable(lua_State *L)
+{
+    la_column *c = check_column(L);
+    uint32_t recent_off[RECENT], recent_len[RECENT];
+    size_t i;
+    int recent;
+    luaL_argcheck(L, c->n <= (size_t)INT_MAX, 1, "too many values for a Lua table");
+    lua_settop(L, 1);
+    lua_createtable(L, (int)c->n, 0);
+    lua_createtable(L, RECENT, 0);
+    recent = lua_gettop(L);
+    for (i = 0; i < RECENT; i++) {
+        recent_off[i] = 0;
+        recent_len[i] = UINT32_MAX;  /* no string */
+    }
+    for (i = 1; i <= c->n; i++) {
+        if (c->kinds[i - 1] == K_STRING) {
+            const payload *p = &c->cells[i - 1];
+            unsigned h = (unsigned)((p->str.off ^ (p->str.off >> 7)) % RECENT);
+            if (recent_off[h] == p->str.off && recent_len[h] == p->str.len) {
+                lua_rawgeti(L, recent, (int)h + 1);
+            } else {
+                lua_pushlstring(L, c->arena + p->str.off, p->str.len);
+                lua_pushvalue(L, -1);
+                lua_rawseti(L, recent, (int)h + 1);
+                recent_off[h] = p->str.off;
+                recent_len[h] = p->str.len;
+            }
+        } else {
+            push_value(L, c, i);
+        }
+        lua_rawseti(L, 2, (int)i);
+    }
+    lua_settop(L, 2);
+    return 1;
+}
+
+/* The iterator of __pairs and __ipairs: (col, i) -> i + 1, col[i + 1] */
+static int column_next(lua_State *L)
+{
+    la_column *c = check_column(L);
+    lua_Integer i = luaL_checkinteger(L, 2) + 1;
+    if (i < 1 || (size_t)i > c->n)
+        return 0;
+    lua_pushinteger(L, i);
+    push_value(L, c, (size_t)i);
+    return 2;
+}
+
+static int column_pairs(lua_State *L)
+{
+    check_column(L);
+    lua_pushcfunction(L, column_next);
+    lua_pushvalue(L, 1);
+    lua_pushinteger(L, 0);
+    return 3;
+}
+
+/* __gc and __close: frees the cells; the column is then empty. */
+static int column_close(lua_State *L)
+{
+    la_column *c = check_column(L);
+    free(c->kinds);
+    free(c->cells);
+    free(c->arena);
+    c->kinds = NULL;
+    c->cells = NULL;
+    c->arena = NULL;
+    c->n = c->cap = c->arena_len = c->arena_cap = 0;
+    return 0;
+}
+
+static int column_tostring(lua_State *L)
+{
+    la_column *c = check_column(L);
+    lua_pushfstring(L, "loganalytics.column (%p): %d values", (void *)c, (int)c->n);
+    return 1;
+}
+
+la_column *la_column_push(lua_State *L)
+{
+    la_column *c = la_newuserdata_uv(L, sizeof *c);
+    memset(c, 0, sizeof *c);
+    luaL_setmetatable(L, COLUMN_MT);
+    return c;
+}
+
+/***
+ * A column of a result decoded with `shape = "columns"` (`tbl.values[j]`,
+ * the same object as `tbl.columns[j].values`): the cells are kept in C and
+ * a Lua value is made when a cell is read, typed as in rows.
+ *
+ *     local tbl = client:query(kql, { shape = "columns" }).tables[1]
+ *     local times = tbl.values[1]
+ *     for i = 1, #times do print(times[i]) end
+ *
+ * `col[i]` is cell i (`la.null` for a null), nil when `i` is not an
+ * integer from 1 to `#col`; `#col` is the table's `row_count`. `pairs` and
+ * `ipairs` go through the cells on Lua 5.2 and later (`__pairs`, `__ipairs`,
+ * or `__index` for 5.4's `ipairs`); on Lua 5.1 and LuaJIT use
+ * `for i = 1, #col` or `col:totable()`. A column holds its cells by itself:
+ * it outlives the result, the client and the decoder.
+ * @type column
+ */
+
+/***
+ * A plain Lua array of the column's values (nulls as `la.null`).
+ * @function column:totable
+ * @treturn table
+ */
+static const luaL_Reg column_methods[] = {
+    {"totable", column_totable},
+    {NULL, NULL},
+};
+
+void la_columns_open(lua_State *L)
+{
+    la_register_class(L, COLUMN_MT, column_methods, column_close, column_tostring);
+    luaL_getmetatable(L, COLUMN_MT);
+    lua_getfield(L, -1, "__index");          /* the methods */
+    lua_pushcclosure(L, column_index, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, column_len);
+    lua_setfield(L, -2, "__len");
+    lua_pushcfunction(L, column_pairs);
+    lua_setfield(L, -2, "__pairs");
+    lua_pushcfunction(L, column_pairs);
+    lua_setfield(L, -2, "__ipairs");
+    lua_pop(L, 1);
+}
