@@ -1032,6 +1032,10 @@ void la_read_value_options(lua_State *L, int idx, int arg, la_value_options *out
  *   handing its rows over): `finish` gives each table's `name`, `columns`
  *   and `row_count` with `rows` empty, and the top-level members (`error`,
  *   `statistics`, `render`) as usual. Not with `on_row` or `take`.
+ * @tparam[opt] string options.shape `"columns"`: each table of the result gets
+ *   `values[j]` (also `columns[j].values`), a column object (lua_columns.c),
+ *   instead of `rows`, as `client:query`'s option; not with `on_row`, `take`
+ *   or `count_only` (a batch is fine: `take()` then fills the columns).
  * @tparam[opt] integer options.batch N >= 1: `feed` only parses (records the
  *   events in C, makes no Lua value); each `take()` turns at most N pending
  *   rows into Lua values (kept, given to `on_row` or listed), so no stretch
