@@ -227,6 +227,19 @@ describe("shape = \"columns\"", function()
     end
     assert.is_true(compared >= 15)
   end)
+
+  it("is given per query in client:batch and client:query_many", function()
+    local c = helper.client {}
+    local kql = "Heartbeat | take 5"
+    local rows = assert(c:query(kql))
+    local batch = c:batch({ { kql, { shape = "columns" } }, { kql } })
+    assert_same_result(rows, assert(batch[1].result), "batch, columns")
+    assert.are.equal(5, #batch[2].result.tables[1].rows)
+    local many = c:query_many({ { kql }, { kql, { shape = "columns" } } })
+    assert.are.equal(5, #many[1].result.tables[1].rows)
+    assert_same_result(rows, assert(many[2].result), "query_many, columns")
+    c:close()
+  end)
 end)
 
 describe("a column", function()
