@@ -131,6 +131,8 @@ int la_column_append_repeat(la_column *c, size_t at);
  * Lua's ran out. */
 int la_column_append_lua(lua_State *L, int idx, la_column *c);
 size_t la_column_count(const la_column *c);
+/* The column is complete: what only appending needs is freed. */
+void la_column_done(la_column *c);
 
 /* ------------------------------------------------------- lua_client.c */
 

@@ -8,7 +8,9 @@
  * cold string table is where most of the time goes (issue 15's profile).
  * Here a cell is a kind byte and an 8-byte payload; a string's bytes go to
  * the column's arena, and a value repeated through the string cache's slots
- * (lua_decoder.c) is stored once and referred to again.
+ * (lua_decoder.c) is stored once and referred to again. Strings the slots
+ * miss (longer ones, more distinct values than slots) are looked up in a
+ * hash set of the column's own, kept while the column's values repeat.
  *
  * Cells whose value only Lua can make (a datetime function's result, a
  * decoded dynamic value) are made while decoding and kept in the column's
@@ -38,12 +40,27 @@ typedef union payload {
     } str;
 } payload;
 
+/* The column's distinct strings, for storing a repeat once: open
+ * addressing over their payloads (len UINT32_MAX: empty). Judged each time
+ * it must grow past DEDUPE_JUDGED slots: a column whose repeats saved less
+ * than the set costs (ids, timestamps) drops it. The judging starts late:
+ * values drawn from a large pool repeat only after many rows. */
+#define DEDUPE_JUDGED (64 * 1024)
+typedef struct dedupe {
+    payload *slots;
+    uint32_t *hashes;
+    size_t cap, used;         /* cap: a power of 2, used <= cap / 2 */
+    size_t saved;             /* bytes the repeats did not store again */
+    int off;
+} dedupe;
+
 struct la_column {
     size_t n, cap;            /* cells, and room for them */
     unsigned char *kinds;     /* enum cell_kind, one per cell */
     payload *cells;
     char *arena;              /* the strings' bytes */
     size_t arena_len, arena_cap;
+    dedupe seen;
     int lua_values;           /* the user value table exists (K_LUA cells) */
 };
 
@@ -99,6 +116,79 @@ static int keep_bytes(la_column *c, const char *s, size_t len, payload *out)
     return 0;
 }
 
+static void dedupe_drop(dedupe *d)
+{
+    free(d->slots);
+    free(d->hashes);
+    d->slots = NULL;
+    d->hashes = NULL;
+    d->cap = d->used = 0;
+    d->off = 1;
+}
+
+/* Doubles the set (or makes it); -1 when memory ran out. */
+static int dedupe_grow(dedupe *d)
+{
+    size_t cap = d->cap ? d->cap * 2 : 1024, i, j;
+    payload *slots = malloc(cap * sizeof *slots);
+    uint32_t *hashes = malloc(cap * sizeof *hashes);
+    if (!slots || !hashes) {
+        free(slots);
+        free(hashes);
+        return -1;
+    }
+    for (i = 0; i < cap; i++)
+        slots[i].str.len = UINT32_MAX;
+    for (i = 0; i < d->cap; i++) {
+        if (d->slots[i].str.len == UINT32_MAX)
+            continue;
+        for (j = d->hashes[i] & (cap - 1); slots[j].str.len != UINT32_MAX; j = (j + 1) & (cap - 1))
+            ;
+        slots[j] = d->slots[i];
+        hashes[j] = d->hashes[i];
+    }
+    free(d->slots);
+    free(d->hashes);
+    d->slots = slots;
+    d->hashes = hashes;
+    d->cap = cap;
+    return 0;
+}
+
+/* A string's payload: the one stored before when the column has it, else
+ * its bytes kept now (and remembered). -1 when memory ran out. */
+static int keep_string(la_column *c, const char *s, size_t len, payload *out)
+{
+    dedupe *d = &c->seen;
+    uint32_t hash;
+    size_t i;
+    if (d->off || len >= UINT32_MAX)
+        return keep_bytes(c, s, len, out);
+    if (d->used >= d->cap / 2) {
+        if (d->cap >= DEDUPE_JUDGED && d->saved < d->cap * (sizeof *d->slots + sizeof *d->hashes)) {
+            dedupe_drop(d);  /* values that do not repeat enough: stop looking */
+            return keep_bytes(c, s, len, out);
+        }
+        if (dedupe_grow(d) != 0)
+            return -1;
+    }
+    hash = la_hash_bytes(s, len);
+    for (i = hash & (d->cap - 1); d->slots[i].str.len != UINT32_MAX; i = (i + 1) & (d->cap - 1)) {
+        const payload *p = &d->slots[i];
+        if (d->hashes[i] == hash && p->str.len == len && memcmp(c->arena + p->str.off, s, len) == 0) {
+            d->saved += len;
+            *out = *p;
+            return 0;
+        }
+    }
+    if (keep_bytes(c, s, len, out) != 0)
+        return -1;
+    d->slots[i] = *out;
+    d->hashes[i] = hash;
+    d->used++;
+    return 0;
+}
+
 int la_column_append(la_column *c, const la_cell *cell)
 {
     payload *p;
@@ -119,7 +209,7 @@ int la_column_append(la_column *c, const la_cell *cell)
         p->real = cell->real;
         break;
     case LA_CELL_STRING:
-        if (keep_bytes(c, cell->str, cell->len, p) != 0)
+        if (keep_string(c, cell->str, cell->len, p) != 0)
             return -1;
         c->kinds[c->n] = K_STRING;
         break;
@@ -148,6 +238,11 @@ int la_column_append_repeat(la_column *c, size_t at)
     c->cells[c->n] = c->cells[at - 1];
     c->n++;
     return 0;
+}
+
+void la_column_done(la_column *c)
+{
+    dedupe_drop(&c->seen);
 }
 
 size_t la_column_count(const la_column *c)
@@ -326,6 +421,7 @@ static int column_close(lua_State *L)
     free(c->kinds);
     free(c->cells);
     free(c->arena);
+    dedupe_drop(&c->seen);
     c->kinds = NULL;
     c->cells = NULL;
     c->arena = NULL;

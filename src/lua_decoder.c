@@ -379,6 +379,12 @@ static int sink_table_end(void *ud)
     la_decoder *x = ud;
     if (x->mode == LA_DECODE_COUNT && x->ntables >= 1 && (size_t)x->ntables <= x->ncounts)
         x->nrows = x->counts[x->ntables - 1];
+    if (x->values.columns) {
+        size_t j;
+        for (j = 0; j < x->ncolumns; j++)
+            if (x->columns[j])
+                la_column_done(x->columns[j]);
+    }
     lua_pushinteger(x->L, x->nrows);
     lua_setfield(x->L, R_TABLE, "row_count");
     return 0;
