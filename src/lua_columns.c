@@ -28,23 +28,39 @@ enum cell_kind {
     K_TRUE,
     K_INTEGER,
     K_REAL,
-    K_STRING,   /* bytes at arena + off, len */
+    K_STRING,   /* at: the string's length (see keep_bytes), then its bytes */
     K_LUA       /* the value at [position] of the user value table */
 };
 
 typedef union payload {
     long long integer;
     double real;
-    struct {
-        uint32_t off, len;
-    } str;
+    const unsigned char *at;
 } payload;
 
+/* Cells in chunks of CHUNK (never moved: growing copies nothing). */
+#define CHUNK_BITS 12
+#define CHUNK ((size_t)1 << CHUNK_BITS)
+typedef struct chunk {
+    payload cells[CHUNK];
+    unsigned char kinds[CHUNK];   /* enum cell_kind */
+} chunk;
+
+/* The strings' bytes, in blocks that never move (a cell points into them). */
+typedef struct block {
+    struct block *next;           /* the one made before */
+    unsigned char data[];
+} block;
+#define BLOCK_FIRST (16 * 1024)
+#define BLOCK_MAX (1024 * 1024)
+
 /* The column's distinct strings, for storing a repeat once: open
- * addressing over their payloads (len UINT32_MAX: empty). Judged each time
- * it must grow past DEDUPE_JUDGED slots: a column whose repeats saved less
- * than the set costs (ids, timestamps) drops it. The judging starts late:
- * values drawn from a large pool repeat only after many rows. */
+ * addressing over their payloads (NULL: empty). A column whose first
+ * DEDUPE_EARLY / 2 strings never repeat (ids, timestamps) drops it; after
+ * that it is judged each time it must grow past DEDUPE_JUDGED slots, and
+ * dropped when its repeats saved less than it costs. The judging starts
+ * late: values drawn from a large pool repeat only after many rows. */
+#define DEDUPE_EARLY 4096
 #define DEDUPE_JUDGED (64 * 1024)
 typedef struct dedupe {
     payload *slots;
@@ -55,64 +71,92 @@ typedef struct dedupe {
 } dedupe;
 
 struct la_column {
-    size_t n, cap;            /* cells, and room for them */
-    unsigned char *kinds;     /* enum cell_kind, one per cell */
-    payload *cells;
-    char *arena;              /* the strings' bytes */
-    size_t arena_len, arena_cap;
+    size_t n;                 /* cells */
+    chunk **chunks;
+    size_t nchunks, chunks_cap;
+    block *blocks;            /* the newest first */
+    unsigned char *free_at;   /* room left in the newest block */
+    size_t free_left, next_block;
     dedupe seen;
     int lua_values;           /* the user value table exists (K_LUA cells) */
 };
+
+#define KIND(c, i) ((c)->chunks[(i) >> CHUNK_BITS]->kinds[(i) & (CHUNK - 1)])
+#define CELL(c, i) ((c)->chunks[(i) >> CHUNK_BITS]->cells[(i) & (CHUNK - 1)])
 
 /* ------------------------------------------------------------ building */
 
 /* Room for one more cell; -1 when memory ran out. */
 static int reserve_cell(la_column *c)
 {
-    size_t cap;
-    unsigned char *kinds;
-    payload *cells;
-    if (c->n < c->cap)
+    chunk *fresh;
+    if (c->n < c->nchunks * CHUNK)
         return 0;
-    cap = c->cap ? c->cap * 2 : 64;
-    if (cap > SIZE_MAX / sizeof *cells)
+    if (c->nchunks == c->chunks_cap) {
+        size_t cap = c->chunks_cap ? c->chunks_cap * 2 : 8;
+        chunk **grown = realloc(c->chunks, cap * sizeof *grown);
+        if (!grown)
+            return -1;
+        c->chunks = grown;
+        c->chunks_cap = cap;
+    }
+    fresh = malloc(sizeof *fresh);
+    if (!fresh)
         return -1;
-    kinds = realloc(c->kinds, cap);
-    if (!kinds)
-        return -1;
-    c->kinds = kinds;
-    cells = realloc(c->cells, cap * sizeof *cells);
-    if (!cells)
-        return -1;
-    c->cells = cells;
-    c->cap = cap;
+    c->chunks[c->nchunks++] = fresh;
     return 0;
 }
 
-/* Copies a string's bytes into the arena; -1 when memory ran out or the
- * arena would pass 4 GiB (offsets are 32-bit: a cell stays 9 bytes). */
+/* A string is kept as its length (one byte below 255; else 255 and 4
+ * bytes) and its bytes. */
+static const unsigned char *string_of(const unsigned char *at, size_t *len)
+{
+    if (at[0] < 255) {
+        *len = at[0];
+        return at + 1;
+    } else {
+        uint32_t n;
+        memcpy(&n, at + 1, sizeof n);
+        *len = n;
+        return at + 5;
+    }
+}
+
+/* Copies a string into the blocks; -1 when memory ran out. */
 static int keep_bytes(la_column *c, const char *s, size_t len, payload *out)
 {
-    if (len > UINT32_MAX - c->arena_len)
+    size_t need = (len < 255 ? 1 : 5) + len;
+    unsigned char *at;
+    if (len > UINT32_MAX)
         return -1;
-    if (c->arena_len + len > c->arena_cap) {
-        size_t cap = c->arena_cap ? c->arena_cap : 4096;
-        char *grown;
-        while (cap < c->arena_len + len)
-            cap *= 2;
-        if (cap > (size_t)UINT32_MAX + 1)
-            cap = (size_t)UINT32_MAX + 1;
-        grown = realloc(c->arena, cap);
-        if (!grown)
+    if (need > c->free_left) {
+        size_t size = c->next_block ? c->next_block : BLOCK_FIRST;
+        block *b;
+        if (need > size)
+            size = need;  /* a long string: a block of its own size */
+        else if (c->next_block < BLOCK_MAX)
+            c->next_block = size * 2;
+        b = malloc(sizeof *b + size);
+        if (!b)
             return -1;
-        c->arena = grown;
-        c->arena_cap = cap;
+        b->next = c->blocks;
+        c->blocks = b;
+        c->free_at = b->data;
+        c->free_left = size;
     }
-    if (len)
-        memcpy(c->arena + c->arena_len, s, len);
-    out->str.off = (uint32_t)c->arena_len;
-    out->str.len = (uint32_t)len;
-    c->arena_len += len;
+    at = c->free_at;
+    if (len < 255) {
+        at[0] = (unsigned char)len;
+        memcpy(at + 1, s, len);
+    } else {
+        uint32_t n = (uint32_t)len;
+        at[0] = 255;
+        memcpy(at + 1, &n, sizeof n);
+        memcpy(at + 5, s, len);
+    }
+    c->free_at += need;
+    c->free_left -= need;
+    out->at = at;
     return 0;
 }
 
@@ -138,11 +182,11 @@ static int dedupe_grow(dedupe *d)
         return -1;
     }
     for (i = 0; i < cap; i++)
-        slots[i].str.len = UINT32_MAX;
+        slots[i].at = NULL;
     for (i = 0; i < d->cap; i++) {
-        if (d->slots[i].str.len == UINT32_MAX)
+        if (!d->slots[i].at)
             continue;
-        for (j = d->hashes[i] & (cap - 1); slots[j].str.len != UINT32_MAX; j = (j + 1) & (cap - 1))
+        for (j = d->hashes[i] & (cap - 1); slots[j].at; j = (j + 1) & (cap - 1))
             ;
         slots[j] = d->slots[i];
         hashes[j] = d->hashes[i];
@@ -162,10 +206,11 @@ static int keep_string(la_column *c, const char *s, size_t len, payload *out)
     dedupe *d = &c->seen;
     uint32_t hash;
     size_t i;
-    if (d->off || len >= UINT32_MAX)
+    if (d->off)
         return keep_bytes(c, s, len, out);
     if (d->used >= d->cap / 2) {
-        if (d->cap >= DEDUPE_JUDGED && d->saved < d->cap * (sizeof *d->slots + sizeof *d->hashes)) {
+        if ((d->cap == DEDUPE_EARLY && d->saved == 0) ||
+            (d->cap >= DEDUPE_JUDGED && d->saved < d->cap * (sizeof *d->slots + sizeof *d->hashes))) {
             dedupe_drop(d);  /* values that do not repeat enough: stop looking */
             return keep_bytes(c, s, len, out);
         }
@@ -173,11 +218,12 @@ static int keep_string(la_column *c, const char *s, size_t len, payload *out)
             return -1;
     }
     hash = la_hash_bytes(s, len);
-    for (i = hash & (d->cap - 1); d->slots[i].str.len != UINT32_MAX; i = (i + 1) & (d->cap - 1)) {
-        const payload *p = &d->slots[i];
-        if (d->hashes[i] == hash && p->str.len == len && memcmp(c->arena + p->str.off, s, len) == 0) {
+    for (i = hash & (d->cap - 1); d->slots[i].at; i = (i + 1) & (d->cap - 1)) {
+        size_t n;
+        const unsigned char *bytes = string_of(d->slots[i].at, &n);
+        if (d->hashes[i] == hash && n == len && memcmp(bytes, s, len) == 0) {
             d->saved += len;
-            *out = *p;
+            *out = d->slots[i];
             return 0;
         }
     }
@@ -192,29 +238,31 @@ static int keep_string(la_column *c, const char *s, size_t len, payload *out)
 int la_column_append(la_column *c, const la_cell *cell)
 {
     payload *p;
+    unsigned char *kind;
     if (reserve_cell(c) != 0)
         return -1;
-    p = &c->cells[c->n];
+    p = &CELL(c, c->n);
+    kind = &KIND(c, c->n);
     switch (cell->kind) {
     case LA_CELL_BOOL:
-        c->kinds[c->n] = cell->boolean ? K_TRUE : K_FALSE;
+        *kind = cell->boolean ? K_TRUE : K_FALSE;
         p->integer = 0;
         break;
     case LA_CELL_INTEGER:
-        c->kinds[c->n] = K_INTEGER;
+        *kind = K_INTEGER;
         p->integer = cell->integer;
         break;
     case LA_CELL_REAL:
-        c->kinds[c->n] = K_REAL;
+        *kind = K_REAL;
         p->real = cell->real;
         break;
     case LA_CELL_STRING:
         if (keep_string(c, cell->str, cell->len, p) != 0)
             return -1;
-        c->kinds[c->n] = K_STRING;
+        *kind = K_STRING;
         break;
     default:
-        c->kinds[c->n] = K_NULL;
+        *kind = K_NULL;
         p->integer = 0;
         break;
     }
@@ -230,12 +278,12 @@ int la_column_append_null(la_column *c)
 
 int la_column_append_repeat(la_column *c, size_t at)
 {
-    if (at < 1 || at > c->n || c->kinds[at - 1] != K_STRING)
+    if (at < 1 || at > c->n || KIND(c, at - 1) != K_STRING)
         return la_column_append_null(c);  /* cannot happen: the decoder names a string of its own */
     if (reserve_cell(c) != 0)
         return -1;
-    c->kinds[c->n] = K_STRING;
-    c->cells[c->n] = c->cells[at - 1];
+    KIND(c, c->n) = K_STRING;
+    CELL(c, c->n) = CELL(c, at - 1);
     c->n++;
     return 0;
 }
@@ -266,8 +314,8 @@ int la_column_append_lua(lua_State *L, int idx, la_column *c)
     lua_insert(L, -2);
     lua_rawseti(L, -2, (int)c->n + 1);  /* may raise (memory): the cell is not counted yet */
     lua_pop(L, 1);
-    c->kinds[c->n] = K_LUA;
-    c->cells[c->n].integer = 0;
+    KIND(c, c->n) = K_LUA;
+    CELL(c, c->n).integer = 0;
     c->n++;
     return 0;
 }
@@ -282,10 +330,16 @@ static la_column *check_column(lua_State *L)
 /* Pushes cell `at` (1-based, in range) of the column at index 1. */
 static void push_value(lua_State *L, const la_column *c, size_t at)
 {
-    const payload *p = &c->cells[at - 1];
+    const payload *p = &CELL(c, at - 1);
+    unsigned char kind = KIND(c, at - 1);
     la_cell cell;
-    switch (c->kinds[at - 1]) {
-    case K_STRING: lua_pushlstring(L, c->arena + p->str.off, p->str.len); return;
+    size_t len;
+    const unsigned char *bytes;
+    switch (kind) {
+    case K_STRING:
+        bytes = string_of(p->at, &len);
+        lua_pushlstring(L, (const char *)bytes, len);
+        return;
     case K_LUA:
         la_getuservalue(L, 1);
         lua_rawgeti(L, -1, (int)at);
@@ -295,10 +349,10 @@ static void push_value(lua_State *L, const la_column *c, size_t at)
     }
     /* the rest as the rows have them (one push for both shapes) */
     memset(&cell, 0, sizeof cell);
-    switch (c->kinds[at - 1]) {
+    switch (kind) {
     case K_FALSE: case K_TRUE:
         cell.kind = LA_CELL_BOOL;
-        cell.boolean = c->kinds[at - 1] == K_TRUE;
+        cell.boolean = kind == K_TRUE;
         break;
     case K_INTEGER: cell.kind = LA_CELL_INTEGER; cell.integer = p->integer; break;
     case K_REAL: cell.kind = LA_CELL_REAL; cell.real = p->real; break;
@@ -350,16 +404,16 @@ static int column_len(lua_State *L)
     return 1;
 }
 
-/* Strings a column:totable() made lately, by arena offset: a repeated
- * value (stored once, see la_column_append_repeat) is pushed again from
- * here rather than interned anew. Direct-mapped, in a Lua table's array. */
+/* Strings a column:totable() made lately, by where they are stored: a
+ * repeated value (stored once) is pushed again from here rather than
+ * interned anew. Direct-mapped, in a Lua table's array. */
 #define RECENT 64
 
 /* col:totable(): a plain Lua array of every value. */
 static int column_totable(lua_State *L)
 {
     la_column *c = check_column(L);
-    uint32_t recent_off[RECENT], recent_len[RECENT];
+    const unsigned char *recent_at[RECENT];
     size_t i;
     int recent;
     luaL_argcheck(L, c->n <= (size_t)INT_MAX, 1, "too many values for a Lua table");
@@ -367,22 +421,21 @@ static int column_totable(lua_State *L)
     lua_createtable(L, (int)c->n, 0);
     lua_createtable(L, RECENT, 0);
     recent = lua_gettop(L);
-    for (i = 0; i < RECENT; i++) {
-        recent_off[i] = 0;
-        recent_len[i] = UINT32_MAX;  /* no string */
-    }
+    for (i = 0; i < RECENT; i++)
+        recent_at[i] = NULL;
     for (i = 1; i <= c->n; i++) {
-        if (c->kinds[i - 1] == K_STRING) {
-            const payload *p = &c->cells[i - 1];
-            unsigned h = (unsigned)((p->str.off ^ (p->str.off >> 7)) % RECENT);
-            if (recent_off[h] == p->str.off && recent_len[h] == p->str.len) {
+        if (KIND(c, i - 1) == K_STRING) {
+            const unsigned char *at = CELL(c, i - 1).at;
+            unsigned h = (unsigned)(((uintptr_t)at ^ ((uintptr_t)at >> 9)) % RECENT);
+            if (recent_at[h] == at) {
                 lua_rawgeti(L, recent, (int)h + 1);
             } else {
-                lua_pushlstring(L, c->arena + p->str.off, p->str.len);
+                size_t len;
+                const unsigned char *bytes = string_of(at, &len);
+                lua_pushlstring(L, (const char *)bytes, len);
                 lua_pushvalue(L, -1);
                 lua_rawseti(L, recent, (int)h + 1);
-                recent_off[h] = p->str.off;
-                recent_len[h] = p->str.len;
+                recent_at[h] = at;
             }
         } else {
             push_value(L, c, i);
@@ -418,14 +471,19 @@ static int column_pairs(lua_State *L)
 static int column_close(lua_State *L)
 {
     la_column *c = check_column(L);
-    free(c->kinds);
-    free(c->cells);
-    free(c->arena);
+    size_t i;
+    for (i = 0; i < c->nchunks; i++)
+        free(c->chunks[i]);
+    free(c->chunks);
+    while (c->blocks) {
+        block *next = c->blocks->next;
+        free(c->blocks);
+        c->blocks = next;
+    }
     dedupe_drop(&c->seen);
-    c->kinds = NULL;
-    c->cells = NULL;
-    c->arena = NULL;
-    c->n = c->cap = c->arena_len = c->arena_cap = 0;
+    c->chunks = NULL;
+    c->free_at = NULL;
+    c->n = c->nchunks = c->chunks_cap = c->free_left = 0;
     return 0;
 }
 
