@@ -58,6 +58,33 @@ local la = {
   -- @tparam table options tenant, client_id, redirect_uri, ...
   -- @treturn string the URL
   authorize_url = credentials.authorize_url,
+  --- A datetime as the service sends it, as a number: the C core's parser
+  -- (the one the `datetime` option uses). Strict: `YYYY-MM-DDTHH:MM:SS`,
+  -- then `.` and 1 to 7 fractional digits or none, then `Z` (UTC; an
+  -- offset such as `+00:00` is refused), years 0001 to 9999, a real date
+  -- (month lengths, leap years), hours 00-23, no leap second.
+  -- @function datetime
+  -- @tparam string text e.g. `"2024-02-29T12:00:00.1234567Z"`
+  -- @tparam[opt="epoch"] string mode `"epoch"`: seconds since 1970-01-01T00:00:00Z,
+  --   a float (its fraction to about a microsecond); `"epoch_ms"`: whole
+  --   milliseconds, an integer (rounded down, before 1970 too); `"ticks"`: exact
+  --   100-ns ticks since 0001-01-01T00:00:00Z, an integer (Lua 5.3+ only)
+  -- @return the number, or `nil, why` when `text` is not such a datetime;
+  --   raises when `text` is not a string or `mode` not one of these
+  -- @usage la.datetime("1970-01-02T00:00:00Z")             --> 86400.0
+  -- la.datetime("2024-02-29T00:00:00.5Z", "epoch_ms")      --> 1709164800500
+  datetime = core.datetime,
+  --- The inverse of @{datetime}: a time as the service's text, always with 7
+  -- fractional digits, so `la.iso8601(la.datetime(s, "ticks"), "ticks") == s`
+  -- for any `s` with 7 digits.
+  -- @function iso8601
+  -- @tparam number value seconds since 1970 (a fraction is rounded to the nearest
+  --   100 ns), milliseconds, or ticks, as `mode` says
+  -- @tparam[opt="epoch"] string mode `"epoch"`, `"epoch_ms"` or `"ticks"` (Lua 5.3+)
+  -- @return `"YYYY-MM-DDTHH:MM:SS.fffffffZ"`, or `nil, why` when the time is not
+  --   in years 1 to 9999 (NaN, infinities); raises when `value` is not a number
+  -- @usage la.iso8601(0)           --> "1970-01-01T00:00:00.0000000Z"
+  iso8601 = core.iso8601,
 }
 
 local ARM_API_VERSION = "2017-10-01"
@@ -91,7 +118,14 @@ local CLIENT_OPTIONS = {
 -- How cells become values (options datetime, dynamic, shape): checked
 -- here for a clear message; the C core checks them again.
 local DATETIME_MODES = { string = true, epoch = true, epoch_ms = true, ticks = true }
+-- Lua 5.1, 5.2 and LuaJIT have no 64-bit integers: ticks (6e17 today)
+-- would not be exact there (a polyfilled math.type does not count: the
+-- literal below is 2^53 itself where numbers are doubles).
+local HAS_INTEGERS = 9007199254740993 ~= 9007199254740992
 local function check_datetime(name, value)
+  if value == "ticks" and not HAS_INTEGERS then
+    misuse(("option '%s' = \"ticks\" needs Lua 5.3 or later (64-bit integers)"):format(name))
+  end
   if value == nil or type(value) == "function" or DATETIME_MODES[value] then return value end
   if is_callable(value) then
     return function(text) return value(text) end
@@ -401,6 +435,22 @@ end
 --   `allow_http`; https requests are tunnelled (CONNECT) through any proxy. Token
 --   requests use it too, but managed identity's (IMDS, App Service) never go
 --   through a proxy
+-- @tparam string|function options.datetime how `datetime` cells are given, unless
+--   a query says otherwise: `"string"` (default) the text as sent;
+--   `"epoch"` seconds since 1970 (a float); `"epoch_ms"` milliseconds since 1970
+--   (an integer, rounded down); `"ticks"` exact 100-ns ticks since 0001-01-01
+--   (an integer; Lua 5.3+ only, a misuse elsewhere); or a function given each
+--   cell's text, whose result is the value (`nil` gives `la.null`; an error it
+--   raises fails the query as `on_row`'s does). The C core converts as it
+--   parses (see @{datetime} for the text it reads); nulls stay `la.null`, text
+--   that is not a datetime stays a string
+-- @tparam string options.dynamic how `dynamic` cells are given, unless a query says
+--   otherwise: `"text"` (default) their JSON text; `"decode"` Lua values made by
+--   the core's own tokenizer: objects and arrays become plain tables (arrays
+--   1-based; an empty object and an empty array are both an empty table), JSON
+--   null `la.null`, numbers as a `long` column's (integers exact), strings and
+--   booleans as such; text that is not one JSON value (or nests deeper than the
+--   Lua stack allows) stays a string
 -- @tparam function options.log `log(level, message)`: `"debug"` request lines,
 --   `"info"` outcomes with timings, `"warn"` retries and TLS warnings; secrets are
 --   never in them (replaced by `[REDACTED]`); a logger that raises is ignored
@@ -1006,6 +1056,9 @@ end
 -- @tparam function opts.on_progress called with no arguments at least every 100 ms
 --   while the transfer runs or a retry waits (a spinner, say); an error raised in
 --   it cancels the query and is re-raised
+-- @tparam string|function opts.datetime overrides the client's `datetime` (see @{new}):
+--   `"string"`, `"epoch"`, `"epoch_ms"`, `"ticks"` or a function
+-- @tparam string opts.dynamic overrides the client's `dynamic`: `"text"` or `"decode"`
 -- @treturn[1] result
 -- @treturn[2] nil
 -- @treturn[2] error err

@@ -720,7 +720,8 @@ def strings_fixture():
     """FIXTURES "strings": what the client's string cache (64 slots per column, the first
     64 columns, strings up to 256 bytes, slots reset per table) meets, for shape =
     "columns": 64 distinct values cycling, 200 (more than a column's slots), unique
-    values, nulls between repeats, long repeats; a second table of 70 columns (past the
+    values, nulls between repeats, long repeats, repeated datetimes and dynamic values
+    (made by Lua with a datetime function, dynamic = "decode"); a second table of 70 columns (past the
     cached ones) whose first columns repeat other strings than the first table's; an
     empty table."""
     if not _STRINGS:
@@ -729,10 +730,13 @@ def strings_fixture():
             rows.append([
                 i, "few-%d" % (i % 3), "sixty-four-%02d" % (i % 64), "two-hundred-%03d" % (i * 7 % 200),
                 "unique-%d" % i, None if i % 7 == 0 else "nulls-%d" % (i % 5),
-                ("long-%d-" % (i % 4)) + "x" * 300, "" if i % 2 else "caf\u00e9 \"%d\"" % (i % 9)])
+                ("long-%d-" % (i % 4)) + "x" * 300, "" if i % 2 else "caf\u00e9 \"%d\"" % (i % 9),
+                "2026-11-%02dT00:00:00Z" % (1 + i % 3) if i % 4 else "2026-11-0%dT12:30:45.1234567Z" % (1 + i % 2),
+                '{"k":%d,"v":[1,null,"x"]}' % (i % 3) if i % 5 else None])
         first = {"name": "Repeats", "columns": [{"name": n, "type": t} for n, t in (
             ("Id", "long"), ("Few", "string"), ("SixtyFour", "string"), ("TwoHundred", "string"),
-            ("Unique", "string"), ("WithNulls", "string"), ("Long", "string"), ("Mixed", "string"))],
+            ("Unique", "string"), ("WithNulls", "string"), ("Long", "string"), ("Mixed", "string"),
+            ("When", "datetime"), ("Bag", "dynamic"))],
                  "rows": rows}
         wide = {"name": "Wide", "columns": [{"name": "C%d" % j, "type": "string"} for j in range(70)],
                 "rows": [["w%d-%d" % (j, (i + j) % 5) for j in range(70)] for i in range(530)]}

@@ -19,12 +19,18 @@ local function describe_value(v)
   return ("%s %q"):format(type(v), tostring(v))
 end
 
--- the same Lua value: same type and number subtype, NaN equal to NaN, la.null itself
+-- the same Lua value: same type and number subtype, NaN equal to NaN, la.null
+-- itself, tables (dynamic = "decode") key for key
 local function same(a, b)
   if type(a) ~= type(b) then return false end
   if type(a) == "number" then
     if a ~= a then return b ~= b end
     if math.type and math.type(a) ~= math.type(b) then return false end
+  end
+  if type(a) == "table" and a ~= b then
+    for k, v in pairs(a) do if not same(v, b[k]) then return false end end
+    for k in pairs(b) do if a[k] == nil then return false end end
+    return true
   end
   return a == b
 end
@@ -244,6 +250,37 @@ describe("shape = \"columns\"", function()
     assert_same_result(rows, cols, "40,000 rows")
   end)
 
+  -- the values options (datetime, dynamic) with columns: C conversions land
+  -- in the column, cells made by Lua (a datetime function, a decoded
+  -- dynamic) in its user value
+  it("equals the row shape with datetime and dynamic options", function()
+    local c = helper.client { workspace = "FIXTURES" }
+    local calls = 0
+    local function stamp(text)
+      calls = calls + 1
+      if text:find("T00:00:00", 1, true) then return nil end  -- nil: la.null
+      return "<" .. text .. ">"
+    end
+    local options = {
+      { datetime = "epoch" }, { datetime = "epoch_ms" }, { datetime = stamp },
+      { dynamic = "decode" }, { datetime = stamp, dynamic = "decode" },
+    }
+    if math.type then options[#options + 1] = { datetime = "ticks", dynamic = "decode" } end
+    for _, kql in ipairs { "datetimes", "dynamic_values", "all_types", "strings" } do
+      -- "strings": its repeated datetimes and dynamics (the string cache's slots)
+      for _, o in ipairs(kql == "strings" and { options[2], options[5] } or options) do
+        local rows = assert(c:query(kql, o))
+        o.shape = "columns"
+        local cols = assert(c:query(kql, o))
+        o.shape = nil
+        assert_same_result(rows, cols, ("%s with %s %s"):format(kql, tostring(o.datetime),
+          tostring(o.dynamic)))
+      end
+    end
+    assert.is_true(calls > 0)
+    c:close()
+  end)
+
   it("is given per query in client:batch and client:query_many", function()
     local c = helper.client {}
     local kql = "Heartbeat | take 5"
@@ -282,6 +319,7 @@ describe("a column", function()
     end
     assert.is_nil(id.no_such_method)
     assert.are.equal(string.rep("x", 300), tbl.values[7][1]:sub(8))
+    assert.are.equal("2026-11-01T12:30:45.1234567Z", tbl.values[9][5])
   end)
 
   it("makes a plain array with totable, and a fresh one each time", function()

@@ -7,6 +7,7 @@
 
 #include <locale.h>
 #include <math.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -279,4 +280,139 @@ void la_cell_from_bool(la_type type, int value, la_cell *out)
 void la_cell_from_json_text(const char *json, size_t len, la_cell *out)
 {
     set_string(out, json, len);
+}
+
+/* ------------------------------------------------------------ datetimes */
+
+#define TICKS_PER_SECOND 10000000LL
+#define TICKS_PER_DAY (86400LL * TICKS_PER_SECOND)
+/* days from 0001-01-01 to 1970-01-01 */
+#define DAYS_TO_UNIX_EPOCH 719162LL
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+ * days_from_civil); m 1-12, d 1-31. */
+static long long days_from_civil(long long y, unsigned m, unsigned d)
+{
+    long long era, yoe, doy, doe;
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = y - era * 400;
+    doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* The inverse: the date of days since 1970-01-01. */
+static void civil_from_days(long long z, long long *y, unsigned *m, unsigned *d)
+{
+    long long era, doe, yoe, doy, mp;
+    z += 719468;
+    era = (z >= 0 ? z : z - 146096) / 146097;
+    doe = z - era * 146097;
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    *d = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+static int is_leap(long long y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+/* n digits at s as a number, or -1 when one is not a digit. */
+static long digits(const char *s, size_t n)
+{
+    long v = 0;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+int la_datetime_parse(const char *s, size_t len, long long *ticks)
+{
+    static const unsigned char month_days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    long year, month, day, hour, minute, second, fraction = 0;
+    size_t nfrac = 0;
+    /* YYYY-MM-DDTHH:MM:SS is 19 bytes, then [.F{1,7}] and Z */
+    if (len < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
+        s[16] != ':' || s[len - 1] != 'Z')
+        return -1;
+    year = digits(s, 4);
+    month = digits(s + 5, 2);
+    day = digits(s + 8, 2);
+    hour = digits(s + 11, 2);
+    minute = digits(s + 14, 2);
+    second = digits(s + 17, 2);
+    if (len > 20) {
+        nfrac = len - 21;
+        if (s[19] != '.' || nfrac < 1 || nfrac > 7 || (fraction = digits(s + 20, nfrac)) < 0)
+            return -1;
+        for (; nfrac < 7; nfrac++)
+            fraction *= 10;
+    }
+    if (year < 1 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 ||
+        minute < 0 || minute > 59 || second < 0 || second > 59)
+        return -1;
+    if (day > month_days[month - 1] + (month == 2 && is_leap(year)))
+        return -1;
+    *ticks = (days_from_civil(year, (unsigned)month, (unsigned)day) + DAYS_TO_UNIX_EPOCH) *
+                 TICKS_PER_DAY +
+             ((hour * 60 + minute) * 60 + second) * TICKS_PER_SECOND + fraction;
+    return 0;
+}
+
+int la_datetime_format(long long ticks, char *out, size_t size)
+{
+    long long days, rest, year;
+    unsigned month, day;
+    if (ticks < 0 || ticks > LA_TICKS_MAX || size < LA_DATETIME_TEXT_SIZE)
+        return -1;
+    days = ticks / TICKS_PER_DAY;
+    rest = ticks % TICKS_PER_DAY;
+    civil_from_days(days - DAYS_TO_UNIX_EPOCH, &year, &month, &day);
+    snprintf(out, size, "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%07lldZ", year, month, day,
+             rest / (3600 * TICKS_PER_SECOND), rest / (60 * TICKS_PER_SECOND) % 60,
+             rest / TICKS_PER_SECOND % 60, rest % TICKS_PER_SECOND);
+    return 0;
+}
+
+/* Floor division: before 1970 too, a time rounds down to its millisecond. */
+static long long floor_div(long long a, long long b)
+{
+    long long q = a / b;
+    return q - ((a % b != 0) && ((a < 0) != (b < 0)));
+}
+
+double la_ticks_to_epoch(long long ticks)
+{
+    long long since = ticks - LA_TICKS_UNIX_EPOCH;
+    long long seconds = floor_div(since, TICKS_PER_SECOND);
+    /* whole seconds and the fraction apart: one rounding, not two */
+    return (double)seconds + (double)(since - seconds * TICKS_PER_SECOND) / 1e7;
+}
+
+long long la_ticks_to_epoch_ms(long long ticks)
+{
+    return floor_div(ticks - LA_TICKS_UNIX_EPOCH, TICKS_PER_SECOND / 1000);
+}
+
+void la_cell_from_datetime(la_datetime_mode mode, const char *s, size_t len, la_cell *out)
+{
+    long long ticks;
+    if (mode == LA_DATETIME_STRING || la_datetime_parse(s, len, &ticks) != 0) {
+        set_string(out, s, len);
+        return;
+    }
+    switch (mode) {
+    case LA_DATETIME_EPOCH: set_real(out, la_ticks_to_epoch(ticks)); break;
+    case LA_DATETIME_EPOCH_MS: set_integer(out, la_ticks_to_epoch_ms(ticks)); break;
+    default: set_integer(out, ticks); break;
+    }
 }

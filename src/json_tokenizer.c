@@ -118,6 +118,20 @@ void la_json_free(la_json *j)
     free(j);
 }
 
+void la_json_reset(la_json *j)
+{
+    j->state = EXPECT_VALUE;
+    la_buf_clear(&j->stack);
+    la_buf_clear(&j->carry);
+    la_buf_clear(&j->scratch);
+    j->resume_at = 0;
+    j->resume_escaped = 0;
+    j->resume_valid = 0;
+    j->cancelled = 0;
+    j->out_of_memory = 0;
+    j->error[0] = '\0';
+}
+
 const char *la_json_error(const la_json *j)
 {
     return j->error[0] ? j->error : "no error";

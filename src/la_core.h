@@ -94,6 +94,35 @@ void la_cell_from_json_text(const char *json, size_t len, la_cell *out);
 /* Exact decimal integer parse over the whole int64 range; 0 on success. */
 int la_parse_int64(const char *s, size_t len, long long *out);
 
+/* Datetimes as .NET ticks: 100 ns since 0001-01-01T00:00:00Z (cell.c). */
+#define LA_TICKS_MAX 3155378975999999999LL        /* 9999-12-31T23:59:59.9999999Z */
+#define LA_TICKS_UNIX_EPOCH 621355968000000000LL  /* 1970-01-01T00:00:00Z */
+/* The service's datetime text, strictly: YYYY-MM-DDTHH:MM:SS[.F{1,7}]Z,
+ * UTC ('Z' only, no offset), years 0001-9999, a real calendar date (month
+ * lengths, leap years), hours 00-23, no leap second. 0 with *ticks, or -1. */
+int la_datetime_parse(const char *s, size_t len, long long *ticks);
+/* The inverse, always with 7 fractional digits (28 bytes and a NUL): 0,
+ * or -1 when ticks are outside 0..LA_TICKS_MAX or size is too small. */
+#define LA_DATETIME_TEXT_SIZE 29
+int la_datetime_format(long long ticks, char *out, size_t size);
+/* Seconds since 1970-01-01T00:00:00Z, and whole milliseconds (rounded
+ * down, before 1970 too). */
+double la_ticks_to_epoch(long long ticks);
+long long la_ticks_to_epoch_ms(long long ticks);
+
+/* How datetime cells are given: as sent (a string, the default), or
+ * converted here from the service's ISO 8601 UTC text. */
+typedef enum la_datetime_mode {
+    LA_DATETIME_STRING = 0,
+    LA_DATETIME_EPOCH,      /* seconds since 1970-01-01 UTC, a real */
+    LA_DATETIME_EPOCH_MS,   /* milliseconds since 1970-01-01 UTC, an integer */
+    LA_DATETIME_TICKS       /* 100-ns ticks since 0001-01-01 UTC, an integer */
+} la_datetime_mode;
+/* A datetime cell's text in mode: a real (epoch), an integer (epoch_ms,
+ * ticks), or the text as a string when it is not a datetime (or mode is
+ * LA_DATETIME_STRING). */
+void la_cell_from_datetime(la_datetime_mode mode, const char *s, size_t len, la_cell *out);
+
 /* -------------------------------------------------------- string cache */
 
 /* Repeated strings of a result, per column (string_cache.c). find returns
@@ -131,6 +160,9 @@ typedef struct la_json la_json;
 
 la_json *la_json_new(const la_json_callbacks *callbacks, void *ctx);
 void la_json_free(la_json *j);
+/* Ready for a new text (the same callbacks), keeping its memory; also
+ * after a callback left it by a longjmp. */
+void la_json_reset(la_json *j);
 /* 0, or -1 on a syntax error (la_json_error) or a callback's stop
  * (la_json_cancelled). Chunks may split the text anywhere. */
 int la_json_feed(la_json *j, const char *data, size_t len);
@@ -180,14 +212,10 @@ typedef struct la_parser la_parser;
 
 /* Returns NULL when memory ran out. */
 la_parser *la_parser_new(const la_result_sink *sink, void *ud);
-/* How datetime cells are given: as sent (a string, the default), or
- * converted here from the service's ISO 8601 UTC text. */
-typedef enum la_datetime_mode {
-    LA_DATETIME_STRING = 0,
-    LA_DATETIME_EPOCH,      /* seconds since 1970-01-01 UTC, a real */
-    LA_DATETIME_EPOCH_MS,   /* milliseconds since 1970-01-01 UTC, an integer */
-    LA_DATETIME_TICKS       /* 100-ns ticks since 0001-01-01 UTC, an integer */
-} la_datetime_mode;
+/* Datetime cells of this parser's results: as sent (the default), or
+ * converted here (la_datetime_parse); text that is not a datetime stays
+ * a string. Set before the first feed. */
+void la_parser_set_datetime(la_parser *p, la_datetime_mode mode);
 void la_parser_free(la_parser *p);
 /* Feed the next chunk of the body, in any split. */
 la_parse_status la_parser_feed(la_parser *p, const char *data, size_t len);

@@ -5,6 +5,7 @@
  */
 #include "lua_binding.h"
 
+#include <math.h>
 #include <string.h>
 #include <time.h>
 
@@ -120,6 +121,92 @@ static int core_parse_http_date(lua_State *L)
     if (t < 0)
         return 0;
     lua_pushnumber(L, (lua_Number)t);
+    return 1;
+}
+
+/* ------------------------------------------------------------ datetimes */
+
+/* The units of la.datetime and la.iso8601 (mode), as ticks per unit. */
+static long long datetime_unit(lua_State *L, int arg)
+{
+    static const char *const modes[] = {"epoch", "epoch_ms", "ticks", NULL};
+    static const long long units[] = {10000000LL, 10000LL, 1LL};
+    int mode = luaL_checkoption(L, arg, "epoch", modes);
+#if LUA_VERSION_NUM < 503
+    if (units[mode] == 1)
+        luaL_argerror(L, arg, "\"ticks\" needs Lua 5.3 or later (64-bit integers)");
+#endif
+    return units[mode];
+}
+
+/* core.datetime(text [, mode]) -> seconds since 1970 (epoch, a float) |
+ * integer milliseconds (epoch_ms, rounded down) | integer ticks, or
+ * nil, why when text is not the service's datetime */
+static int core_datetime(lua_State *L)
+{
+    size_t len;
+    const char *text;
+    long long ticks, unit;
+    luaL_argcheck(L, lua_type(L, 1) == LUA_TSTRING, 1, "must be a string");
+    text = lua_tolstring(L, 1, &len);
+    unit = datetime_unit(L, 2);
+    if (la_datetime_parse(text, len, &ticks) != 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "not a datetime: expected YYYY-MM-DDTHH:MM:SS[.fffffff]Z "
+                           "(UTC, years 0001-9999, a real date)");
+        return 2;
+    }
+    if (unit == 10000000LL)
+        lua_pushnumber(L, (lua_Number)la_ticks_to_epoch(ticks));
+    else
+        la_pushint64(L, unit == 1 ? ticks : la_ticks_to_epoch_ms(ticks));
+    return 1;
+}
+
+/* The ticks of v units after 1970 (ticks: after 0001-01-01) in *ticks,
+ * or -1 when v is not finite or the time is outside years 1-9999. */
+static int ticks_of(lua_State *L, int idx, long long unit, long long *ticks)
+{
+    const long long base = unit == 1 ? 0 : LA_TICKS_UNIX_EPOCH;
+    lua_Number x, whole;
+    long long n;
+#if LUA_VERSION_NUM >= 503
+    if (lua_isinteger(L, idx)) {
+        lua_Integer i = lua_tointeger(L, idx);
+        /* in range first: the products below must not overflow */
+        if (i < (-base - 1) / unit || i > (LA_TICKS_MAX - base) / unit + 1)
+            return -1;
+        *ticks = (long long)i * unit + base;
+        return *ticks >= 0 && *ticks <= LA_TICKS_MAX ? 0 : -1;
+    }
+#endif
+    x = lua_tonumber(L, idx);
+    whole = floor(x);
+    /* NaN and infinities fail here too */
+    if (!(whole >= (lua_Number)((-base) / unit) - 1 &&
+          whole <= (lua_Number)((LA_TICKS_MAX - base) / unit) + 1))
+        return -1;
+    n = (long long)whole * unit + llround((x - whole) * (lua_Number)unit) + base;
+    if (n < 0 || n > LA_TICKS_MAX)
+        return -1;
+    *ticks = n;
+    return 0;
+}
+
+/* core.iso8601(v [, mode]) -> "YYYY-MM-DDTHH:MM:SS.fffffffZ" | nil, why:
+ * the inverse of core.datetime (v seconds, milliseconds or ticks) */
+static int core_iso8601(lua_State *L)
+{
+    char text[LA_DATETIME_TEXT_SIZE];
+    long long ticks, unit;
+    luaL_checktype(L, 1, LUA_TNUMBER);
+    unit = datetime_unit(L, 2);
+    if (ticks_of(L, 1, unit, &ticks) != 0 || la_datetime_format(ticks, text, sizeof text) != 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "not a time from year 1 to 9999");
+        return 2;
+    }
+    lua_pushstring(L, text);
     return 1;
 }
 
@@ -344,6 +431,8 @@ static const luaL_Reg functions[] = {
     {"now", core_now},
     {"wall_clock", core_wall_clock},
     {"parse_http_date", core_parse_http_date},
+    {"datetime", core_datetime},
+    {"iso8601", core_iso8601},
     {"parse_url", core_parse_url},
     {"base_url", core_base_url},
     {"request_refusal", core_request_refusal},

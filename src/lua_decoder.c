@@ -78,16 +78,36 @@ struct la_decoder {
      * (the tape carries no row) */
     lua_Integer *counts;
     size_t ncounts, counts_cap;
+    /* the current table's column types, by index (sink_column): how its
+     * cells become values (datetime function, dynamic decode) */
+    la_type *types;
+    size_t ntypes, types_cap;
+    int datetime_fn;         /* a datetime function is at R_DATETIME_FN */
+    la_json *dynamic_json;   /* dynamic = "decode": the tokenizer, reused */
+    int dynamic_base;        /* ... the stack slot of the text it decodes */
     /* shape = "columns": the current table's columns (lua_columns.c; the
      * table holds them), and where each string cache slot's string is
      * (its position in the slot's column, 0: none yet in this table) */
     la_column **columns;
     size_t columns_cap;
     size_t *slot_at;
-    int columns_no_memory;   /* a column could not grow: the result fails */
+    int sink_no_memory;      /* a sink's own allocation failed: the result fails as memory */
 };
 
 /* ------------------------------------------------------------ sinks */
+
+/* Memory ran out in C a sink owns (not in Lua): raised under replay's
+ * protected call; run_replay then fails the result as memory running out
+ * (la_decoder_status: kind "memory"), never a short result, never a
+ * handler's error. */
+static int raise_no_memory(la_decoder *x)
+{
+    x->sink_no_memory = 1;
+    snprintf(x->message, sizeof x->message, "not enough memory");
+    x->message_no_memory = 1;
+    lua_pushstring(x->L, x->message);
+    return lua_error(x->L);
+}
 
 /* __index of rows: row.Computer -> row[index of "Computer"] */
 static int row_index(lua_State *L)
@@ -100,17 +120,8 @@ static int row_index(lua_State *L)
     return 1;
 }
 
-/* shape = "columns": a C column's memory ran out. Raised inside replay's
- * protected call; run_replay then fails the result as memory running out
- * (kind "memory"), never a short result. */
-static int columns_out_of_memory(la_decoder *x)
-{
-    x->columns_no_memory = 1;
-    snprintf(x->message, sizeof x->message, "not enough memory for the result's columns");
-    x->message_no_memory = 1;
-    lua_pushstring(x->L, x->message);
-    return lua_error(x->L);
-}
+static int cell_needs_lua(const la_decoder *x, size_t index);
+static void push_cell_value(la_decoder *x, size_t index, const la_cell *cell);
 
 /* shape = "columns": the column userdata of column `index`, as
  * columns[index + 1].values (the table on top of the stack) and
@@ -122,7 +133,7 @@ static void add_column(la_decoder *x, size_t index)
         size_t cap = index + 16;
         la_column **grown = realloc(x->columns, cap * sizeof *grown);
         if (!grown)
-            columns_out_of_memory(x);
+            raise_no_memory(x);
         memset(grown + x->columns_cap, 0, (cap - x->columns_cap) * sizeof *grown);
         x->columns = grown;
         x->columns_cap = cap;
@@ -144,11 +155,21 @@ static void column_cell(la_decoder *x, size_t index, const la_cell *cell)
     col = x->columns[index];
     if (!col)
         return;  /* cannot happen: columns come in order, before the rows */
+    if (cell->kind == LA_CELL_STRING && cell_needs_lua(x, index)) {
+        /* made by Lua code (datetime function, dynamic decode): the value
+         * is kept in the column's user value (R_ROWS: the table's values) */
+        lua_rawgeti(x->L, R_ROWS, (int)index + 1);
+        push_cell_value(x, index, cell);
+        if (la_column_append_lua(x->L, -2, col) != 0)
+            raise_no_memory(x);
+        lua_pop(x->L, 1);
+        return;
+    }
     if (cell->slot && !x->slot_at) {
         x->slot_at = calloc((size_t)LA_STRING_CACHE_COLUMNS * LA_STRING_CACHE_PER_COLUMN,
                             sizeof *x->slot_at);
         if (!x->slot_at)
-            columns_out_of_memory(x);
+            raise_no_memory(x);
     }
     if (cell->slot) {
         size_t slot = (size_t)(cell->slot > 0 ? cell->slot : -cell->slot) - 1;
@@ -166,7 +187,7 @@ static void column_cell(la_decoder *x, size_t index, const la_cell *cell)
         rc = la_column_append(col, cell);
     }
     if (rc != 0)
-        columns_out_of_memory(x);
+        raise_no_memory(x);
 }
 
 /* shape = "columns": a row ends; a column it gave no cell gets a null
@@ -177,7 +198,7 @@ static void column_row_end(la_decoder *x)
     for (j = 0; j < x->ncolumns; j++)
         if (x->columns[j] && la_column_count(x->columns[j]) < want &&
             la_column_append_null(x->columns[j]) != 0)
-            columns_out_of_memory(x);
+            raise_no_memory(x);
 }
 
 static int sink_table_begin(void *ud)
@@ -213,6 +234,7 @@ static int sink_table_begin(void *ud)
     lua_pushnil(L);                      /* strings of the last table */
     lua_replace(L, R_STRINGS);
     x->ncolumns = 0;
+    x->ntypes = 0;
     x->nrows = 0;
     return 0;
 }
@@ -242,6 +264,19 @@ static int sink_column(void *ud, size_t index, const char *name, size_t name_len
     lua_pushinteger(L, (lua_Integer)index + 1);
     lua_rawset(L, R_COLINDEX);
     x->ncolumns = index + 1;
+    if (index >= x->types_cap) {
+        size_t cap = x->types_cap ? x->types_cap * 2 : 16;
+        la_type *grown;
+        while (cap <= index)
+            cap *= 2;
+        grown = realloc(x->types, cap * sizeof *grown);
+        if (!grown)
+            return raise_no_memory(x);
+        x->types = grown;
+        x->types_cap = cap;
+    }
+    x->types[index] = la_type_from_name(type, type_len);
+    x->ntypes = index + 1;
     return 0;
 }
 
@@ -307,6 +342,151 @@ static void push_cached_string(lua_State *L, const la_cell *cell)
     lua_rawseti(L, R_STRINGS, -cell->slot);
 }
 
+/* Non-zero when column index's non-null cells are made by Lua code (a
+ * datetime function, dynamic decode) rather than straight from the cell. */
+static int cell_needs_lua(const la_decoder *x, size_t index)
+{
+    if (index >= x->ntypes)
+        return 0;
+    switch (x->types[index]) {
+    case LA_TYPE_DATETIME: return x->datetime_fn;
+    case LA_TYPE_DYNAMIC: return x->values.dynamic_decode;
+    default: return 0;
+    }
+}
+
+/* dynamic = "decode": a cell's JSON text becomes Lua values with the
+ * core's tokenizer. The values under construction sit on the stack above
+ * the text (at dynamic_base): a container, and above an object its key
+ * while the key's value is made. A callback answers 0 to give up: the
+ * text then stays a string. */
+static int dyn_add(la_decoder *x)
+{
+    lua_State *L = x->L;
+    int below = lua_gettop(L) - 1;
+    if (below == x->dynamic_base)
+        return 1;                        /* the whole value */
+    if (lua_type(L, below) == LUA_TTABLE) {
+        lua_rawseti(L, below, (int)lua_rawlen(L, below) + 1);  /* no holes: null is la.null */
+    } else {
+        lua_rawset(L, below - 1);        /* object[key] = value */
+    }
+    return 1;
+}
+
+static int dyn_null(void *ctx)
+{
+    la_decoder *x = ctx;
+    lua_pushlightuserdata(x->L, NULL);
+    return dyn_add(x);
+}
+
+static int dyn_boolean(void *ctx, int value)
+{
+    la_decoder *x = ctx;
+    lua_pushboolean(x->L, value);
+    return dyn_add(x);
+}
+
+static int dyn_number(void *ctx, const char *text, size_t len)
+{
+    la_decoder *x = ctx;
+    la_cell cell;
+    /* as a long column's: integers exact, others a float */
+    if (la_cell_from_number(LA_TYPE_LONG, text, len, &cell) != 0)
+        return raise_no_memory(x);
+    push_cell(x->L, &cell);
+    return dyn_add(x);
+}
+
+static int dyn_string(void *ctx, const unsigned char *text, size_t len)
+{
+    la_decoder *x = ctx;
+    lua_pushlstring(x->L, (const char *)text, len);
+    return dyn_add(x);
+}
+
+static int dyn_open(void *ctx)
+{
+    la_decoder *x = ctx;
+    /* a container and its key; deeper than the stack allows: kept as text */
+    if (!lua_checkstack(x->L, 4))
+        return 0;
+    lua_newtable(x->L);
+    return 1;
+}
+
+static int dyn_key(void *ctx, const unsigned char *key, size_t len)
+{
+    la_decoder *x = ctx;
+    lua_pushlstring(x->L, (const char *)key, len);
+    return 1;
+}
+
+static int dyn_close(void *ctx)
+{
+    return dyn_add(ctx);
+}
+
+static const la_json_callbacks dynamic_callbacks = {
+    dyn_null, dyn_boolean, dyn_number, dyn_string,
+    dyn_open, dyn_key, dyn_close, dyn_open, dyn_close,
+};
+
+/* Replaces the string on top of the stack with its decoded value, or
+ * leaves it when it is not one JSON value (or too deep). */
+static void decode_dynamic(la_decoder *x)
+{
+    lua_State *L = x->L;
+    size_t len;
+    const char *text = lua_tolstring(L, -1, &len);
+    int ok;
+    if (x->dynamic_json) {
+        la_json_reset(x->dynamic_json);
+    } else if (!(x->dynamic_json = la_json_new(&dynamic_callbacks, x))) {
+        raise_no_memory(x);
+        return;
+    }
+    x->dynamic_base = lua_gettop(L);
+    ok = la_json_feed(x->dynamic_json, text, len) == 0 && la_json_finish(x->dynamic_json) == 0;
+    if (!ok && la_json_out_of_memory(x->dynamic_json)) {
+        lua_settop(L, x->dynamic_base);
+        raise_no_memory(x);
+        return;
+    }
+    if (ok && lua_gettop(L) == x->dynamic_base + 1)
+        lua_replace(L, x->dynamic_base);
+    else
+        lua_settop(L, x->dynamic_base);
+}
+
+/* Pushes the Lua value of a cell of column index: from the string cache,
+ * given to the datetime function, decoded (dynamic), or as it is. May
+ * raise (it runs under replay's protected call). */
+static void push_cell_value(la_decoder *x, size_t index, const la_cell *cell)
+{
+    lua_State *L = x->L;
+    if (cell->slot)
+        push_cached_string(L, cell);
+    else
+        push_cell(L, cell);
+    if (cell->kind != LA_CELL_STRING || !cell_needs_lua(x, index))
+        return;
+    if (x->types[index] == LA_TYPE_DYNAMIC) {
+        decode_dynamic(x);
+        return;
+    }
+    /* the datetime function, given the text; nil becomes la.null (rows
+     * have no holes); its error fails the query as on_row's does */
+    lua_pushvalue(L, R_DATETIME_FN);
+    lua_insert(L, -2);
+    lua_call(L, 1, 1);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushlightuserdata(L, NULL);
+    }
+}
+
 static int sink_cell(void *ud, size_t index, const la_cell *cell)
 {
     la_decoder *x = ud;
@@ -314,10 +494,7 @@ static int sink_cell(void *ud, size_t index, const la_cell *cell)
         column_cell(x, index, cell);
         return 0;
     }
-    if (cell->slot)
-        push_cached_string(x->L, cell);
-    else
-        push_cell(x->L, cell);
+    push_cell_value(x, index, cell);
     lua_rawseti(x->L, R_ROW, (int)index + 1);
     return 0;
 }
@@ -518,7 +695,7 @@ static int run_replay(la_decoder *d)
 {
     lua_State *L = d->L;
     int status;
-    if (d->lua_failed || d->columns_no_memory || !d->tape)
+    if (d->lua_failed || d->sink_no_memory || !d->tape)
         return -1;
     la_getuservalue(L, d->idx);
     lua_rawgeti(L, -1, S_REPLAY);
@@ -528,7 +705,7 @@ static int run_replay(la_decoder *d)
     status = lua_pcall(L, 1, 0, 0);
     d->replaying = 0;
     d->L = L;  /* replay set it to the same thread; said again for clarity */
-    if (status != LUA_OK && d->columns_no_memory) {
+    if (status != LUA_OK && d->sink_no_memory) {
         lua_pop(L, 1);  /* told as the result's failure (la_decoder_status) */
         return -1;
     }
@@ -570,7 +747,7 @@ int la_decoder_stopped(const la_decoder *d)
 
 la_parse_status la_decoder_status(const la_decoder *d)
 {
-    if (d->parse_status == LA_PARSE_ERROR || d->columns_no_memory)
+    if (d->parse_status == LA_PARSE_ERROR || d->sink_no_memory)
         return LA_PARSE_ERROR;
     return d->stopped ? LA_PARSE_STOPPED : d->parse_status;
 }
@@ -584,7 +761,7 @@ const char *la_decoder_error(const la_decoder *d)
 
 int la_decoder_out_of_memory(const la_decoder *d)
 {
-    if (d->columns_no_memory)
+    if (d->sink_no_memory)
         return 1;
     if (d->parse_status != LA_PARSE_ERROR)
         return 0;
@@ -656,7 +833,7 @@ int la_decoder_end(lua_State *L, int idx, la_decoder *d)
     d->idx = lua_absindex(L, idx);
     if (d->lua_failed)
         return -1;
-    if (d->stopped || d->columns_no_memory || !d->parser)
+    if (d->stopped || d->sink_no_memory || !d->parser)
         return 0;
     if (d->parse_status == LA_PARSE_OK) {
         if (d->gunzip && !la_gunzip_done(d->gunzip)) {
@@ -685,6 +862,11 @@ void la_decoder_release(la_decoder *d)
     free(d->counts);
     d->counts = NULL;
     d->ncounts = d->counts_cap = 0;
+    free(d->types);
+    d->types = NULL;
+    d->ntypes = d->types_cap = 0;
+    la_json_free(d->dynamic_json);
+    d->dynamic_json = NULL;
     free(d->columns);
     d->columns = NULL;
     d->columns_cap = 0;
@@ -706,6 +888,7 @@ la_decoder *la_decoder_push(lua_State *L, int gzip, enum la_decoder_mode mode, i
     d->mode = mode;
     d->values = values ? *values : defaults;
     d->values.datetime_fn = 0;  /* kept in the state, at R_DATETIME_FN */
+    d->datetime_fn = datetime_fn != 0;
     d->batch = batch;
     d->budget = -1;
     /* metatable first, so __gc frees whatever the next steps acquire */
@@ -743,6 +926,8 @@ la_decoder *la_decoder_push(lua_State *L, int gzip, enum la_decoder_mode mode, i
         d->parser = d->tape ? la_parser_new(&count_sink, d) : NULL;
     else
         d->parser = d->tape ? la_parser_new(la_tape_sink(), d->tape) : NULL;
+    if (d->parser && !d->datetime_fn)
+        la_parser_set_datetime(d->parser, d->values.datetime);
     if (gzip && d->parser)
         d->gunzip = la_gunzip_new();
     if (!d->parser || (gzip && !d->gunzip)) {
@@ -860,7 +1045,7 @@ static int decoder_feed(lua_State *L)
             d->budget = -1;
             if (run_replay(d) != 0 && d->lua_failed)
                 return replay_failed(L, d);
-            if (d->columns_no_memory)
+            if (d->sink_no_memory)
                 return parse_failed(L, d);
         }
     }
@@ -893,7 +1078,7 @@ static int decoder_take(lua_State *L)
     d->budget = d->batch > 0 ? d->batch : -1;
     if (run_replay(d) != 0 && d->lua_failed)
         return replay_failed(L, d);
-    if (d->columns_no_memory)
+    if (d->sink_no_memory)
         return parse_failed(L, d);
     if (takes) {
         la_getuservalue(L, 1);
@@ -917,7 +1102,7 @@ static int decoder_finish(lua_State *L)
     la_decoder_begin_call(d, L, 1);
     if (la_decoder_end(L, 1, d) != 0)
         return replay_failed(L, d);
-    if (d->parse_status == LA_PARSE_ERROR || d->columns_no_memory)
+    if (d->parse_status == LA_PARSE_ERROR || d->sink_no_memory)
         return parse_failed(L, d);
     d->phase = FINISHED;
     la_decoder_release(d);
@@ -999,6 +1184,11 @@ void la_read_value_options(lua_State *L, int idx, int arg, la_value_options *out
         out->datetime = (la_datetime_mode)opt_choice(
             L, idx, arg, "datetime", datetimes,
             "\"string\", \"epoch\", \"epoch_ms\", \"ticks\" or a function");
+#if LUA_VERSION_NUM < 503
+        if (out->datetime == LA_DATETIME_TICKS)
+            luaL_argerror(L, arg, "field 'datetime' = \"ticks\" needs Lua 5.3 or later "
+                                  "(64-bit integers)");
+#endif
     }
     out->dynamic_decode = opt_choice(L, idx, arg, "dynamic", dynamics,
                                      "\"text\" or \"decode\"");
@@ -1047,6 +1237,12 @@ void la_read_value_options(lua_State *L, int idx, int arg, la_value_options *out
  *   rows into Lua values (kept, given to `on_row` or listed), so no stretch
  *   of Lua work is longer than N rows. Without it, `feed` makes every row it
  *   parsed (keep and on_row modes) and `take()` returns `0, false`.
+ * @tparam[opt] string|function options.datetime datetime cells: "string"
+ *   (default), "epoch", "epoch_ms", "ticks" (Lua 5.3+) or a function given the
+ *   text, as `la.new`'s option of that name (the C modes convert as the body is
+ *   parsed, on whichever thread parses it; a function runs as rows are made)
+ * @tparam[opt] string options.dynamic dynamic cells: "text" (default) or
+ *   "decode" (Lua tables made with the core's tokenizer, as `la.new` says)
  * @treturn decoder raises on misuse (wrong option types) or when memory ran out
  */
 

@@ -60,6 +60,7 @@ struct la_parser {
     int columns_seen, rows_seen;
     la_type *types;
     size_t ntypes, types_cap;
+    la_datetime_mode datetime; /* how datetime cells are given */
     size_t column_index;       /* columns seen in the current table */
     la_buf column_name, column_type;
     size_t cell_index;         /* cells seen in the current row */
@@ -252,7 +253,9 @@ static int on_scalar(la_parser *p, char kind, const char *text, size_t len, int 
                 return oom(p);
             break;
         default:
-            if (la_cell_from_string(current_type(p), text, len, &cell) != 0)
+            if (p->datetime != LA_DATETIME_STRING && current_type(p) == LA_TYPE_DATETIME)
+                la_cell_from_datetime(p->datetime, text, len, &cell);
+            else if (la_cell_from_string(current_type(p), text, len, &cell) != 0)
                 return oom(p);
             break;
         }
@@ -499,6 +502,11 @@ la_parser *la_parser_new(const la_result_sink *sink, void *ud)
         return NULL;
     }
     return p;
+}
+
+void la_parser_set_datetime(la_parser *p, la_datetime_mode mode)
+{
+    p->datetime = mode;
 }
 
 void la_parser_free(la_parser *p)

@@ -4,7 +4,9 @@
 -- line saying how it ended.
 --   lua alloc_decoder.lua ENDPOINT BODY_FILE MODE
 -- MODE "keep" keeps the rows (a full result); "take" takes them in batches
--- of 500; "columns" keeps them with shape = "columns". Output: success ROWS EXPECTED | error KIND MESSAGE | raised MESSAGE
+-- of 500; "values" keeps them with datetime = "epoch" and dynamic = "decode"
+-- (cells made by C conversions and the tokenizer); "columns" keeps them with
+-- shape = "columns". Output: success ROWS EXPECTED | error KIND MESSAGE | raised MESSAGE
 local endpoint, body_file, mode = arg[1], arg[2], arg[3]
 local core = require "loganalytics.core"
 
@@ -19,7 +21,9 @@ http:cancel()
 http:close()
 
 local ok, result, err, rows = pcall(function()
+  local values = mode == "values"
   local dec = core.decoder { gzip = true, take = mode == "take" or nil, batch = mode == "take" and 500 or nil,
+                             datetime = values and "epoch" or nil, dynamic = values and "decode" or nil,
                              shape = mode == "columns" and "columns" or nil }
   local taken = 0
   for i = 1, #body, 65536 do
