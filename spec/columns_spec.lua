@@ -265,7 +265,7 @@ describe("shape = \"columns\"", function()
       { datetime = "epoch" }, { datetime = "epoch_ms" }, { datetime = stamp },
       { dynamic = "decode" }, { datetime = stamp, dynamic = "decode" },
     }
-    if math.type then options[#options + 1] = { datetime = "ticks", dynamic = "decode" } end
+    if helper.has_integers then options[#options + 1] = { datetime = "ticks", dynamic = "decode" } end
     for _, kql in ipairs { "datetimes", "dynamic_values", "all_types", "strings" } do
       -- "strings": its repeated datetimes and dynamics (the string cache's slots)
       for _, o in ipairs(kql == "strings" and { options[2], options[5] } or options) do
