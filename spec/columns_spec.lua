@@ -377,6 +377,22 @@ describe("a column", function()
     assert.are.equal(530, #wide:totable())
   end)
 
+  it("works after the module was opened again in the same Lua state", function()
+    -- luaopen runs again (a spec clearing package.loaded, a host reloading):
+    -- the class's metatable exists already and must stay as it is
+    local loaded = package.loaded["loganalytics.core"]
+    package.loaded["loganalytics.core"] = nil
+    local ok, again = pcall(require, "loganalytics.core")
+    package.loaded["loganalytics.core"] = loaded
+    assert(ok, again)
+    local dec = again.decoder { shape = "columns" }
+    assert(dec:feed(raw_body("FIXTURES", "all_types", false)))
+    local col = assert(dec:finish()).tables[1].values[1]
+    assert.are.equal(3, #col)
+    assert.are.equal(3, #col:totable())
+    assert.are.equal(tbl.values[1][1], tbl.values[1]:totable()[1])
+  end)
+
   it("outlives its decoder", function()
     local bytes = raw_body("FIXTURES", "all_types", false)
     local dec = core.decoder { shape = "columns" }

@@ -6,8 +6,9 @@
  * Why: a full result in rows costs one Lua table per row and one interned
  * Lua string per string cell, and interning ~300k short strings in a big,
  * cold string table is where most of the time goes (issue 15's profile).
- * Here a cell is a kind byte and an 8-byte payload; a string's bytes go to
- * the column's arena, and a value repeated through the string cache's slots
+ * Here a cell is a kind byte and an 8-byte payload (a string's: a pointer
+ * to its length and bytes, in blocks of the column's that never move, so
+ * growing copies nothing), and a value repeated through the string cache's slots
  * (lua_decoder.c) is stored once and referred to again. Strings the slots
  * miss (longer ones, more distinct values than slots) are looked up in a
  * hash set of the column's own, kept while the column's values repeat.
@@ -534,7 +535,11 @@ void la_columns_open(lua_State *L)
 {
     la_register_class(L, COLUMN_MT, column_methods, column_close, column_tostring);
     luaL_getmetatable(L, COLUMN_MT);
-    lua_getfield(L, -1, "__index");          /* the methods */
+    lua_getfield(L, -1, "__index");          /* the methods, or column_index when */
+    if (!lua_istable(L, -1)) {               /* the module was opened before in this state */
+        lua_pop(L, 2);
+        return;
+    }
     lua_pushcclosure(L, column_index, 1);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, column_len);
