@@ -23,7 +23,7 @@ function M.args()
     io.stderr:write("usage: ", arg[0], " ENDPOINT ROWS\n")
     os.exit(2)
   end
-  return endpoint, math.tointeger(rows)
+  return endpoint, math.tointeger and math.tointeger(rows) or rows  -- (LuaJIT: no tointeger)
 end
 
 function M.report(seconds, rows, expected, bytes, extra)

@@ -35,7 +35,9 @@ sys.path.insert(0, HERE)
 import generate  # noqa: E402  (bench/generate.py)
 
 LUA = os.environ.get("LUA", "lua5.4")
-LUA_ENV = {"LUA_PATH": "lua/?.lua;lua/?/init.lua;;", "LUA_CPATH": "build/?.so;;"}
+# the module's build for that runtime: LA_BENCH_BUILD=build/lua-jit LUA=luajit (make build-jit)
+BUILD = os.environ.get("LA_BENCH_BUILD", "build")
+LUA_ENV = {"LUA_PATH": "lua/?.lua;lua/?/init.lua;;", "LUA_CPATH": BUILD + "/?.so;;"}
 TIMEOUT = 900
 
 
@@ -52,6 +54,15 @@ CONTENDERS = [
     Contender("full", "1 module: query(kql), full result",
               lambda ep, n: [LUA, "bench/contender_full.lua", ep, str(n)], env=LUA_ENV,
               callgrind=True),
+    Contender("columns", "1b module: query(kql, {shape=\"columns\"})",
+              lambda ep, n: [LUA, "bench/contender_full.lua", ep, str(n), "columns"],
+              env=LUA_ENV, callgrind=True),
+    Contender("columns_read", "1c 1b + every cell read (:totable())",
+              lambda ep, n: [LUA, "bench/contender_full.lua", ep, str(n), "columns_read"],
+              env=LUA_ENV),
+    Contender("epoch", "1d module: query(kql, {datetime=\"epoch\"})",
+              lambda ep, n: [LUA, "bench/contender_full.lua", ep, str(n), "epoch"],
+              env=LUA_ENV, optional=True),
     Contender("on_row", "2 module: query(kql, {on_row=f})",
               lambda ep, n: [LUA, "bench/contender_on_row.lua", ep, str(n)], env=LUA_ENV,
               callgrind=True, optional=True),
@@ -105,16 +116,16 @@ def machine_facts():
                 sdk_versions.append("%s %s" % (pkg, json.load(f)["version"]))
         except (OSError, ValueError, KeyError):
             pass
-    module = sh("cd %s && LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/?.so;;' "
-                "%s -e 'print(require\"loganalytics\"._VERSION)'" % (shlex.quote(ROOT), LUA))
-    core = os.path.join(ROOT, "build", "loganalytics", "core.so")
+    module = sh("cd %s && LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' "
+                "%s -e 'print(require\"loganalytics\"._VERSION)'" % (shlex.quote(ROOT), BUILD, LUA))
+    core = os.path.join(ROOT, BUILD, "loganalytics", "core.so")
     try:
         with open(core, "rb") as f:
-            core_id = "build/loganalytics/core.so sha256 %s, built %s" % (
+            core_id = "%s/loganalytics/core.so sha256 %s, built %s" % (BUILD,
                 hashlib.sha256(f.read()).hexdigest()[:12],
                 time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(os.path.getmtime(core))))
     except OSError:
-        core_id = "build/loganalytics/core.so missing"
+        core_id = "%s/loganalytics/core.so missing" % BUILD
     return [
         ("machine", "nproc %s, %s, %s RAM, Linux %s, load %s at start" % (
             os.cpu_count() if not shutil.which("nproc") else sh("nproc"), cpu, mem,
@@ -262,9 +273,10 @@ def main():
 
     # what is missing makes a contender n/a rather than the whole run fail
     missing = {}
-    if not os.path.exists(os.path.join(ROOT, "build", "loganalytics", "core.so")):
-        for k in ("full", "on_row", "cjson", "decoder", "decoder_take"):
-            missing[k] = "build/loganalytics/core.so missing: run make build"
+    if not os.path.exists(os.path.join(ROOT, BUILD, "loganalytics", "core.so")):
+        for k in ("full", "columns", "columns_read", "epoch", "on_row", "cjson", "decoder",
+                  "decoder_take"):
+            missing[k] = "%s/loganalytics/core.so missing: run make build" % BUILD
     if subprocess.run([LUA, "-e", "require'cjson'"], capture_output=True).returncode != 0:
         missing.setdefault("cjson", "lua-cjson not installed")
     if not shutil.which("node") or not os.path.isdir(os.path.join(HERE, "js", "node_modules", "@azure", "monitor-query-logs")):
@@ -437,6 +449,16 @@ def main():
         stream = med("on_row", n, "rss")
         if stream:
             parts.append("on_row peak RSS %.0f MB" % (stream * 1024 / 1e6))
+        cols, cols_read, cols_rss = med("columns", n), med("columns_read", n), med("columns", n, "rss")
+        if full and cols:
+            parts.append("shape = \"columns\" %.2fx faster than rows%s" % (
+                full / cols, " (%.2fx with every cell read)" % (full / cols_read) if cols_read else ""))
+        if rss and cols_rss:
+            parts.append("columns peak RSS %.0f MB = %.0f%% of rows'" % (
+                cols_rss * 1024 / 1e6, 100.0 * cols_rss / rss))
+        epoch = med("epoch", n)
+        if full and epoch:
+            parts.append("datetime = \"epoch\" %.3f s" % epoch)
         dec, dec_take, on_row = med("decoder", n), med("decoder_take", n), med("on_row", n)
         if full and dec:
             parts.append("decoder fed from Lua strings %.3f s (libcurl path %.3f s)" % (dec, full))

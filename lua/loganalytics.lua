@@ -501,7 +501,9 @@ end
 --   `name`, `columns` (an array of `{ name = "TimeGenerated", type = "datetime" }`),
 --   `rows` (an array of rows; empty when streamed) and `row_count` (the rows parsed,
 --   also when streamed). A row is an array of cells, `#row == #columns`, that also
---   reads by column name: `rows[r][j]` and `rows[r].Computer`.
+--   reads by column name: `rows[r][j]` and `rows[r].Computer`. With
+--   `shape = "columns"` a table has no `rows`: `values[j]` (also
+--   `columns[j].values`) is column j, a @{column} object of `row_count` cells.
 -- @field error partial results only: an @{error} (kind `"service"`, code
 --   `"PartialError"`, the reason in its `details`)
 -- @field statistics the decoded `statistics` object, when asked for with
@@ -509,6 +511,19 @@ end
 -- @field render the decoded `render` object, when asked for with `render = true`
 -- @field request_id the service's `x-ms-request-id`
 -- @field stopped `true` when an `on_row` handler returned `false`
+
+--- A column of a result made with `shape = "columns"` (`tbl.values[j]`, the
+-- same object as `tbl.columns[j].values`): a userdata holding the column's
+-- cells in C, compact (a kind byte and 8 bytes a cell, a repeated string's
+-- bytes stored once), a Lua value made when a cell is read, typed as in rows
+-- (see @{result}). `col[i]` is cell i (@{null} for a null) and nil for any
+-- key that is not an integer from 1 to `#col`; `#col` is the table's
+-- `row_count`. `pairs(col)` and `ipairs(col)` go through the cells on Lua 5.2
+-- and later; Lua 5.1 and LuaJIT refuse them on a userdata: use
+-- `for i = 1, #col do ... col[i] ... end` or `col:totable()`. A column holds its
+-- cells itself: it outlives its result, its client and its decoder.
+-- @table column
+-- @field totable `col:totable()`: a new plain Lua array of the column's values
 
 --- What a failure returns as `err` in `nil, err`: a table whose `tostring`
 -- gives one line such as `loganalytics: service error (HTTP 400
@@ -1138,6 +1153,11 @@ end
 -- @tparam boolean opts.render `true` to get `result.render`
 -- @tparam function opts.on_row `on_row(row, tbl)`: stream the rows instead of
 --   keeping them (`tbl` is the row's table: `tbl.name`, `tbl.columns`)
+-- @tparam string opts.shape `"rows"` (default) or `"columns"`: each table gets
+--   `values[j]` (the same object as `columns[j].values`), column j's cells kept
+--   compact in C, a Lua value made when a cell is read (`col[i]`, `#col`,
+--   `col:totable()`; see @{column}), typed as rows are; no `rows`. For a full
+--   result only: not with `on_row` nor in `rows()` or `export`
 -- @tparam function opts.on_progress called with no arguments at least every 100 ms
 --   while the transfer runs or a retry waits (a spinner, say); an error raised in
 --   it cancels the query and is re-raised

@@ -20,7 +20,8 @@ Query endpoints (POST, JSON body {"query", "timespan"?, "workspaces"?}; ?api_key
   /v1/subscriptions/.../query           resource-centric; serves the same demo data
   /v1/workspaces/REPLAY/query           query = recorded file name [#N]: replays it
   /v1/workspaces/FIXTURES/query         query = [truncate:|cut:|chunked:|gzcut:]name: raw bytes
-                                        of <fixtures>/<name>.json
+                                        of <fixtures>/<name>.json; "large" and "strings" are
+                                        generated (large_fixture, strings_fixture)
   /v1/workspaces/FAULTS/query           query = fault[:arg...]: throttling, flaky statuses,
                                         resets, truncation, stalls, bad JSON, huge bodies
                                         (the list is in server/faults.py)
@@ -1010,6 +1011,38 @@ def large_fixture():
     return _LARGE[0]
 
 
+_STRINGS = []
+
+
+def strings_fixture():
+    """FIXTURES "strings": what the client's string cache (64 slots per column, the first
+    64 columns, strings up to 256 bytes, slots reset per table) meets, for shape =
+    "columns": 64 distinct values cycling, 200 (more than a column's slots), unique
+    values, nulls between repeats, long repeats, repeated datetimes and dynamic values
+    (made by Lua with a datetime function, dynamic = "decode"); a second table of 70 columns (past the
+    cached ones) whose first columns repeat other strings than the first table's; an
+    empty table."""
+    if not _STRINGS:
+        rows = []
+        for i in range(1200):
+            rows.append([
+                i, "few-%d" % (i % 3), "sixty-four-%02d" % (i % 64), "two-hundred-%03d" % (i * 7 % 200),
+                "unique-%d" % i, None if i % 7 == 0 else "nulls-%d" % (i % 5),
+                ("long-%d-" % (i % 4)) + "x" * 300, "" if i % 2 else "caf\u00e9 \"%d\"" % (i % 9),
+                "2026-11-%02dT00:00:00Z" % (1 + i % 3) if i % 4 else "2026-11-0%dT12:30:45.1234567Z" % (1 + i % 2),
+                '{"k":%d,"v":[1,null,"x"]}' % (i % 3) if i % 5 else None])
+        first = {"name": "Repeats", "columns": [{"name": n, "type": t} for n, t in (
+            ("Id", "long"), ("Few", "string"), ("SixtyFour", "string"), ("TwoHundred", "string"),
+            ("Unique", "string"), ("WithNulls", "string"), ("Long", "string"), ("Mixed", "string"),
+            ("When", "datetime"), ("Bag", "dynamic"))],
+                 "rows": rows}
+        wide = {"name": "Wide", "columns": [{"name": "C%d" % j, "type": "string"} for j in range(70)],
+                "rows": [["w%d-%d" % (j, (i + j) % 5) for j in range(70)] for i in range(530)]}
+        empty = {"name": "Empty", "columns": [{"name": "A", "type": "string"}], "rows": []}
+        _STRINGS.append(dumps({"tables": [first, wide, empty]}))
+    return _STRINGS[0]
+
+
 def wants_gzip(accept_encoding):
     for item in (accept_encoding or "").split(","):
         name, _, params = item.strip().partition(";")
@@ -1398,6 +1431,8 @@ class Handler(BaseHTTPRequestHandler):
             name = name[:-5]
         if name == "large":
             return self.send(200, large_fixture(), list(extra), mode=mode)
+        if name == "strings":
+            return self.send(200, strings_fixture(), list(extra), mode=mode)
         path = Path(CONFIG.fixtures) / (name + ".json")
         if not path.is_file():
             raise ApiError(404, "PathNotFoundError", f"No fixture named '{name}'")

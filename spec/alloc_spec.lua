@@ -29,6 +29,11 @@ local CONFIGS = {
   -- is set, as make check-alloc does; none in repeat runs)
   { name = "decoder, gzip, datetime epoch, dynamic decode", fault = "big:1", decoder = "values",
     stride = os.getenv("ALLOC_STRIDE") and STRIDE or 5 * STRIDE, once = true },
+  -- shape = "columns": the cells in C columns (src/lua_columns.c), a wider stride too
+  { name = "gzip, body worker, shape = columns", fault = "big:1", threads = "true", on_row = "columns",
+    stride = os.getenv("ALLOC_STRIDE") and STRIDE or 4 * STRIDE },
+  { name = "decoder, gzip, shape = columns", fault = "big:1", decoder = "columns",
+    stride = os.getenv("ALLOC_STRIDE") and STRIDE or 4 * STRIDE },
 }
 
 -- The gzip body of a FAULTS query, as the server sends it (for the decoder

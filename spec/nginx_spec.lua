@@ -40,6 +40,22 @@ describe("nginx", function()
                 ngx.say(#result.tables[1].rows, " ", result.tables[1].rows[1].Computer)
             }
         }
+        location = /columns {
+            content_by_lua_block {
+                local lan = require "loganalytics.nginx"
+                local result, err = lan.query({
+                    endpoint = ngx.var.la_endpoint, workspace = "DEMO_WORKSPACE",
+                    api_key = ngx.var.la_api_key,
+                }, "Heartbeat | take 3", { shape = "columns" })
+                if not result then ngx.status = 500 ngx.say(tostring(err)) return end
+                local tbl, cells = result.tables[1], {}
+                for j, col in ipairs(tbl.values) do
+                    assert(type(col) == "table" and col == tbl.columns[j].values and #col == 3)
+                    for i = 1, 3 do cells[#cells + 1] = tostring(col[i]) end
+                end
+                ngx.say(tostring(tbl.rows), " ", table.concat(cells, ","))
+            }
+        }
         location = /flush_tokens {
             content_by_lua_block { ngx.shared.la_tokens:flush_all() ngx.say("flushed") }
         }
@@ -75,6 +91,17 @@ describe("nginx", function()
     assert.equals(require("loganalytics").kql.format(
       "Heartbeat | where Computer == {1} | top 10 by TimeGenerated desc", hostile), query)
     assert.equals(0, #core.decode_json(body).tables[1].rows, "the value broke out of its literal")
+  end)
+
+  it("gives shape = \"columns\" as plain arrays, the same cells as client:query", function()
+    local body, status = get("http://127.0.0.1:" .. port .. "/columns")
+    assert.equals(200, status, body .. helper.read_file(prefix .. "/logs/out.log"))
+    local direct = assert(helper.client():query("Heartbeat | take 3", { shape = "columns" })).tables[1]
+    local cells = {}
+    for j = 1, #direct.values do
+      for i = 1, 3 do cells[#cells + 1] = tostring(direct.values[j][i]) end
+    end
+    assert.equals("nil " .. table.concat(cells, ","), body:gsub("\n$", ""))
   end)
 
   it("queries with a credential, one token for every thread through the shared dict", function()

@@ -8,6 +8,7 @@
 #define LA_CORE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* ---------------------------------------------------------------- buffer */
 
@@ -134,6 +135,8 @@ void la_string_cache_free(la_string_cache *c);
 void la_string_cache_reset(la_string_cache *c);
 int la_string_cache_find(la_string_cache *c, size_t column, const char *s, size_t len);
 int la_string_cache_keep(la_string_cache *c, int slot, const char *bytes, size_t len);
+/* The cache's hash of a string (word-wise; lua_columns.c's dedupe uses it too). */
+uint32_t la_hash_bytes(const char *s, size_t len);
 #define LA_STRING_CACHE_COLUMNS 64      /* columns beyond these are not cached */
 #define LA_STRING_CACHE_PER_COLUMN 64   /* slots, direct-mapped */
 

@@ -15,6 +15,7 @@
 #define DECODER_MT "loganalytics.decoder"
 #define CREDENTIAL_MT "loganalytics.credential"
 #define JSON_BOX_MT "loganalytics.json_box"
+#define COLUMN_MT "loganalytics.column"
 
 /* A userdata with one Lua value of its own (a table), which the collector
  * follows: Lua 5.4's user values, 5.2-5.3's uservalue, 5.1's environment. */
@@ -108,6 +109,30 @@ int la_decoder_out_of_memory(const la_decoder *d);
 void la_decoder_push_result(lua_State *L, int idx);
 /* Frees the C memory now (the userdata stays, closed). */
 void la_decoder_release(la_decoder *d);
+/* Pushes a cell's Lua value as a row has it (the columns use it too). */
+void la_push_cell(lua_State *L, const la_cell *cell);
+
+/* ------------------------------------------------------- lua_columns.c */
+
+/* A column of a result in shape = "columns": cells kept in C, a Lua value
+ * made when one is read (see lua_columns.c). */
+typedef struct la_column la_column;
+
+/* Pushes a new empty column userdata (raises when memory ran out). */
+la_column *la_column_push(lua_State *L);
+/* Append one cell (a string's bytes are copied), a null, or again the
+ * string of cell `at` (1-based; its bytes shared). 0, or -1 when memory ran
+ * out (nothing appended). */
+int la_column_append(la_column *c, const la_cell *cell);
+int la_column_append_null(la_column *c);
+int la_column_append_repeat(la_column *c, size_t at);
+/* Appends the Lua value on top of the stack (popped), kept in the user
+ * value of the column at idx. -1 when memory ran out in C; raises when
+ * Lua's ran out. */
+int la_column_append_lua(lua_State *L, int idx, la_column *c);
+size_t la_column_count(const la_column *c);
+/* The column is complete: what only appending needs is freed. */
+void la_column_done(la_column *c);
 
 /* ------------------------------------------------------- lua_client.c */
 
@@ -117,6 +142,7 @@ void la_decoder_release(la_decoder *d);
  * on top of the stack. */
 void la_json_open(lua_State *L);
 void la_decoder_open(lua_State *L);
+void la_columns_open(lua_State *L);
 void la_client_open(lua_State *L);
 void la_credential_open(lua_State *L);
 

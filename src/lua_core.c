@@ -476,6 +476,7 @@ int luaopen_loganalytics_core(lua_State *L)
     luaL_newlib(L, functions);
     la_json_open(L);
     la_decoder_open(L);
+    la_columns_open(L);
     la_client_open(L);
     la_credential_open(L);
     lua_pushstring(L, la_http_library_version());

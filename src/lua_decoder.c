@@ -85,17 +85,27 @@ struct la_decoder {
     int datetime_fn;         /* a datetime function is at R_DATETIME_FN */
     la_json *dynamic_json;   /* dynamic = "decode": the tokenizer, reused */
     int dynamic_base;        /* ... the stack slot of the text it decodes */
-    int sink_no_memory;      /* a sink's own allocation failed: raised, told as memory */
+    /* shape = "columns": the current table's columns (lua_columns.c; the
+     * table holds them), and where each string cache slot's string is
+     * (its position in the slot's column, 0: none yet in this table) */
+    la_column **columns;
+    size_t columns_cap;
+    size_t *slot_at;
+    int sink_no_memory;      /* a sink's own allocation failed: the result fails as memory */
 };
 
 /* ------------------------------------------------------------ sinks */
 
 /* Memory ran out in C a sink owns (not in Lua): raised under replay's
- * protected call, and told as memory, not as a handler's error. */
+ * protected call; run_replay then fails the result as memory running out
+ * (la_decoder_status: kind "memory"), never a short result, never a
+ * handler's error. */
 static int raise_no_memory(la_decoder *x)
 {
     x->sink_no_memory = 1;
-    lua_pushliteral(x->L, "not enough memory");
+    snprintf(x->message, sizeof x->message, "not enough memory");
+    x->message_no_memory = 1;
+    lua_pushstring(x->L, x->message);
     return lua_error(x->L);
 }
 
@@ -108,6 +118,87 @@ static int row_index(lua_State *L)
         return 1;
     lua_rawgeti(L, 1, (int)lua_tointeger(L, -1));
     return 1;
+}
+
+static int cell_needs_lua(const la_decoder *x, size_t index);
+static void push_cell_value(la_decoder *x, size_t index, const la_cell *cell);
+
+/* shape = "columns": the column userdata of column `index`, as
+ * columns[index + 1].values (the table on top of the stack) and
+ * values[index + 1]. */
+static void add_column(la_decoder *x, size_t index)
+{
+    lua_State *L = x->L;
+    if (index >= x->columns_cap) {
+        size_t cap = index + 16;
+        la_column **grown = realloc(x->columns, cap * sizeof *grown);
+        if (!grown)
+            raise_no_memory(x);
+        memset(grown + x->columns_cap, 0, (cap - x->columns_cap) * sizeof *grown);
+        x->columns = grown;
+        x->columns_cap = cap;
+    }
+    x->columns[index] = la_column_push(L);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, R_ROWS, (int)index + 1);
+    lua_setfield(L, -2, "values");
+}
+
+/* shape = "columns": a cell to its column. A string the cache repeats is
+ * stored once per column (la_column_append_repeat). */
+static void column_cell(la_decoder *x, size_t index, const la_cell *cell)
+{
+    la_column *col;
+    int rc;
+    if (index >= x->ncolumns)
+        return;  /* cannot happen: the parser refuses a row longer than its columns */
+    col = x->columns[index];
+    if (!col)
+        return;  /* cannot happen: columns come in order, before the rows */
+    if (cell->kind == LA_CELL_STRING && cell_needs_lua(x, index)) {
+        /* made by Lua code (datetime function, dynamic decode): the value
+         * is kept in the column's user value (R_ROWS: the table's values) */
+        lua_rawgeti(x->L, R_ROWS, (int)index + 1);
+        push_cell_value(x, index, cell);
+        if (la_column_append_lua(x->L, -2, col) != 0)
+            raise_no_memory(x);
+        lua_pop(x->L, 1);
+        return;
+    }
+    if (cell->slot && !x->slot_at) {
+        x->slot_at = calloc((size_t)LA_STRING_CACHE_COLUMNS * LA_STRING_CACHE_PER_COLUMN,
+                            sizeof *x->slot_at);
+        if (!x->slot_at)
+            raise_no_memory(x);
+    }
+    if (cell->slot) {
+        size_t slot = (size_t)(cell->slot > 0 ? cell->slot : -cell->slot) - 1;
+        if (slot >= (size_t)LA_STRING_CACHE_COLUMNS * LA_STRING_CACHE_PER_COLUMN ||
+            slot / LA_STRING_CACHE_PER_COLUMN != index) {
+            rc = la_column_append_null(col);  /* cannot happen: slots are per column */
+        } else if (cell->slot > 0) {
+            rc = la_column_append_repeat(col, x->slot_at[slot]);
+        } else {
+            rc = la_column_append(col, cell);
+            if (rc == 0)
+                x->slot_at[slot] = la_column_count(col);
+        }
+    } else {
+        rc = la_column_append(col, cell);
+    }
+    if (rc != 0)
+        raise_no_memory(x);
+}
+
+/* shape = "columns": a row ends; a column it gave no cell gets a null
+ * (short rows padded, as rows are). */
+static void column_row_end(la_decoder *x)
+{
+    size_t j, want = (size_t)x->nrows + 1;
+    for (j = 0; j < x->ncolumns; j++)
+        if (x->columns[j] && la_column_count(x->columns[j]) < want &&
+            la_column_append_null(x->columns[j]) != 0)
+            raise_no_memory(x);
 }
 
 static int sink_table_begin(void *ud)
@@ -124,7 +215,11 @@ static int sink_table_begin(void *ud)
     lua_newtable(L);
     lua_pushvalue(L, -1);
     lua_replace(L, R_ROWS);
-    lua_setfield(L, -2, "rows");
+    /* shape = "columns": values instead of rows (R_ROWS holds them) */
+    lua_setfield(L, -2, x->values.columns ? "values" : "rows");
+    if (x->values.columns && x->slot_at)
+        memset(x->slot_at, 0, LA_STRING_CACHE_COLUMNS * LA_STRING_CACHE_PER_COLUMN *
+                              sizeof *x->slot_at);  /* slots are per table */
     lua_pushvalue(L, -1);
     lua_rawseti(L, R_TABLES, (int)++x->ntables);
     lua_replace(L, R_TABLE);
@@ -162,6 +257,8 @@ static int sink_column(void *ud, size_t index, const char *name, size_t name_len
     lua_setfield(L, -2, "name");
     lua_pushlstring(L, type, type_len);
     lua_setfield(L, -2, "type");
+    if (x->values.columns)
+        add_column(x, index);
     lua_rawseti(L, R_COLUMNS, (int)index + 1);
     lua_pushlstring(L, name, name_len);
     lua_pushinteger(L, (lua_Integer)index + 1);
@@ -191,6 +288,8 @@ static int sink_row_begin(void *ud, size_t ncolumns)
         x->paused = 1;
         return LA_SINK_PAUSE;  /* this row comes first at the next take */
     }
+    if (x->values.columns)
+        return 0;  /* no row table: cells go to their columns */
     lua_createtable(L, (int)ncolumns, 0);
     lua_pushvalue(L, R_ROWMT);
     lua_setmetatable(L, -2);
@@ -219,6 +318,11 @@ static void push_cell(lua_State *L, const la_cell *cell)
     case LA_CELL_STRING: lua_pushlstring(L, cell->str, cell->len); break;
     default: lua_pushlightuserdata(L, NULL); break;
     }
+}
+
+void la_push_cell(lua_State *L, const la_cell *cell)
+{
+    push_cell(L, cell);
 }
 
 /* A string cell that names a string cache slot (see la_cell): a repeated
@@ -386,6 +490,10 @@ static void push_cell_value(la_decoder *x, size_t index, const la_cell *cell)
 static int sink_cell(void *ud, size_t index, const la_cell *cell)
 {
     la_decoder *x = ud;
+    if (x->values.columns) {
+        column_cell(x, index, cell);
+        return 0;
+    }
     push_cell_value(x, index, cell);
     lua_rawseti(x->L, R_ROW, (int)index + 1);
     return 0;
@@ -395,8 +503,10 @@ static int sink_row_end(void *ud, size_t ncells)
 {
     la_decoder *x = ud;
     lua_State *L = x->L;
+    if (x->values.columns)
+        column_row_end(x);
     /* rows never have holes: a short row is padded with nulls */
-    for (; ncells < x->ncolumns; ncells++) {
+    for (; ncells < x->ncolumns && !x->values.columns; ncells++) {
         lua_pushlightuserdata(L, NULL);
         lua_rawseti(L, R_ROW, (int)ncells + 1);
     }
@@ -404,6 +514,8 @@ static int sink_row_end(void *ud, size_t ncells)
     x->made++;
     if (x->budget > 0)
         x->budget--;
+    if (x->values.columns)
+        return 0;  /* a full result: the cells are in their columns */
     if (x->mode == LA_DECODE_CALL) {
         /* runs inside replay's protected call: an error in the handler
          * unwinds to run_replay, which keeps it */
@@ -444,6 +556,12 @@ static int sink_table_end(void *ud)
     la_decoder *x = ud;
     if (x->mode == LA_DECODE_COUNT && x->ntables >= 1 && (size_t)x->ntables <= x->ncounts)
         x->nrows = x->counts[x->ntables - 1];
+    if (x->values.columns) {
+        size_t j;
+        for (j = 0; j < x->ncolumns; j++)
+            if (x->columns[j])
+                la_column_done(x->columns[j]);
+    }
     lua_pushinteger(x->L, x->nrows);
     lua_setfield(x->L, R_TABLE, "row_count");
     return 0;
@@ -577,7 +695,7 @@ static int run_replay(la_decoder *d)
 {
     lua_State *L = d->L;
     int status;
-    if (d->lua_failed || !d->tape)
+    if (d->lua_failed || d->sink_no_memory || !d->tape)
         return -1;
     la_getuservalue(L, d->idx);
     lua_rawgeti(L, -1, S_REPLAY);
@@ -587,8 +705,12 @@ static int run_replay(la_decoder *d)
     status = lua_pcall(L, 1, 0, 0);
     d->replaying = 0;
     d->L = L;  /* replay set it to the same thread; said again for clarity */
+    if (status != LUA_OK && d->sink_no_memory) {
+        lua_pop(L, 1);  /* told as the result's failure (la_decoder_status) */
+        return -1;
+    }
     if (status != LUA_OK) {
-        d->lua_no_memory = status == LUA_ERRMEM || d->sink_no_memory;
+        d->lua_no_memory = status == LUA_ERRMEM;
         la_decoder_fail(L, d->idx, d);
         return -1;
     }
@@ -625,7 +747,7 @@ int la_decoder_stopped(const la_decoder *d)
 
 la_parse_status la_decoder_status(const la_decoder *d)
 {
-    if (d->parse_status == LA_PARSE_ERROR)
+    if (d->parse_status == LA_PARSE_ERROR || d->sink_no_memory)
         return LA_PARSE_ERROR;
     return d->stopped ? LA_PARSE_STOPPED : d->parse_status;
 }
@@ -639,6 +761,8 @@ const char *la_decoder_error(const la_decoder *d)
 
 int la_decoder_out_of_memory(const la_decoder *d)
 {
+    if (d->sink_no_memory)
+        return 1;
     if (d->parse_status != LA_PARSE_ERROR)
         return 0;
     if (d->message[0])
@@ -709,7 +833,7 @@ int la_decoder_end(lua_State *L, int idx, la_decoder *d)
     d->idx = lua_absindex(L, idx);
     if (d->lua_failed)
         return -1;
-    if (d->stopped || !d->parser)
+    if (d->stopped || d->sink_no_memory || !d->parser)
         return 0;
     if (d->parse_status == LA_PARSE_OK) {
         if (d->gunzip && !la_gunzip_done(d->gunzip)) {
@@ -743,6 +867,11 @@ void la_decoder_release(la_decoder *d)
     d->ntypes = d->types_cap = 0;
     la_json_free(d->dynamic_json);
     d->dynamic_json = NULL;
+    free(d->columns);
+    d->columns = NULL;
+    d->columns_cap = 0;
+    free(d->slot_at);
+    d->slot_at = NULL;
 }
 
 la_decoder *la_decoder_push(lua_State *L, int gzip, enum la_decoder_mode mode, int on_row,
@@ -916,6 +1045,8 @@ static int decoder_feed(lua_State *L)
             d->budget = -1;
             if (run_replay(d) != 0 && d->lua_failed)
                 return replay_failed(L, d);
+            if (d->sink_no_memory)
+                return parse_failed(L, d);
         }
     }
     lua_pushboolean(L, 1);
@@ -947,6 +1078,8 @@ static int decoder_take(lua_State *L)
     d->budget = d->batch > 0 ? d->batch : -1;
     if (run_replay(d) != 0 && d->lua_failed)
         return replay_failed(L, d);
+    if (d->sink_no_memory)
+        return parse_failed(L, d);
     if (takes) {
         la_getuservalue(L, 1);
         lua_pushnil(L);
@@ -969,7 +1102,7 @@ static int decoder_finish(lua_State *L)
     la_decoder_begin_call(d, L, 1);
     if (la_decoder_end(L, 1, d) != 0)
         return replay_failed(L, d);
-    if (d->parse_status == LA_PARSE_ERROR)
+    if (d->parse_status == LA_PARSE_ERROR || d->sink_no_memory)
         return parse_failed(L, d);
     d->phase = FINISHED;
     la_decoder_release(d);
@@ -1095,6 +1228,10 @@ void la_read_value_options(lua_State *L, int idx, int arg, la_value_options *out
  *   handing its rows over): `finish` gives each table's `name`, `columns`
  *   and `row_count` with `rows` empty, and the top-level members (`error`,
  *   `statistics`, `render`) as usual. Not with `on_row` or `take`.
+ * @tparam[opt] string options.shape `"columns"`: each table of the result gets
+ *   `values[j]` (also `columns[j].values`), a column object (lua_columns.c),
+ *   instead of `rows`, as `client:query`'s option; not with `on_row`, `take`
+ *   or `count_only` (a batch is fine: `take()` then fills the columns).
  * @tparam[opt] integer options.batch N >= 1: `feed` only parses (records the
  *   events in C, makes no Lua value); each `take()` turns at most N pending
  *   rows into Lua values (kept, given to `on_row` or listed), so no stretch

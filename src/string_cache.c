@@ -66,7 +66,7 @@ void la_string_cache_reset(la_string_cache *c)
     memset(c->columns, 0, sizeof c->columns);
 }
 
-static uint32_t hash_bytes(const char *s, size_t len)
+uint32_t la_hash_bytes(const char *s, size_t len)
 {
     uint64_t h = len * 0x9E3779B97F4A7C15ull, w;
     for (; len >= 8; s += 8, len -= 8) {
@@ -94,7 +94,7 @@ int la_string_cache_find(la_string_cache *c, size_t column, const char *s, size_
     stats = &c->columns[column];
     if (stats->off)
         return 0;
-    hash = hash_bytes(s, len);
+    hash = la_hash_bytes(s, len);
     number = (int)(column * SLOTS + (hash % SLOTS));
     sl = &c->slots[number];
     if (++stats->lookups == TRIAL && stats->hits < TRIAL / 4)

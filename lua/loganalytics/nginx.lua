@@ -94,6 +94,14 @@ function M.run(options, kql, opts)
   if not ok then return false, tostring(result) end  -- misuse: re-raised by query()
   if not result then return true, nil, plain_error(err) end
   if result.error then result.error = plain_error(result.error) end
+  -- shape = "columns": a column (userdata) cannot cross: its values do, as an
+  -- array (once: columns[j].values is set again on the handler's side)
+  for _, tbl in ipairs(result.tables) do
+    for j, col in ipairs(tbl.values or {}) do
+      tbl.values[j] = col:totable()
+      tbl.columns[j].values = nil
+    end
+  end
   return true, result
 end
 
@@ -128,7 +136,9 @@ end
 --   token request for all of them even when many queries start at once
 -- @tparam string options.pool (optional) the `thread_pool` to run in (default `"loganalytics"`)
 -- @tparam string kql the query
--- @tparam[opt] table opts `client:query`'s options but `on_row` (plain values)
+-- @tparam[opt] table opts `client:query`'s options but `on_row` (plain values); with
+--   `shape = "columns"` each column arrives as a plain array (`col:totable()`, made in the
+--   thread: a column object cannot cross)
 -- @treturn[1] table result, as from `client:query`, its rows readable by name
 -- @treturn[2] nil
 -- @treturn[2] table err, an error object as from `client:query`
@@ -162,7 +172,8 @@ function M.query(options, kql, opts)
       local j = index[name]
       if j then return rawget(row, j) end
     end }
-    for _, row in ipairs(tbl.rows) do setmetatable(row, mt) end
+    for _, row in ipairs(tbl.rows or {}) do setmetatable(row, mt) end
+    for j, col in ipairs(tbl.values and tbl.columns or {}) do col.values = tbl.values[j] end
   end
   return result
 end

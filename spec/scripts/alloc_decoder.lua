@@ -5,7 +5,8 @@
 --   lua alloc_decoder.lua ENDPOINT BODY_FILE MODE
 -- MODE "keep" keeps the rows (a full result); "take" takes them in batches
 -- of 500; "values" keeps them with datetime = "epoch" and dynamic = "decode"
--- (cells made by C conversions and the tokenizer). Output: success ROWS EXPECTED | error KIND MESSAGE | raised MESSAGE
+-- (cells made by C conversions and the tokenizer); "columns" keeps them with
+-- shape = "columns". Output: success ROWS EXPECTED | error KIND MESSAGE | raised MESSAGE
 local endpoint, body_file, mode = arg[1], arg[2], arg[3]
 local core = require "loganalytics.core"
 
@@ -22,7 +23,8 @@ http:close()
 local ok, result, err, rows = pcall(function()
   local values = mode == "values"
   local dec = core.decoder { gzip = true, take = mode == "take" or nil, batch = mode == "take" and 500 or nil,
-                             datetime = values and "epoch" or nil, dynamic = values and "decode" or nil }
+                             datetime = values and "epoch" or nil, dynamic = values and "decode" or nil,
+                             shape = mode == "columns" and "columns" or nil }
   local taken = 0
   for i = 1, #body, 65536 do
     local fed, e = dec:feed(body:sub(i, i + 65535))
@@ -39,7 +41,16 @@ local ok, result, err, rows = pcall(function()
   local r, e = dec:finish()
   if not r then return nil, e end
   local n = 0
-  for _, t in ipairs(r.tables) do n = n + (mode == "take" and t.row_count or #t.rows) end
+  for _, t in ipairs(r.tables) do
+    if mode == "columns" then
+      for _, col in ipairs(t.values) do
+        if #col ~= t.row_count then return r, nil, -1 end
+      end
+      n = n + t.row_count
+    else
+      n = n + (mode == "take" and t.row_count or #t.rows)
+    end
+  end
   if mode == "take" and n ~= taken then n = -1 end
   return r, nil, n
 end)

@@ -2,7 +2,8 @@
 -- under fuzz/failmalloc.so: prints one line saying how it ended.
 --   lua alloc_query.lua ENDPOINT FAULT THREADS ON_ROW
 -- FAULT is a FAULTS query (big:1, big:1:identity); THREADS "false" turns the
--- body worker off; ON_ROW "on_row" streams the rows. Output:
+-- body worker off; ON_ROW "on_row" streams the rows, "columns" asks for
+-- shape = "columns" (every column must hold every row). Output:
 --   success ROWS EXPECTED | error KIND MESSAGE | raised MESSAGE
 local endpoint, fault, threads, on_row = arg[1], arg[2], arg[3], arg[4]
 local la = require "loganalytics"
@@ -14,12 +15,23 @@ local ok, result, err, expected = pcall(function()
   local opts = {}
   if on_row == "on_row" then
     opts.on_row = function() streamed = streamed + 1 end
+  elseif on_row == "columns" then
+    opts.shape = "columns"
   end
   local r, e = client:query(fault, opts)
   client:close()
   if r then
     local n = 0
-    for _, t in ipairs(r.tables) do n = n + (on_row == "on_row" and t.row_count or #t.rows) end
+    for _, t in ipairs(r.tables) do
+      if on_row == "columns" then
+        for _, col in ipairs(t.values) do
+          if #col ~= t.row_count then return r, nil, -1 end
+        end
+        n = n + t.row_count
+      else
+        n = n + (on_row == "on_row" and t.row_count or #t.rows)
+      end
+    end
     if on_row == "on_row" and n ~= streamed then n = -1 end  -- row_count must be what on_row saw
     return r, nil, n
   end
