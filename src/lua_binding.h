@@ -118,8 +118,10 @@ void la_push_cell(lua_State *L, const la_cell *cell);
  * made when one is read (see lua_columns.c). */
 typedef struct la_column la_column;
 
-/* Pushes a new empty column userdata (raises when memory ran out). */
-la_column *la_column_push(lua_State *L);
+/* Pushes a new empty column userdata for cells of the given type (a
+ * datetime or guid column keeps its text compactly, by its value; raises
+ * when memory ran out). */
+la_column *la_column_push(lua_State *L, la_type type);
 /* Append one cell (a string's bytes are copied), a null, or again the
  * string of cell `at` (1-based; its bytes shared). 0, or -1 when memory ran
  * out (nothing appended). */

@@ -13,6 +13,11 @@
  * miss (longer ones, more distinct values than slots) are looked up in a
  * hash set of the column's own, kept while the column's values repeat.
  *
+ * Typed text is kept by its value: a datetime the service sent in its own
+ * form as its ticks (the number of fractional digits in the kind: the
+ * text is made again exactly when read), a guid as its 16 bytes (its case
+ * in the kind). Anything else in such a column is kept as a string.
+ *
  * Cells whose value only Lua can make (a datetime function's result, a
  * decoded dynamic value) are made while decoding and kept in the column's
  * user value table at their position (kind K_LUA).
@@ -30,8 +35,12 @@ enum cell_kind {
     K_INTEGER,
     K_REAL,
     K_STRING,   /* at: the string's length (see keep_bytes), then its bytes */
-    K_LUA       /* the value at [position] of the user value table */
+    K_LUA,      /* the value at [position] of the user value table */
+    K_GUID_LOWER, K_GUID_UPPER,  /* at: the guid's 16 bytes; its text in that case */
+    K_DATETIME  /* ... K_DATETIME + 7: integer: ticks; the text had that many
+                   fractional digits (la_datetime_parse's form) */
 };
+#define K_DATETIME_LAST (K_DATETIME + 7)
 
 typedef union payload {
     long long integer;
@@ -80,6 +89,7 @@ struct la_column {
     size_t free_left, next_block;
     dedupe seen;
     int lua_values;           /* the user value table exists (K_LUA cells) */
+    la_type type;             /* LA_TYPE_DATETIME, LA_TYPE_GUID: kept by value */
 };
 
 #define KIND(c, i) ((c)->chunks[(i) >> CHUNK_BITS]->kinds[(i) & (CHUNK - 1)])
@@ -123,6 +133,25 @@ static const unsigned char *string_of(const unsigned char *at, size_t *len)
     }
 }
 
+/* A new block with room for need bytes at least; -1 when memory ran out. */
+static int grow_blocks(la_column *c, size_t need)
+{
+    size_t size = c->next_block ? c->next_block : BLOCK_FIRST;
+    block *b;
+    if (need > size)
+        size = need;  /* a long string: a block of its own size */
+    else if (c->next_block < BLOCK_MAX)
+        c->next_block = size * 2;
+    b = malloc(sizeof *b + size);
+    if (!b)
+        return -1;
+    b->next = c->blocks;
+    c->blocks = b;
+    c->free_at = b->data;
+    c->free_left = size;
+    return 0;
+}
+
 /* Copies a string into the blocks; -1 when memory ran out. */
 static int keep_bytes(la_column *c, const char *s, size_t len, payload *out)
 {
@@ -130,21 +159,8 @@ static int keep_bytes(la_column *c, const char *s, size_t len, payload *out)
     unsigned char *at;
     if (len > UINT32_MAX)
         return -1;
-    if (need > c->free_left) {
-        size_t size = c->next_block ? c->next_block : BLOCK_FIRST;
-        block *b;
-        if (need > size)
-            size = need;  /* a long string: a block of its own size */
-        else if (c->next_block < BLOCK_MAX)
-            c->next_block = size * 2;
-        b = malloc(sizeof *b + size);
-        if (!b)
-            return -1;
-        b->next = c->blocks;
-        c->blocks = b;
-        c->free_at = b->data;
-        c->free_left = size;
-    }
+    if (need > c->free_left && grow_blocks(c, need) != 0)
+        return -1;
     at = c->free_at;
     if (len < 255) {
         at[0] = (unsigned char)len;
@@ -236,6 +252,67 @@ static int keep_string(la_column *c, const char *s, size_t len, payload *out)
     return 0;
 }
 
+/* A datetime in the service's form, by its value: the kind says how many
+ * fractional digits the text had (the parser reads fixed places, so the
+ * ticks and that count give the same text back). 0 when kept so. */
+static int keep_datetime(const char *s, size_t len, payload *p, unsigned char *kind)
+{
+    long long ticks;
+    if (la_datetime_parse(s, len, &ticks) != 0)
+        return -1;
+    p->integer = ticks;
+    *kind = (unsigned char)(K_DATETIME + (len > 20 ? len - 21 : 0));
+    return 0;
+}
+
+static int hex_value(char ch)
+{
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+/* A guid's text, 8-4-4-4-12 hex digits all of one case, as its 16 bytes.
+ * 1 when the text is not such a guid; -1 when memory ran out. */
+static int keep_guid(la_column *c, const char *s, size_t len, payload *p, unsigned char *kind)
+{
+    static const unsigned char dash[] = {8, 13, 18, 23};
+    unsigned char bytes[16], *at;
+    int lower = 0, upper = 0;
+    size_t i, k = 0, d = 0;
+    if (len != 36)
+        return 1;
+    for (i = 0; i < len; i++) {
+        int hi, lo;
+        if (d < 4 && i == dash[d]) {
+            if (s[i] != '-')
+                return 1;
+            d++;
+            continue;
+        }
+        hi = hex_value(s[i]);
+        lo = hex_value(s[i + 1]);
+        if (hi < 0 || lo < 0 || (d < 4 && i + 1 == dash[d]))
+            return 1;
+        lower |= (s[i] >= 'a' && s[i] <= 'f') || (s[i + 1] >= 'a' && s[i + 1] <= 'f');
+        upper |= (s[i] >= 'A' && s[i] <= 'F') || (s[i + 1] >= 'A' && s[i + 1] <= 'F');
+        bytes[k++] = (unsigned char)(hi << 4 | lo);
+        i++;
+    }
+    if (lower && upper)
+        return 1;  /* mixed case: the text as it is */
+    if (c->free_left < sizeof bytes && grow_blocks(c, sizeof bytes) != 0)
+        return -1;
+    at = c->free_at;
+    memcpy(at, bytes, sizeof bytes);
+    c->free_at += sizeof bytes;
+    c->free_left -= sizeof bytes;
+    p->at = at;
+    *kind = upper ? K_GUID_UPPER : K_GUID_LOWER;
+    return 0;
+}
+
 int la_column_append(la_column *c, const la_cell *cell)
 {
     payload *p;
@@ -258,6 +335,15 @@ int la_column_append(la_column *c, const la_cell *cell)
         p->real = cell->real;
         break;
     case LA_CELL_STRING:
+        if (c->type == LA_TYPE_DATETIME && keep_datetime(cell->str, cell->len, p, kind) == 0)
+            break;
+        if (c->type == LA_TYPE_GUID) {
+            int rc = keep_guid(c, cell->str, cell->len, p, kind);
+            if (rc < 0)
+                return -1;
+            if (rc == 0)
+                break;
+        }
         if (keep_string(c, cell->str, cell->len, p) != 0)
             return -1;
         *kind = K_STRING;
@@ -279,11 +365,13 @@ int la_column_append_null(la_column *c)
 
 int la_column_append_repeat(la_column *c, size_t at)
 {
-    if (at < 1 || at > c->n || KIND(c, at - 1) != K_STRING)
+    unsigned char kind = at >= 1 && at <= c->n ? KIND(c, at - 1) : K_NULL;
+    if (kind != K_STRING && kind != K_GUID_LOWER && kind != K_GUID_UPPER &&
+        !(kind >= K_DATETIME && kind <= K_DATETIME_LAST))
         return la_column_append_null(c);  /* cannot happen: the decoder names a string of its own */
     if (reserve_cell(c) != 0)
         return -1;
-    KIND(c, c->n) = K_STRING;
+    KIND(c, c->n) = kind;
     CELL(c, c->n) = CELL(c, at - 1);
     c->n++;
     return 0;
@@ -328,6 +416,36 @@ static la_column *check_column(lua_State *L)
     return luaL_checkudata(L, 1, COLUMN_MT);
 }
 
+/* A guid's text from its 16 bytes. */
+static void push_guid(lua_State *L, const unsigned char *bytes, int upper)
+{
+    const char *hex = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+    char text[36];
+    size_t i, k = 0;
+    for (i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            text[k++] = '-';
+        text[k++] = hex[bytes[i] >> 4];
+        text[k++] = hex[bytes[i] & 15];
+    }
+    lua_pushlstring(L, text, sizeof text);
+}
+
+/* A datetime's text as the service sent it: digits fractional digits. */
+static void push_datetime(lua_State *L, long long ticks, int digits)
+{
+    char text[LA_DATETIME_TEXT_SIZE];
+    size_t len;
+    if (la_datetime_format(ticks, text, sizeof text) != 0) {
+        lua_pushliteral(L, "");  /* cannot happen: the ticks came from la_datetime_parse */
+        return;
+    }
+    /* "YYYY-MM-DDTHH:MM:SS.fffffffZ": keep `digits` of the fraction */
+    len = digits ? (size_t)20 + (size_t)digits : 19;
+    text[len] = 'Z';
+    lua_pushlstring(L, text, len + 1);
+}
+
 /* Pushes cell `at` (1-based, in range) of the column at index 1. */
 static void push_value(lua_State *L, const la_column *c, size_t at)
 {
@@ -346,7 +464,15 @@ static void push_value(lua_State *L, const la_column *c, size_t at)
         lua_rawgeti(L, -1, (int)at);
         lua_remove(L, -2);
         return;
-    default: break;
+    case K_GUID_LOWER: case K_GUID_UPPER:
+        push_guid(L, p->at, kind == K_GUID_UPPER);
+        return;
+    default:
+        if (kind >= K_DATETIME && kind <= K_DATETIME_LAST) {
+            push_datetime(L, p->integer, kind - K_DATETIME);
+            return;
+        }
+        break;
     }
     /* the rest as the rows have them (one push for both shapes) */
     memset(&cell, 0, sizeof cell);
@@ -495,10 +621,11 @@ static int column_tostring(lua_State *L)
     return 1;
 }
 
-la_column *la_column_push(lua_State *L)
+la_column *la_column_push(lua_State *L, la_type type)
 {
     la_column *c = la_newuserdata_uv(L, sizeof *c);
     memset(c, 0, sizeof *c);
+    c->type = type;
     luaL_setmetatable(L, COLUMN_MT);
     return c;
 }

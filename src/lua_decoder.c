@@ -126,7 +126,7 @@ static void push_cell_value(la_decoder *x, size_t index, const la_cell *cell);
 /* shape = "columns": the column userdata of column `index`, as
  * columns[index + 1].values (the table on top of the stack) and
  * values[index + 1]. */
-static void add_column(la_decoder *x, size_t index)
+static void add_column(la_decoder *x, size_t index, la_type type)
 {
     lua_State *L = x->L;
     if (index >= x->columns_cap) {
@@ -138,7 +138,7 @@ static void add_column(la_decoder *x, size_t index)
         x->columns = grown;
         x->columns_cap = cap;
     }
-    x->columns[index] = la_column_push(L);
+    x->columns[index] = la_column_push(L, type);
     lua_pushvalue(L, -1);
     lua_rawseti(L, R_ROWS, (int)index + 1);
     lua_setfield(L, -2, "values");
@@ -258,7 +258,7 @@ static int sink_column(void *ud, size_t index, const char *name, size_t name_len
     lua_pushlstring(L, type, type_len);
     lua_setfield(L, -2, "type");
     if (x->values.columns)
-        add_column(x, index);
+        add_column(x, index, la_type_from_name(type, type_len));
     lua_rawseti(L, R_COLUMNS, (int)index + 1);
     lua_pushlstring(L, name, name_len);
     lua_pushinteger(L, (lua_Integer)index + 1);
