@@ -281,6 +281,28 @@ describe("shape = \"columns\"", function()
     c:close()
   end)
 
+  it("keeps strings longer than a block, and numbers after text in one chunk", function()
+    -- a string over 1 MiB gets a block of its own (the next cells keep using
+    -- the block with room); 3000 distinct 300-byte strings fill several
+    -- blocks; a column of unknown type switches from text to numbers
+    -- mid-chunk (its 4-byte payloads widen to 8)
+    local huge = ("x"):rep(1536 * 1024) .. "\195\169"
+    local rows = {}
+    for i = 1, 3000 do
+      local text = ("%05d"):format(i) .. ("y"):rep(295)
+      local mixed = i % 3 == 0 and tostring(i) or ("t" .. i)
+      if i == 1000 or i == 2500 then text = huge end
+      rows[#rows + 1] = ('["%s",%s,"%s"]'):format(text, i % 7 == 0 and "1.5" or mixed:match("^t") and ('"' .. mixed .. '"') or mixed,
+        i % 2 == 0 and "74be27de-1e4e-49d9-b579-fe0b331d3642" or "2024-02-29T12:00:00.5Z")
+    end
+    local body = '{"tables":[{"name":"T","columns":[{"name":"S","type":"string"},{"name":"U","type":"whatever"},'
+      .. '{"name":"G","type":"guid"}],"rows":[' .. table.concat(rows, ",") .. "]}]}"
+    local plain = assert(decode(body, #body, {}))
+    local cols = assert(decode(body, 65536, { shape = "columns" }))
+    assert_same_result(plain, cols, "long strings")
+    assert.are.equal(huge, cols.tables[1].values[1][1000])
+  end)
+
   it("is given per query in client:batch and client:query_many", function()
     local c = helper.client {}
     local kql = "Heartbeat | take 5"

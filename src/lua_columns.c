@@ -6,12 +6,14 @@
  * Why: a full result in rows costs one Lua table per row and one interned
  * Lua string per string cell, and interning ~300k short strings in a big,
  * cold string table is where most of the time goes (issue 15's profile).
- * Here a cell is a kind byte and an 8-byte payload (a string's: a pointer
- * to its length and bytes, in blocks of the column's that never move, so
- * growing copies nothing), and a value repeated through the string cache's slots
- * (lua_decoder.c) is stored once and referred to again. Strings the slots
- * miss (longer ones, more distinct values than slots) are looked up in a
- * hash set of the column's own, kept while the column's values repeat.
+ * Here a cell is a kind byte and a payload: 4 bytes while the cells of its
+ * chunk need no more (a string's place, a ref), 8 once one does (a number,
+ * a datetime's ticks: the chunk is widened). Strings are kept as their
+ * length and bytes in blocks of the column's that never move, so growing
+ * copies nothing; a value repeated through the string cache's slots
+ * (lua_decoder.c) is stored once and referred to again, and strings the
+ * slots miss (longer ones, more distinct values than slots) are looked up
+ * in a hash set of the column's own, kept while the column's values repeat.
  *
  * Typed text is kept by its value: a datetime the service sent in its own
  * form as its ticks (the number of fractional digits in the kind: the
@@ -32,40 +34,42 @@ enum cell_kind {
     K_NULL = 0,
     K_FALSE,
     K_TRUE,
-    K_INTEGER,
-    K_REAL,
-    K_STRING,   /* at: the string's length (see keep_bytes), then its bytes */
+    K_INTEGER,  /* wide: integer */
+    K_REAL,     /* wide: real */
+    K_STRING,   /* ref: the string's length (see keep_bytes), then its bytes */
     K_LUA,      /* the value at [position] of the user value table */
-    K_GUID_LOWER, K_GUID_UPPER,  /* at: the guid's 16 bytes; its text in that case */
-    K_DATETIME  /* ... K_DATETIME + 7: integer: ticks; the text had that many
-                   fractional digits (la_datetime_parse's form) */
+    K_GUID_LOWER, K_GUID_UPPER,  /* ref: the guid's 16 bytes; its text in that case */
+    K_DATETIME  /* ... K_DATETIME + 7: wide: integer: ticks; the text had that
+                   many fractional digits (la_datetime_parse's form) */
 };
 #define K_DATETIME_LAST (K_DATETIME + 7)
+#define IS_WIDE(kind) ((kind) == K_INTEGER || (kind) == K_REAL || \
+                       ((kind) >= K_DATETIME && (kind) <= K_DATETIME_LAST))
+#define HAS_REF(kind) ((kind) == K_STRING || (kind) == K_GUID_LOWER || (kind) == K_GUID_UPPER)
 
 typedef union payload {
     long long integer;
     double real;
-    const unsigned char *at;
 } payload;
+
+/* A place in the column's blocks: the block's number and the offset in it. */
+typedef uint32_t ref;
+#define REF_OFFSET_BITS 20
+#define BLOCK_MAX ((size_t)1 << REF_OFFSET_BITS)   /* offsets fit in their bits */
+#define MAX_BLOCKS 4095   /* ... and the block numbers in the rest (ref + 1 never wraps) */
+#define BLOCK_FIRST (16 * 1024)
 
 /* Cells in chunks of CHUNK (never moved: growing copies nothing). */
 #define CHUNK_BITS 12
 #define CHUNK ((size_t)1 << CHUNK_BITS)
 typedef struct chunk {
-    payload cells[CHUNK];
     unsigned char kinds[CHUNK];   /* enum cell_kind */
+    ref *narrow;                  /* the payloads while they fit in 4 bytes, */
+    payload *wide;                /* ... or 8 (then narrow is NULL; refs widened) */
 } chunk;
 
-/* The strings' bytes, in blocks that never move (a cell points into them). */
-typedef struct block {
-    struct block *next;           /* the one made before */
-    unsigned char data[];
-} block;
-#define BLOCK_FIRST (16 * 1024)
-#define BLOCK_MAX (1024 * 1024)
-
 /* The column's distinct strings, for storing a repeat once: open
- * addressing over their payloads (NULL: empty). A column whose first
+ * addressing over their refs + 1 (0: empty). A column whose first
  * DEDUPE_EARLY / 2 strings never repeat (ids, timestamps) drops it; after
  * that it is judged each time it must grow past DEDUPE_JUDGED slots, and
  * dropped when its repeats saved less than it costs. The judging starts
@@ -73,7 +77,7 @@ typedef struct block {
 #define DEDUPE_EARLY 4096
 #define DEDUPE_JUDGED (64 * 1024)
 typedef struct dedupe {
-    payload *slots;
+    uint32_t *slots;
     uint32_t *hashes;
     size_t cap, used;         /* cap: a power of 2, used <= cap / 2 */
     size_t saved;             /* bytes the repeats did not store again */
@@ -84,16 +88,78 @@ struct la_column {
     size_t n;                 /* cells */
     chunk **chunks;
     size_t nchunks, chunks_cap;
-    block *blocks;            /* the newest first */
-    unsigned char *free_at;   /* room left in the newest block */
+    int wide;                 /* new chunks start wide: the last one had to be */
+    unsigned char **blocks;   /* the strings' blocks, by number */
+    size_t nblocks, blocks_cap;
+    unsigned char *free_at;   /* room left in the block with room, */
     size_t free_left, next_block;
+    size_t current;           /* ... its number (a long string's own block may be newer) */
     dedupe seen;
     int lua_values;           /* the user value table exists (K_LUA cells) */
     la_type type;             /* LA_TYPE_DATETIME, LA_TYPE_GUID: kept by value */
 };
 
-#define KIND(c, i) ((c)->chunks[(i) >> CHUNK_BITS]->kinds[(i) & (CHUNK - 1)])
-#define CELL(c, i) ((c)->chunks[(i) >> CHUNK_BITS]->cells[(i) & (CHUNK - 1)])
+#define CHUNK_OF(c, i) ((c)->chunks[(i) >> CHUNK_BITS])
+#define KIND(c, i) (CHUNK_OF(c, i)->kinds[(i) & (CHUNK - 1)])
+
+/* ------------------------------------------------------------ payloads */
+
+static ref ref_of(const la_column *c, size_t i)
+{
+    const chunk *ch = CHUNK_OF(c, i);
+    size_t j = i & (CHUNK - 1);
+    return ch->narrow ? ch->narrow[j] : (ref)ch->wide[j].integer;
+}
+
+static const unsigned char *bytes_at(const la_column *c, ref r)
+{
+    return c->blocks[r >> REF_OFFSET_BITS] + (r & (BLOCK_MAX - 1));
+}
+
+/* A string is kept as its length (one byte below 255; else 255 and 4
+ * bytes) and its bytes. */
+static const unsigned char *string_of(const unsigned char *at, size_t *len)
+{
+    if (at[0] < 255) {
+        *len = at[0];
+        return at + 1;
+    } else {
+        uint32_t n;
+        memcpy(&n, at + 1, sizeof n);
+        *len = n;
+        return at + 5;
+    }
+}
+
+/* Cell i's payload becomes 8 bytes wide: its chunk is widened first (the
+ * refs of its cells so far carried over). -1 when memory ran out. */
+static int set_wide(la_column *c, size_t i, payload v)
+{
+    chunk *ch = CHUNK_OF(c, i);
+    if (ch->narrow) {
+        size_t j, filled = i & (CHUNK - 1);  /* the cells before i */
+        payload *wide = malloc(CHUNK * sizeof *wide);
+        if (!wide)
+            return -1;
+        for (j = 0; j < filled; j++)
+            wide[j].integer = ch->narrow[j];
+        free(ch->narrow);
+        ch->narrow = NULL;
+        ch->wide = wide;
+        c->wide = 1;
+    }
+    ch->wide[i & (CHUNK - 1)] = v;
+    return 0;
+}
+
+static void set_ref(la_column *c, size_t i, ref r)
+{
+    chunk *ch = CHUNK_OF(c, i);
+    if (ch->narrow)
+        ch->narrow[i & (CHUNK - 1)] = r;
+    else
+        ch->wide[i & (CHUNK - 1)].integer = r;
+}
 
 /* ------------------------------------------------------------ building */
 
@@ -114,54 +180,87 @@ static int reserve_cell(la_column *c)
     fresh = malloc(sizeof *fresh);
     if (!fresh)
         return -1;
+    fresh->narrow = NULL;
+    fresh->wide = NULL;
+    if (c->wide)
+        fresh->wide = malloc(CHUNK * sizeof *fresh->wide);
+    else
+        fresh->narrow = malloc(CHUNK * sizeof *fresh->narrow);
+    if (!fresh->wide && !fresh->narrow) {
+        free(fresh);
+        return -1;
+    }
     c->chunks[c->nchunks++] = fresh;
     return 0;
 }
 
-/* A string is kept as its length (one byte below 255; else 255 and 4
- * bytes) and its bytes. */
-static const unsigned char *string_of(const unsigned char *at, size_t *len)
-{
-    if (at[0] < 255) {
-        *len = at[0];
-        return at + 1;
-    } else {
-        uint32_t n;
-        memcpy(&n, at + 1, sizeof n);
-        *len = n;
-        return at + 5;
-    }
-}
-
-/* A new block with room for need bytes at least; -1 when memory ran out. */
-static int grow_blocks(la_column *c, size_t need)
+/* A new block with room for need bytes at least, its number in *number;
+ * -1 when memory ran out (or the column has its most blocks). A string
+ * longer than a block gets one of its own, and the newest block stays the
+ * one with room. */
+static int grow_blocks(la_column *c, size_t need, size_t *number)
 {
     size_t size = c->next_block ? c->next_block : BLOCK_FIRST;
-    block *b;
-    if (need > size)
-        size = need;  /* a long string: a block of its own size */
+    unsigned char *b;
+    int own = need > BLOCK_MAX;
+    if (c->nblocks == MAX_BLOCKS)
+        return -1;
+    if (c->nblocks == c->blocks_cap) {
+        size_t cap = c->blocks_cap ? c->blocks_cap * 2 : 16;
+        unsigned char **grown = realloc(c->blocks, cap * sizeof *grown);
+        if (!grown)
+            return -1;
+        c->blocks = grown;
+        c->blocks_cap = cap;
+    }
+    if (own)
+        size = need;
+    else if (need > size)
+        size = BLOCK_MAX;
     else if (c->next_block < BLOCK_MAX)
         c->next_block = size * 2;
-    b = malloc(sizeof *b + size);
+    b = malloc(size);
     if (!b)
         return -1;
-    b->next = c->blocks;
-    c->blocks = b;
-    c->free_at = b->data;
-    c->free_left = size;
+    *number = c->nblocks;
+    c->blocks[c->nblocks++] = b;
+    if (!own) {
+        c->current = *number;
+        c->free_at = b;
+        c->free_left = size;
+    }
     return 0;
 }
 
-/* Copies a string into the blocks; -1 when memory ran out. */
-static int keep_bytes(la_column *c, const char *s, size_t len, payload *out)
+/* Room for need bytes; their place in *out. -1 when memory ran out. */
+static unsigned char *take_room(la_column *c, size_t need, ref *out)
 {
-    size_t need = (len < 255 ? 1 : 5) + len;
+    size_t number;
+    unsigned char *at;
+    if (need > BLOCK_MAX) {
+        if (grow_blocks(c, need, &number) != 0)
+            return NULL;
+        *out = (ref)(number << REF_OFFSET_BITS);
+        return c->blocks[number];
+    }
+    if (need > c->free_left && grow_blocks(c, need, &number) != 0)
+        return NULL;
+    at = c->free_at;
+    *out = (ref)(c->current << REF_OFFSET_BITS | (size_t)(at - c->blocks[c->current]));
+    c->free_at += need;
+    c->free_left -= need;
+    return at;
+}
+
+/* Copies a string into the blocks; -1 when memory ran out. */
+static int keep_bytes(la_column *c, const char *s, size_t len, ref *out)
+{
     unsigned char *at;
     if (len > UINT32_MAX)
         return -1;
-    if (need > c->free_left && grow_blocks(c, need) != 0)
+    at = take_room(c, (len < 255 ? 1 : 5) + len, out);
+    if (!at)
         return -1;
-    at = c->free_at;
     if (len < 255) {
         at[0] = (unsigned char)len;
         memcpy(at + 1, s, len);
@@ -171,9 +270,6 @@ static int keep_bytes(la_column *c, const char *s, size_t len, payload *out)
         memcpy(at + 1, &n, sizeof n);
         memcpy(at + 5, s, len);
     }
-    c->free_at += need;
-    c->free_left -= need;
-    out->at = at;
     return 0;
 }
 
@@ -191,19 +287,17 @@ static void dedupe_drop(dedupe *d)
 static int dedupe_grow(dedupe *d)
 {
     size_t cap = d->cap ? d->cap * 2 : 1024, i, j;
-    payload *slots = malloc(cap * sizeof *slots);
+    uint32_t *slots = calloc(cap, sizeof *slots);
     uint32_t *hashes = malloc(cap * sizeof *hashes);
     if (!slots || !hashes) {
         free(slots);
         free(hashes);
         return -1;
     }
-    for (i = 0; i < cap; i++)
-        slots[i].at = NULL;
     for (i = 0; i < d->cap; i++) {
-        if (!d->slots[i].at)
+        if (!d->slots[i])
             continue;
-        for (j = d->hashes[i] & (cap - 1); slots[j].at; j = (j + 1) & (cap - 1))
+        for (j = d->hashes[i] & (cap - 1); slots[j]; j = (j + 1) & (cap - 1))
             ;
         slots[j] = d->slots[i];
         hashes[j] = d->hashes[i];
@@ -216,9 +310,9 @@ static int dedupe_grow(dedupe *d)
     return 0;
 }
 
-/* A string's payload: the one stored before when the column has it, else
- * its bytes kept now (and remembered). -1 when memory ran out. */
-static int keep_string(la_column *c, const char *s, size_t len, payload *out)
+/* A string's ref: the one stored before when the column has it, else its
+ * bytes kept now (and remembered). -1 when memory ran out. */
+static int keep_string(la_column *c, const char *s, size_t len, ref *out)
 {
     dedupe *d = &c->seen;
     uint32_t hash;
@@ -235,18 +329,18 @@ static int keep_string(la_column *c, const char *s, size_t len, payload *out)
             return -1;
     }
     hash = la_hash_bytes(s, len);
-    for (i = hash & (d->cap - 1); d->slots[i].at; i = (i + 1) & (d->cap - 1)) {
+    for (i = hash & (d->cap - 1); d->slots[i]; i = (i + 1) & (d->cap - 1)) {
         size_t n;
-        const unsigned char *bytes = string_of(d->slots[i].at, &n);
+        const unsigned char *bytes = string_of(bytes_at(c, d->slots[i] - 1), &n);
         if (d->hashes[i] == hash && n == len && memcmp(bytes, s, len) == 0) {
             d->saved += len;
-            *out = d->slots[i];
+            *out = d->slots[i] - 1;
             return 0;
         }
     }
     if (keep_bytes(c, s, len, out) != 0)
         return -1;
-    d->slots[i] = *out;
+    d->slots[i] = *out + 1;
     d->hashes[i] = hash;
     d->used++;
     return 0;
@@ -255,7 +349,7 @@ static int keep_string(la_column *c, const char *s, size_t len, payload *out)
 /* A datetime in the service's form, by its value: the kind says how many
  * fractional digits the text had (the parser reads fixed places, so the
  * ticks and that count give the same text back). 0 when kept so. */
-static int keep_datetime(const char *s, size_t len, payload *p, unsigned char *kind)
+static int read_datetime(const char *s, size_t len, payload *p, unsigned char *kind)
 {
     long long ticks;
     if (la_datetime_parse(s, len, &ticks) != 0)
@@ -275,7 +369,7 @@ static int hex_value(char ch)
 
 /* A guid's text, 8-4-4-4-12 hex digits all of one case, as its 16 bytes.
  * 1 when the text is not such a guid; -1 when memory ran out. */
-static int keep_guid(la_column *c, const char *s, size_t len, payload *p, unsigned char *kind)
+static int keep_guid(la_column *c, const char *s, size_t len, ref *out, unsigned char *kind)
 {
     static const unsigned char dash[] = {8, 13, 18, 23};
     unsigned char bytes[16], *at;
@@ -302,57 +396,67 @@ static int keep_guid(la_column *c, const char *s, size_t len, payload *p, unsign
     }
     if (lower && upper)
         return 1;  /* mixed case: the text as it is */
-    if (c->free_left < sizeof bytes && grow_blocks(c, sizeof bytes) != 0)
+    at = take_room(c, sizeof bytes, out);
+    if (!at)
         return -1;
-    at = c->free_at;
     memcpy(at, bytes, sizeof bytes);
-    c->free_at += sizeof bytes;
-    c->free_left -= sizeof bytes;
-    p->at = at;
     *kind = upper ? K_GUID_UPPER : K_GUID_LOWER;
+    return 0;
+}
+
+/* A string cell: by its value in a datetime or guid column, else as text. */
+static int append_text(la_column *c, const char *s, size_t len, unsigned char *kind)
+{
+    payload v;
+    ref r;
+    if (c->type == LA_TYPE_DATETIME && read_datetime(s, len, &v, kind) == 0)
+        return set_wide(c, c->n, v);
+    if (c->type == LA_TYPE_GUID) {
+        int rc = keep_guid(c, s, len, &r, kind);
+        if (rc < 0)
+            return -1;
+        if (rc == 0) {
+            set_ref(c, c->n, r);
+            return 0;
+        }
+    }
+    if (keep_string(c, s, len, &r) != 0)
+        return -1;
+    *kind = K_STRING;
+    set_ref(c, c->n, r);
     return 0;
 }
 
 int la_column_append(la_column *c, const la_cell *cell)
 {
-    payload *p;
-    unsigned char *kind;
+    unsigned char kind = K_NULL;
+    payload v;
+    int rc = 0;
     if (reserve_cell(c) != 0)
         return -1;
-    p = &CELL(c, c->n);
-    kind = &KIND(c, c->n);
     switch (cell->kind) {
     case LA_CELL_BOOL:
-        *kind = cell->boolean ? K_TRUE : K_FALSE;
-        p->integer = 0;
+        kind = cell->boolean ? K_TRUE : K_FALSE;
         break;
     case LA_CELL_INTEGER:
-        *kind = K_INTEGER;
-        p->integer = cell->integer;
+        kind = K_INTEGER;
+        v.integer = cell->integer;
+        rc = set_wide(c, c->n, v);
         break;
     case LA_CELL_REAL:
-        *kind = K_REAL;
-        p->real = cell->real;
+        kind = K_REAL;
+        v.real = cell->real;
+        rc = set_wide(c, c->n, v);
         break;
     case LA_CELL_STRING:
-        if (c->type == LA_TYPE_DATETIME && keep_datetime(cell->str, cell->len, p, kind) == 0)
-            break;
-        if (c->type == LA_TYPE_GUID) {
-            int rc = keep_guid(c, cell->str, cell->len, p, kind);
-            if (rc < 0)
-                return -1;
-            if (rc == 0)
-                break;
-        }
-        if (keep_string(c, cell->str, cell->len, p) != 0)
-            return -1;
-        *kind = K_STRING;
+        rc = append_text(c, cell->str, cell->len, &kind);
         break;
     default:
-        *kind = K_NULL;
-        p->integer = 0;
         break;
     }
+    if (rc != 0)
+        return -1;
+    KIND(c, c->n) = kind;
     c->n++;
     return 0;
 }
@@ -366,13 +470,17 @@ int la_column_append_null(la_column *c)
 int la_column_append_repeat(la_column *c, size_t at)
 {
     unsigned char kind = at >= 1 && at <= c->n ? KIND(c, at - 1) : K_NULL;
-    if (kind != K_STRING && kind != K_GUID_LOWER && kind != K_GUID_UPPER &&
-        !(kind >= K_DATETIME && kind <= K_DATETIME_LAST))
+    if (!HAS_REF(kind) && !(kind >= K_DATETIME && kind <= K_DATETIME_LAST))
         return la_column_append_null(c);  /* cannot happen: the decoder names a string of its own */
     if (reserve_cell(c) != 0)
         return -1;
+    if (IS_WIDE(kind)) {
+        if (set_wide(c, c->n, CHUNK_OF(c, at - 1)->wide[(at - 1) & (CHUNK - 1)]) != 0)
+            return -1;
+    } else {
+        set_ref(c, c->n, ref_of(c, at - 1));
+    }
     KIND(c, c->n) = kind;
-    CELL(c, c->n) = CELL(c, at - 1);
     c->n++;
     return 0;
 }
@@ -404,7 +512,6 @@ int la_column_append_lua(lua_State *L, int idx, la_column *c)
     lua_rawseti(L, -2, (int)c->n + 1);  /* may raise (memory): the cell is not counted yet */
     lua_pop(L, 1);
     KIND(c, c->n) = K_LUA;
-    CELL(c, c->n).integer = 0;
     c->n++;
     return 0;
 }
@@ -449,14 +556,16 @@ static void push_datetime(lua_State *L, long long ticks, int digits)
 /* Pushes cell `at` (1-based, in range) of the column at index 1. */
 static void push_value(lua_State *L, const la_column *c, size_t at)
 {
-    const payload *p = &CELL(c, at - 1);
     unsigned char kind = KIND(c, at - 1);
+    const chunk *ch = CHUNK_OF(c, at - 1);
+    /* a wide kind's chunk is wide (set_wide) */
+    const payload *p = IS_WIDE(kind) ? &ch->wide[(at - 1) & (CHUNK - 1)] : NULL;
     la_cell cell;
     size_t len;
     const unsigned char *bytes;
     switch (kind) {
     case K_STRING:
-        bytes = string_of(p->at, &len);
+        bytes = string_of(bytes_at(c, ref_of(c, at - 1)), &len);
         lua_pushlstring(L, (const char *)bytes, len);
         return;
     case K_LUA:
@@ -465,10 +574,10 @@ static void push_value(lua_State *L, const la_column *c, size_t at)
         lua_remove(L, -2);
         return;
     case K_GUID_LOWER: case K_GUID_UPPER:
-        push_guid(L, p->at, kind == K_GUID_UPPER);
+        push_guid(L, bytes_at(c, ref_of(c, at - 1)), kind == K_GUID_UPPER);
         return;
     default:
-        if (kind >= K_DATETIME && kind <= K_DATETIME_LAST) {
+        if (kind >= K_DATETIME && kind <= K_DATETIME_LAST && p) {
             push_datetime(L, p->integer, kind - K_DATETIME);
             return;
         }
@@ -481,8 +590,8 @@ static void push_value(lua_State *L, const la_column *c, size_t at)
         cell.kind = LA_CELL_BOOL;
         cell.boolean = kind == K_TRUE;
         break;
-    case K_INTEGER: cell.kind = LA_CELL_INTEGER; cell.integer = p->integer; break;
-    case K_REAL: cell.kind = LA_CELL_REAL; cell.real = p->real; break;
+    case K_INTEGER: cell.kind = LA_CELL_INTEGER; cell.integer = p ? p->integer : 0; break;
+    case K_REAL: cell.kind = LA_CELL_REAL; cell.real = p ? p->real : 0; break;
     default: cell.kind = LA_CELL_NULL; break;
     }
     la_push_cell(L, &cell);
@@ -540,7 +649,7 @@ static int column_len(lua_State *L)
 static int column_totable(lua_State *L)
 {
     la_column *c = check_column(L);
-    const unsigned char *recent_at[RECENT];
+    ref recent_at[RECENT];   /* + 1: 0 is none */
     size_t i;
     int recent;
     luaL_argcheck(L, c->n <= (size_t)INT_MAX, 1, "too many values for a Lua table");
@@ -549,20 +658,20 @@ static int column_totable(lua_State *L)
     lua_createtable(L, RECENT, 0);
     recent = lua_gettop(L);
     for (i = 0; i < RECENT; i++)
-        recent_at[i] = NULL;
+        recent_at[i] = 0;
     for (i = 1; i <= c->n; i++) {
         if (KIND(c, i - 1) == K_STRING) {
-            const unsigned char *at = CELL(c, i - 1).at;
-            unsigned h = (unsigned)(((uintptr_t)at ^ ((uintptr_t)at >> 9)) % RECENT);
-            if (recent_at[h] == at) {
+            ref r = ref_of(c, i - 1);
+            unsigned h = (unsigned)((r ^ (r >> 9)) % RECENT);
+            if (recent_at[h] == r + 1) {
                 lua_rawgeti(L, recent, (int)h + 1);
             } else {
                 size_t len;
-                const unsigned char *bytes = string_of(at, &len);
+                const unsigned char *bytes = string_of(bytes_at(c, r), &len);
                 lua_pushlstring(L, (const char *)bytes, len);
                 lua_pushvalue(L, -1);
                 lua_rawseti(L, recent, (int)h + 1);
-                recent_at[h] = at;
+                recent_at[h] = r + 1;
             }
         } else {
             push_value(L, c, i);
@@ -599,18 +708,21 @@ static int column_close(lua_State *L)
 {
     la_column *c = check_column(L);
     size_t i;
-    for (i = 0; i < c->nchunks; i++)
+    for (i = 0; i < c->nchunks; i++) {
+        free(c->chunks[i]->narrow);
+        free(c->chunks[i]->wide);
         free(c->chunks[i]);
-    free(c->chunks);
-    while (c->blocks) {
-        block *next = c->blocks->next;
-        free(c->blocks);
-        c->blocks = next;
     }
+    free(c->chunks);
+    for (i = 0; i < c->nblocks; i++)
+        free(c->blocks[i]);
+    free(c->blocks);
     dedupe_drop(&c->seen);
     c->chunks = NULL;
+    c->blocks = NULL;
     c->free_at = NULL;
     c->n = c->nchunks = c->chunks_cap = c->free_left = 0;
+    c->nblocks = c->blocks_cap = 0;
     return 0;
 }
 
@@ -626,6 +738,9 @@ la_column *la_column_push(lua_State *L, la_type type)
     la_column *c = la_newuserdata_uv(L, sizeof *c);
     memset(c, 0, sizeof *c);
     c->type = type;
+    /* numbers and datetimes (kept as ticks) need 8 bytes from the start */
+    c->wide = type == LA_TYPE_INT || type == LA_TYPE_LONG || type == LA_TYPE_REAL ||
+              type == LA_TYPE_DATETIME;
     luaL_setmetatable(L, COLUMN_MT);
     return c;
 }
