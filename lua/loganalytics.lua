@@ -514,8 +514,8 @@ end
 
 --- A column of a result made with `shape = "columns"` (`tbl.values[j]`, the
 -- same object as `tbl.columns[j].values`): a userdata holding the column's
--- cells in C, compact (a kind byte and 8 bytes a cell, a repeated string's
--- bytes stored once), a Lua value made when a cell is read, typed as in rows
+-- cells in C, compact (a kind byte and 4 or 8 bytes a cell, a repeated
+-- string's bytes stored once), a Lua value made when a cell is read, typed as in rows
 -- (see @{result}). `col[i]` is cell i (@{null} for a null) and nil for any
 -- key that is not an integer from 1 to `#col`; `#col` is the table's
 -- `row_count`. `pairs(col)` and `ipairs(col)` go through the cells on Lua 5.2
