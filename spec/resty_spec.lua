@@ -42,6 +42,24 @@ local LOCATIONS = [[
                 ngx.say(#result.tables[1].rows)
             }
         }
+        location = /values {
+            content_by_lua_block {
+                -- shape = "columns", datetime = "epoch", dynamic = "decode": every cell, shown
+                local t = require "resty_spec_clients"
+                local result, err = t.client():query(ngx.var.arg_kql, { workspace = ngx.var.arg_workspace,
+                    shape = "columns", datetime = "epoch", dynamic = "decode" })
+                if not result then ngx.status = 502 ngx.say(tostring(err)) return end
+                local out = {}
+                for _, tbl in ipairs(result.tables) do
+                    for j = 1, #tbl.values do
+                        local col = tbl.values[j]
+                        for i = 1, #col do out[#out + 1] = t.show(col[i]) end
+                        out[#out + 1] = "\n"
+                    end
+                end
+                ngx.print(table.concat(out, " "))
+            }
+        }
         location = /dump {
             content_by_lua_block {
                 -- the kept result, every cell with its type
@@ -224,6 +242,22 @@ function M.line(row)
     else cells[j] = type(v) .. ":" .. tostring(v):gsub("[%z\1-\31\\]", ESCAPE) end
   end
   return table.concat(cells, "\t") .. "\n"
+end
+-- A value, decoded tables included, as one line of text.
+function M.show(v)
+  if v == la.null then return "null" end
+  if type(v) == "number" then
+    if v ~= v then return "nan" end
+    if v == math.floor(v) and v > -2 ^ 63 and v < 2 ^ 63 then return ("%d"):format(v) end
+    return ("%.17g"):format(v)
+  elseif type(v) == "table" then
+    local keys, parts = {}, {}
+    for k in pairs(v) do keys[#keys + 1] = k end
+    table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+    for _, k in ipairs(keys) do parts[#parts + 1] = tostring(k) .. "=" .. M.show(v[k]) end
+    return "{" .. table.concat(parts, ",") .. "}"
+  end
+  return type(v):sub(1, 1) .. ":" .. tostring(v):gsub("[%z\1-\32\\]", ESCAPE)
 end
 -- a query where cosockets are not available (init_worker)
 local ok, err = pcall(function()
@@ -574,6 +608,41 @@ describe("loganalytics.resty in nginx", function()
       assert.equals("POST /v1/workspaces/8a1d5c2e-4b7f-4e0a-9c3d-2f6b1e9a7d40/query",
         requests[i].method .. " " .. requests[i].path)
     end
+  end)
+
+  it("gives shape = columns, datetime = epoch and dynamic = decode as client:query does", function()
+    local body, status = get(base .. "/values?workspace=FIXTURES&kql=datetimes")
+    assert.equals(200, status, body)
+    local la = require "loganalytics"
+    -- the nginx module's M.show on Lua 5.4 (a long beyond 2^53 is a string on LuaJIT)
+    local function show(v)
+      if v == la.null then return "null" end
+      if math.type(v) == "integer" and (v > 2 ^ 53 or v < -2 ^ 53) then return ("s:%d"):format(v) end
+      if type(v) == "number" then
+        if v ~= v then return "nan" end
+        if v == math.floor(v) and v > -2 ^ 63 and v < 2 ^ 63 then return ("%d"):format(v) end
+        return ("%.17g"):format(v)
+      elseif type(v) == "table" then
+        local keys, parts = {}, {}
+        for k in pairs(v) do keys[#keys + 1] = k end
+        table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+        for _, k in ipairs(keys) do parts[#parts + 1] = tostring(k) .. "=" .. show(v[k]) end
+        return "{" .. table.concat(parts, ",") .. "}"
+      end
+      return type(v):sub(1, 1) .. ":" .. tostring(v):gsub("[%z\1-\32\\]", ESCAPE)
+    end
+    local direct = assert(helper.client():query("datetimes", { workspace = "FIXTURES",
+      shape = "columns", datetime = "epoch", dynamic = "decode" }))
+    local out = {}
+    for _, tbl in ipairs(direct.tables) do
+      for j = 1, #tbl.values do
+        local col = tbl.values[j]
+        for i = 1, #col do out[#out + 1] = show(col[i]) end
+        out[#out + 1] = "\n"
+      end
+    end
+    assert.equals(table.concat(out, " "), body)
+    assert.matches("{a={1=1,2=2,3={b=null}}", body, 1, true)  -- decoded, not text
   end)
 
   it("queries from an access handler and from a timer", function()
