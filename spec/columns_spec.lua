@@ -190,7 +190,10 @@ describe("shape = \"columns\"", function()
     assert.is_true(multi >= 1)  -- "strings" has three tables, one empty
   end)
 
-  it("equals the row shape through core.decoder fed in small pieces, identity and gzip", function()
+  -- (repeat runs: the test above covers the decoder behind the client; this
+  -- one repeats only runtime-independent checks, at valgrind's cost)
+  local it_first_run = REPEAT and pending or it
+  it_first_run("equals the row shape through core.decoder fed in small pieces, identity and gzip", function()
     -- a fixture file is what the server sends (but for directive lines):
     -- read, not fetched; the rest fetched, every other one gzip
     local bodies, fetch = {}, {}
@@ -286,12 +289,12 @@ describe("shape = \"columns\"", function()
     -- the block with room); 3000 distinct 300-byte strings fill several
     -- blocks; a column of unknown type switches from text to numbers
     -- mid-chunk (its 4-byte payloads widen to 8)
-    local huge = ("x"):rep(1536 * 1024) .. "\195\169"
+    local huge = ("x"):rep(1100 * 1024) .. "\195\169"
     local rows = {}
-    for i = 1, 3000 do
+    for i = 1, REPEAT and 1200 or 3000 do
       local text = ("%05d"):format(i) .. ("y"):rep(295)
       local mixed = i % 3 == 0 and tostring(i) or ("t" .. i)
-      if i == 1000 or i == 2500 then text = huge end
+      if i == 1000 or i == 2500 then text = huge end  -- (one in repeat runs)
       rows[#rows + 1] = ('["%s",%s,"%s"]'):format(text, i % 7 == 0 and "1.5" or mixed:match("^t") and ('"' .. mixed .. '"') or mixed,
         i % 2 == 0 and "74be27de-1e4e-49d9-b579-fe0b331d3642" or "2024-02-29T12:00:00.5Z")
     end
