@@ -158,8 +158,6 @@ end
 -- datetimes --------------------------------------------------------------
 
 local TICKS = 10000000  -- 100 ns ticks in a second: KQL's resolution
-local FIRST_EPOCH = -62135596800   -- 0001-01-01T00:00:00Z
-local END_EPOCH = 253402300800     -- 10000-01-01T00:00:00Z (excluded)
 
 -- Whole seconds and ticks (0 to TICKS - 1) of a number of seconds >= 0,
 -- rounded to the nearest tick (a fraction that rounds up carries).
@@ -176,30 +174,12 @@ local function fraction_text(ticks)
   return "." .. (format("%07d", ticks):gsub("0+$", ""))
 end
 
--- The date of a day count from 1970-01-01 (Howard Hinnant's civil_from_days).
-local function civil_from_days(days)
-  days = days + 719468
-  local era = floor(days / 146097)
-  local doe = days - era * 146097
-  local yoe = floor((doe - floor(doe / 1460) + floor(doe / 36524) - floor(doe / 146096)) / 365)
-  local doy = doe - (365 * yoe + floor(yoe / 4) - floor(yoe / 100))
-  local mp = floor((5 * doy + 2) / 153)
-  local d = doy - floor((153 * mp + 2) / 5) + 1
-  local m = mp < 10 and mp + 3 or mp - 9
-  return yoe + era * 400 + (m <= 2 and 1 or 0), m, d
-end
-
+-- Epoch seconds as the C core writes them (la.iso8601: rounded to the
+-- nearest 100 ns, years 1 to 9999), the fraction without trailing zeros.
 local function epoch_datetime(what, t)
-  if t ~= t or t < FIRST_EPOCH or t >= END_EPOCH then
-    misuse(what .. " is outside KQL's datetimes (years 1 to 9999)")
-  end
-  local whole, ticks = ticks_of(t)
-  if whole >= END_EPOCH then misuse(what .. " is outside KQL's datetimes (years 1 to 9999)") end
-  local days = floor(whole / 86400)
-  local second_of_day = whole - days * 86400
-  local y, m, d = civil_from_days(days)
-  return format("%04d-%02d-%02dT%02d:%02d:%02d", y, m, d, floor(second_of_day / 3600),
-                floor(second_of_day % 3600 / 60), second_of_day % 60) .. fraction_text(ticks) .. "Z"
+  local text = core.iso8601(t)
+  if not text then misuse(what .. " is outside KQL's datetimes (years 1 to 9999)") end
+  return (text:gsub("%.?0*Z$", "Z"))
 end
 
 -- "2024-01-02" or "2024-01-02T03:04:05[.1234567]Z", a day and time that
