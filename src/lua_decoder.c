@@ -80,8 +80,8 @@ struct la_decoder {
     size_t ncounts, counts_cap;
     /* the current table's column types, by index (sink_column): how its
      * cells become values (datetime function, dynamic decode) */
-    la_type *types;
-    size_t ntypes, types_cap;
+    la_type *types;          /* (ncolumns of them) */
+    size_t types_cap;
     int datetime_fn;         /* a datetime function is at R_DATETIME_FN */
     la_json *dynamic_json;   /* dynamic = "decode": the tokenizer, reused */
     int dynamic_base;        /* ... the stack slot of the text it decodes */
@@ -234,7 +234,6 @@ static int sink_table_begin(void *ud)
     lua_pushnil(L);                      /* strings of the last table */
     lua_replace(L, R_STRINGS);
     x->ncolumns = 0;
-    x->ntypes = 0;
     x->nrows = 0;
     return 0;
 }
@@ -252,18 +251,6 @@ static int sink_column(void *ud, size_t index, const char *name, size_t name_len
 {
     la_decoder *x = ud;
     lua_State *L = x->L;
-    lua_createtable(L, 0, 2);
-    lua_pushlstring(L, name, name_len);
-    lua_setfield(L, -2, "name");
-    lua_pushlstring(L, type, type_len);
-    lua_setfield(L, -2, "type");
-    if (x->values.columns)
-        add_column(x, index, la_type_from_name(type, type_len));
-    lua_rawseti(L, R_COLUMNS, (int)index + 1);
-    lua_pushlstring(L, name, name_len);
-    lua_pushinteger(L, (lua_Integer)index + 1);
-    lua_rawset(L, R_COLINDEX);
-    x->ncolumns = index + 1;
     if (index >= x->types_cap) {
         size_t cap = x->types_cap ? x->types_cap * 2 : 16;
         la_type *grown;
@@ -276,7 +263,18 @@ static int sink_column(void *ud, size_t index, const char *name, size_t name_len
         x->types_cap = cap;
     }
     x->types[index] = la_type_from_name(type, type_len);
-    x->ntypes = index + 1;
+    lua_createtable(L, 0, 2);
+    lua_pushlstring(L, name, name_len);
+    lua_setfield(L, -2, "name");
+    lua_pushlstring(L, type, type_len);
+    lua_setfield(L, -2, "type");
+    if (x->values.columns)
+        add_column(x, index, x->types[index]);
+    lua_rawseti(L, R_COLUMNS, (int)index + 1);
+    lua_pushlstring(L, name, name_len);
+    lua_pushinteger(L, (lua_Integer)index + 1);
+    lua_rawset(L, R_COLINDEX);
+    x->ncolumns = index + 1;
     return 0;
 }
 
@@ -297,7 +295,7 @@ static int sink_row_begin(void *ud, size_t ncolumns)
     return 0;
 }
 
-static void push_cell(lua_State *L, const la_cell *cell)
+void la_push_cell(lua_State *L, const la_cell *cell)
 {
     switch (cell->kind) {
     case LA_CELL_BOOL: lua_pushboolean(L, cell->boolean); break;
@@ -318,11 +316,6 @@ static void push_cell(lua_State *L, const la_cell *cell)
     case LA_CELL_STRING: lua_pushlstring(L, cell->str, cell->len); break;
     default: lua_pushlightuserdata(L, NULL); break;
     }
-}
-
-void la_push_cell(lua_State *L, const la_cell *cell)
-{
-    push_cell(L, cell);
 }
 
 /* A string cell that names a string cache slot (see la_cell): a repeated
@@ -346,7 +339,7 @@ static void push_cached_string(lua_State *L, const la_cell *cell)
  * datetime function, dynamic decode) rather than straight from the cell. */
 static int cell_needs_lua(const la_decoder *x, size_t index)
 {
-    if (index >= x->ntypes)
+    if (index >= x->ncolumns)
         return 0;
     switch (x->types[index]) {
     case LA_TYPE_DATETIME: return x->datetime_fn;
@@ -395,7 +388,7 @@ static int dyn_number(void *ctx, const char *text, size_t len)
     /* as a long column's: integers exact, others a float */
     if (la_cell_from_number(LA_TYPE_LONG, text, len, &cell) != 0)
         return raise_no_memory(x);
-    push_cell(x->L, &cell);
+    la_push_cell(x->L, &cell);
     return dyn_add(x);
 }
 
@@ -469,7 +462,7 @@ static void push_cell_value(la_decoder *x, size_t index, const la_cell *cell)
     if (cell->slot)
         push_cached_string(L, cell);
     else
-        push_cell(L, cell);
+        la_push_cell(L, cell);
     if (cell->kind != LA_CELL_STRING || !cell_needs_lua(x, index))
         return;
     if (x->types[index] == LA_TYPE_DYNAMIC) {
@@ -503,13 +496,14 @@ static int sink_row_end(void *ud, size_t ncells)
 {
     la_decoder *x = ud;
     lua_State *L = x->L;
+    /* rows never have holes: a short row is padded with nulls */
     if (x->values.columns)
         column_row_end(x);
-    /* rows never have holes: a short row is padded with nulls */
-    for (; ncells < x->ncolumns && !x->values.columns; ncells++) {
-        lua_pushlightuserdata(L, NULL);
-        lua_rawseti(L, R_ROW, (int)ncells + 1);
-    }
+    else
+        for (; ncells < x->ncolumns; ncells++) {
+            lua_pushlightuserdata(L, NULL);
+            lua_rawseti(L, R_ROW, (int)ncells + 1);
+        }
     ++x->nrows;
     x->made++;
     if (x->budget > 0)
@@ -864,7 +858,7 @@ void la_decoder_release(la_decoder *d)
     d->ncounts = d->counts_cap = 0;
     free(d->types);
     d->types = NULL;
-    d->ntypes = d->types_cap = 0;
+    d->types_cap = 0;
     la_json_free(d->dynamic_json);
     d->dynamic_json = NULL;
     free(d->columns);
